@@ -1,0 +1,112 @@
+-- Test helpers, included by every pg_test file with \ir lib.sql.
+\set ON_ERROR_STOP 1
+SET client_min_messages = warning;
+CREATE SCHEMA IF NOT EXISTS test;
+
+-- Fails the test with both values when they differ.
+CREATE OR REPLACE FUNCTION test.eq(actual anyelement, expected anyelement, label text)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    IF actual IS DISTINCT FROM expected THEN
+        RAISE EXCEPTION 'FAILED %: expected %, got %', label, expected, actual;
+    END IF;
+END $$;
+
+-- Fails the test when a query returns rows; shows the first few.
+CREATE OR REPLACE FUNCTION test.empty(query text, label text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+    sample text;
+BEGIN
+    EXECUTE format('SELECT string_agg(t::text, E''\n'') FROM (SELECT * FROM (%s) q LIMIT 5) t', query) INTO sample;
+    IF sample IS NOT NULL THEN
+        RAISE EXCEPTION 'FAILED %: unexpected rows:%', label, E'\n' || sample;
+    END IF;
+END $$;
+
+-- A valid seed-format event; tests mutate it with jsonb_set.
+CREATE OR REPLACE FUNCTION test.event(
+    instance text, model text, complexity text, outcome text,
+    response_time_ms int DEFAULT NULL, score numeric DEFAULT 2.5,
+    ts timestamptz DEFAULT now())
+RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object(
+        'timestamp', to_char(ts AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'),
+        'instance_id', instance,
+        'routing_decision', jsonb_build_object(
+            'complexity', complexity,
+            'selected_model', model,
+            'selected_provider', 'github_models',
+            'complexity_score', score,
+            'outcome', outcome,
+            'response_time_ms', response_time_ms,
+            'capabilities_required', '[]'::jsonb,
+            'prefer', NULL,
+            'user_model_request', NULL))
+$$;
+
+-- n realistic events from 3 instances, 4 models, 3 complexities, routed/success/failure.
+CREATE OR REPLACE FUNCTION test.events(n int, seed int DEFAULT 0)
+RETURNS SETOF jsonb LANGUAGE sql AS $$
+    SELECT test.event(
+        'singularity-' || (i % 3),
+        (ARRAY['gpt-4o', 'claude-3.5-sonnet', 'llama-3-70b', 'mistral-large'])[1 + (i / 3) % 4],
+        (ARRAY['simple', 'medium', 'complex'])[1 + i % 3],
+        (ARRAY['routed', 'success', 'routed', 'failure', 'success'])[1 + (i / 12) % 5],
+        CASE WHEN (i / 12) % 5 IN (0, 2) THEN NULL ELSE 40 + (i * 7919 + seed) % 5000 END,
+        round(((i % 51) / 10.0)::numeric, 1),
+        now() - make_interval(mins => i % 600))
+    FROM generate_series(seed + 1, seed + n) AS i
+$$;
+
+-- What is published, kept so expectations are computed independently of ingest.
+CREATE TABLE IF NOT EXISTS test.published (
+    k        bigserial PRIMARY KEY,
+    msg      jsonb,
+    expected text,   -- NULL: valid; otherwise the reason_code ingest must give it
+    sent     boolean NOT NULL DEFAULT false
+);
+
+-- Sends every not yet sent row of test.published with one pgmq.send_batch, in k order.
+CREATE OR REPLACE FUNCTION test.publish()
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    sent_count bigint;
+BEGIN
+    SELECT count(*) INTO sent_count FROM pgmq.send_batch('model_routing_decisions',
+        ARRAY(SELECT msg FROM test.published WHERE NOT sent ORDER BY k));
+    UPDATE test.published SET sent = true WHERE NOT sent;
+    RETURN sent_count;
+END $$;
+
+-- Expected metrics, straight from the valid published events.
+CREATE OR REPLACE VIEW test.expected_metrics AS
+SELECT e.msg #>> '{routing_decision,selected_model}' AS model_name,
+       e.msg #>> '{routing_decision,complexity}' AS complexity_level,
+       count(*) FILTER (WHERE e.msg #>> '{routing_decision,outcome}' = 'routed') AS usage_count,
+       count(*) FILTER (WHERE e.msg #>> '{routing_decision,outcome}' = 'success') AS success_count,
+       count(*) FILTER (WHERE e.msg #>> '{routing_decision,outcome}' = 'failure') AS failure_count,
+       count((e.msg #>> '{routing_decision,response_time_ms}')::int) AS response_time_count,
+       COALESCE(sum((e.msg #>> '{routing_decision,response_time_ms}')::int), 0) AS response_time_sum,
+       min((e.msg #>> '{routing_decision,response_time_ms}')::int) AS response_time_min,
+       max((e.msg #>> '{routing_decision,response_time_ms}')::int) AS response_time_max
+  FROM test.published e
+ WHERE e.expected IS NULL
+ GROUP BY 1, 2;
+
+CREATE OR REPLACE VIEW test.metrics_diff AS
+(SELECT 'expected' AS side, * FROM test.expected_metrics
+ EXCEPT
+ SELECT 'expected', model_name, complexity_level, usage_count, success_count, failure_count,
+        response_time_count, response_time_sum, response_time_min, response_time_max
+   FROM centralcloud.model_routing_metrics)
+UNION ALL
+(SELECT 'actual', model_name, complexity_level, usage_count, success_count, failure_count,
+        response_time_count, response_time_sum, response_time_min, response_time_max
+   FROM centralcloud.model_routing_metrics
+ EXCEPT
+ SELECT 'actual', * FROM test.expected_metrics);
+
+CREATE OR REPLACE FUNCTION test.queue_length() RETURNS bigint LANGUAGE sql AS $$
+    SELECT queue_length FROM pgmq.metrics('model_routing_decisions')
+$$;

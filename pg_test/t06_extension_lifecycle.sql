@@ -1,0 +1,99 @@
+-- Installation details a user relies on: the queue is created through pgmq and stays pgmq's,
+-- errors are clear, settings and every object are documented, PUBLIC cannot ingest.
+\ir lib.sql
+
+-- The queue exists and belongs to pgmq, not to centralcloud.
+SELECT test.eq((SELECT count(*) FROM pgmq.list_queues() WHERE queue_name = 'model_routing_decisions'), 1::bigint, 'queue created');
+SELECT test.empty($$
+    SELECT pg_describe_object(classid, objid, 0)
+      FROM pg_depend
+     WHERE refobjid = (SELECT oid FROM pg_extension WHERE extname = 'centralcloud') AND deptype = 'e'
+       AND pg_describe_object(classid, objid, 0) LIKE '%pgmq.%'
+$$, 'no pgmq object is a member of centralcloud');
+
+-- Every table, view and function of the extension has a comment.
+SELECT test.empty($$
+    SELECT c.oid::regclass FROM pg_class c
+     WHERE c.relnamespace = 'centralcloud'::regnamespace AND c.relkind IN ('r', 'v', 'p', 'm')
+       AND obj_description(c.oid, 'pg_class') IS NULL
+$$, 'tables and views are commented');
+SELECT test.empty($$
+    SELECT p.oid::regprocedure FROM pg_proc p
+     WHERE p.pronamespace = 'centralcloud'::regnamespace AND obj_description(p.oid, 'pg_proc') IS NULL
+$$, 'functions are commented');
+SELECT test.empty($$
+    SELECT c.oid::regclass, a.attname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
+     WHERE c.relnamespace = 'centralcloud'::regnamespace AND c.relkind = 'r' AND a.attnum > 0
+       AND NOT a.attisdropped AND a.attname NOT IN ('id', 'created_at')
+       AND col_description(c.oid, a.attnum) IS NULL
+$$, 'columns are commented');
+
+-- Settings are registered with their defaults and descriptions (once the library is loaded:
+-- by shared_preload_libraries, by LOAD, or by the first call of one of its functions).
+LOAD 'centralcloud';
+SELECT test.eq(
+    (SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name LIKE 'centralcloud.%'),
+    'centralcloud.batch_size=1000 centralcloud.max_capabilities=32 centralcloud.max_response_time_ms=3600000 '
+    || 'centralcloud.max_retries=5 centralcloud.max_string_chars=256 centralcloud.queue_name=model_routing_decisions '
+    || 'centralcloud.visibility_timeout_s=30',
+    'GUC defaults');
+SELECT test.eq((SELECT count(*) FROM pg_settings WHERE name LIKE 'centralcloud.%' AND short_desc IS NULL), 0::bigint, 'GUCs documented');
+
+-- Clear errors.
+DO $$
+BEGIN
+    SET LOCAL centralcloud.queue_name = 'no_such_queue';
+    PERFORM centralcloud.ingest_routing_events();
+    RAISE EXCEPTION 'FAILED: ingest on a missing queue succeeded';
+EXCEPTION WHEN undefined_table THEN
+    PERFORM test.eq(SQLERRM, 'centralcloud: pgmq queue "no_such_queue" does not exist', 'missing queue error');
+END $$;
+DO $$
+BEGIN
+    PERFORM centralcloud.ingest_routing_events(batch_size => 0);
+    RAISE EXCEPTION 'FAILED: batch_size 0 accepted';
+EXCEPTION WHEN others THEN
+    PERFORM test.eq(SQLERRM, 'centralcloud: batch_size must be between 1 and 100000, got 0', 'batch_size error');
+END $$;
+DO $$
+BEGIN
+    PERFORM centralcloud.latency_quantile('\x0102'::bytea, 0.5);
+    RAISE EXCEPTION 'FAILED: corrupt sketch accepted';
+EXCEPTION WHEN others THEN
+    PERFORM test.eq(SQLERRM, 'centralcloud: latency sketch is corrupt: Hit the end of buffer, expected more data', 'corrupt sketch error');
+END $$;
+DO $$
+BEGIN
+    PERFORM centralcloud.latency_sketch_merge('\x09'::bytea, NULL);
+    RAISE EXCEPTION 'FAILED: unknown sketch format accepted';
+EXCEPTION WHEN others THEN
+    PERFORM test.eq(SQLERRM, 'centralcloud: unknown latency sketch format version 9', 'unknown sketch format error');
+END $$;
+SELECT test.eq(centralcloud.latency_sketch_merge(NULL, NULL), NULL::bytea, 'merge of nothing');
+
+-- PUBLIC cannot run ingest.
+CREATE ROLE cc_nobody;
+SET ROLE cc_nobody;
+DO $$
+BEGIN
+    PERFORM centralcloud.ingest_routing_events();
+    RAISE EXCEPTION 'FAILED: PUBLIC may ingest';
+EXCEPTION WHEN insufficient_privilege THEN NULL;
+END $$;
+RESET ROLE;
+DROP ROLE cc_nobody;
+
+-- A custom queue name works through the GUC.
+SELECT pgmq.create('other_routing_queue');
+SELECT pgmq.send('other_routing_queue', test.event('singularity-x', 'gpt-4o', 'simple', 'routed'));
+SET centralcloud.queue_name = 'other_routing_queue';
+SELECT test.eq((SELECT ingested FROM centralcloud.ingest_routing_events()), 1::bigint, 'custom queue');
+RESET centralcloud.queue_name;
+
+-- DROP EXTENSION leaves pgmq's queue (and its messages) alone; CREATE again reuses it.
+SELECT pgmq.send('model_routing_decisions', test.event('singularity-1', 'gpt-4o', 'simple', 'routed'));
+DROP VIEW test.metrics_diff;
+DROP EXTENSION centralcloud;
+SELECT test.eq(test.queue_length(), 1::bigint, 'queue survives DROP EXTENSION');
+CREATE EXTENSION centralcloud;
+SELECT test.eq((SELECT ingested FROM centralcloud.ingest_routing_events()), 1::bigint, 'reinstalled ingest');

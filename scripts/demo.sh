@@ -1,0 +1,118 @@
+#!/usr/bin/env bash
+# The main job: a throwaway cluster of its own, pgmq + centralcloud, a realistic stream of
+# routing events from several simulated router instances (with some malformed ones), ingest,
+# and what an operator wants to see afterwards.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+source "$here/common.sh"
+
+export CLUSTER_DIR="${CLUSTER_DIR:-/tmp/centralcloud-demo}"
+export CLUSTER_PORT="${CLUSTER_PORT:-28816}"
+DECISIONS="${DECISIONS:-6000}"
+
+log "starting a throwaway PostgreSQL 15 cluster in $CLUSTER_DIR (port $CLUSTER_PORT)"
+cluster_start "$CLUSTER_DIR" "$CLUSTER_PORT"
+trap 'cluster_stop "$CLUSTER_DIR"' EXIT
+cpsql -d postgres -c "CREATE DATABASE demo" >/dev/null
+cpsql -d demo -c "CREATE EXTENSION centralcloud CASCADE" 2>/dev/null
+cpsql -d demo -At -c "SELECT 'installed: ' || string_agg(extname || ' ' || extversion, ', ' ORDER BY extname) FROM pg_extension WHERE extname IN ('pgmq', 'centralcloud')"
+
+log "publishing $DECISIONS routing decisions and their outcomes from 4 instances, plus malformed events"
+cpsql -d demo -v decisions="$DECISIONS" <<'SQL'
+SELECT setseed(0.42) \g /dev/null
+CREATE TEMP TABLE model (name text, provider text, success_p float8, base_ms float8, score float8);
+INSERT INTO model VALUES
+    ('gpt-4o',            'github_models', 0.97,  900, 4.6),
+    ('claude-3.5-sonnet', 'anthropic',     0.98, 1100, 4.8),
+    ('llama-3-70b',       'groq',          0.90,  300, 3.2),
+    ('mistral-large',     'mistral',       0.93,  700, 3.8),
+    ('gemini-1.5-flash',  'google',        0.95,  400, 3.0);
+CREATE TEMP TABLE complexity (level text, latency_factor float8, score_offset float8);
+INSERT INTO complexity VALUES ('simple', 0.6, -1.5), ('medium', 1.0, -0.7), ('complex', 2.2, 0.0);
+
+-- One decision = a "routed" event now and an outcome event a little later.
+CREATE TEMP TABLE decision AS
+SELECT i,
+       (ARRAY['singularity-us-west-1', 'singularity-us-east-1', 'singularity-eu-1', 'singularity-ap-1'])[1 + floor(random() * 4)::int] AS instance,
+       (SELECT m FROM model m ORDER BY random() + i * 0 LIMIT 1) AS m,
+       (SELECT c FROM complexity c ORDER BY random() + i * 0 LIMIT 1) AS c,
+       random() AS roll,
+       -- log-normal-ish latency: exp of a sum of uniforms
+       exp((random() + random() + random() - 1.5) * 0.8) AS spread,
+       now() - make_interval(secs => random() * 86400 * 2) AS at
+  FROM generate_series(1, :decisions) AS i;
+
+CREATE TEMP TABLE stream (seq bigserial, msg jsonb);
+INSERT INTO stream (msg)
+SELECT jsonb_build_object(
+         'timestamp', to_char((at + make_interval(secs => phase)) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
+         'instance_id', instance,
+         'routing_decision', jsonb_build_object(
+             'complexity', (c).level,
+             'selected_model', (m).name,
+             'selected_provider', (m).provider,
+             'complexity_score', round(greatest(0, least(5, (m).score + (c).score_offset))::numeric, 1),
+             'outcome', CASE WHEN phase = 0 THEN 'routed' WHEN roll < (m).success_p THEN 'success' ELSE 'failure' END,
+             'response_time_ms', CASE WHEN phase = 0 THEN NULL ELSE round((m).base_ms * (c).latency_factor * spread)::int END,
+             'capabilities_required', CASE WHEN i % 7 = 0 THEN '["vision"]'::jsonb WHEN i % 11 = 0 THEN '["function_calling"]' ELSE '[]' END,
+             'prefer', CASE i % 5 WHEN 0 THEN 'speed' WHEN 1 THEN 'cost' END,
+             'user_model_request', CASE WHEN i % 50 = 0 THEN (m).name END))
+  FROM decision, LATERAL (VALUES (0), (1)) AS p(phase)
+ ORDER BY at, phase;
+
+-- What buggy or hostile publishers send too.
+INSERT INTO stream (msg) VALUES
+    ('"routed gpt-4o"'),
+    ('{"timestamp": "2025-10-27T06:55:00Z", "instance_id": "singularity-eu-1"}'),
+    ('{"timestamp": "2025-10-27T06:55:00Z", "instance_id": "singularity-eu-1", "routing_decision": {"complexity": "complex", "selected_model": "gpt-4o", "selected_provider": "github_models", "complexity_score": 7.5, "outcome": "routed"}}'),
+    ('{"timestamp": "2025-10-27T06:55:00Z", "instance_id": "singularity-eu-1", "routing_decision": {"complexity": "complex", "selected_model": "gpt-4o", "selected_provider": "github_models", "complexity_score": "NaN", "outcome": "routed"}}'),
+    ('{"timestamp": "2025-10-27T06:55:00Z", "instance_id": "singularity-ap-1", "routing_decision": {"complexity": "extreme", "selected_model": "gpt-4o", "selected_provider": "github_models", "complexity_score": 4.8, "outcome": "routed"}}'),
+    ('{"timestamp": "2025-10-27T06:55:00Z", "instance_id": "singularity-ap-1", "routing_decision": {"complexity": "simple", "selected_model": "gpt-4o", "selected_provider": "github_models", "complexity_score": 2.0, "outcome": "success", "response_time_ms": -40}}'),
+    ('{"timestamp": "last tuesday", "instance_id": "singularity-ap-1", "routing_decision": {"complexity": "simple", "selected_model": "gpt-4o", "selected_provider": "github_models", "complexity_score": 2.0, "outcome": "routed"}}'),
+    ('{"timestamp": "2025-10-27T06:55:00Z", "instance_id": "singularity-us-west-1", "routing_decision": {"complexity": "medium", "selected_model": "llama-3-70b", "selected_provider": "groq", "complexity_score": 3.0, "outcome": "timeout", "response_time_ms": 30000}}');
+INSERT INTO stream (msg)
+SELECT jsonb_build_object('timestamp', '2025-10-27T06:55:00Z', 'instance_id', repeat('x', 100000),
+       'routing_decision', '{"complexity": "simple", "selected_model": "m", "selected_provider": "p", "complexity_score": 1, "outcome": "routed"}'::jsonb);
+
+SELECT count(*) AS published FROM pgmq.send_batch('model_routing_decisions', ARRAY(SELECT msg FROM stream ORDER BY seq));
+SQL
+
+cpsql -d demo -c "SELECT queue_name, queue_length, oldest_msg_age_sec FROM pgmq.metrics('model_routing_decisions')"
+
+log "SELECT * FROM centralcloud.ingest_routing_events();"
+cpsql -d demo -c "SELECT * FROM centralcloud.ingest_routing_events()"
+
+log "what is where now"
+cpsql -d demo <<'SQL'
+SELECT (SELECT count(*) FROM centralcloud.routing_records) AS audit_records,
+       (SELECT count(*) FROM centralcloud.routing_events_rejected) AS dead_letters,
+       (SELECT queue_length FROM pgmq.metrics('model_routing_decisions')) AS still_queued;
+SQL
+
+log "metrics per model and complexity (usage = routing decisions; success rate = success / outcomes)"
+cpsql -d demo <<'SQL'
+SELECT s.model, s.complexity_level AS complexity, s.usage_count AS decisions, s.outcome_count AS outcomes,
+       s.success_rate AS "success %", r.avg_ms, round(r.p50_ms) AS p50_ms, round(r.p95_ms) AS p95_ms,
+       round(r.p99_ms) AS p99_ms, r.max_ms
+  FROM centralcloud.model_success_rates s
+  JOIN centralcloud.model_response_times r USING (model, complexity_level)
+ ORDER BY s.model, array_position(ARRAY['simple', 'medium', 'complex'], s.complexity_level::text);
+SQL
+
+log "dead letters, by reason"
+cpsql -d demo <<'SQL'
+SELECT reason_code, count(*), left(min(reason), 90) AS example
+  FROM centralcloud.routing_events_rejected GROUP BY reason_code ORDER BY count(*) DESC, reason_code;
+SQL
+
+log "the seed's dashboard query 'Models used per instance' (last day), verbatim"
+cpsql -d demo <<'SQL'
+SET search_path = centralcloud, public;
+SELECT instance_id, model, COUNT(*) as usage_count
+FROM routing_records
+WHERE timestamp > NOW() - INTERVAL '1 day'
+GROUP BY instance_id, model
+ORDER BY usage_count DESC
+LIMIT 8;
+SQL
+log "demo done (cluster in $CLUSTER_DIR is stopped on exit)"

@@ -1,0 +1,184 @@
+-- centralcloud schema: the audit trail, per-cell metrics, dead letters, and the seed's
+-- dashboard queries. Runs at the end of CREATE EXTENSION (after the Rust functions exist).
+
+-- ---------------------------------------------------------------------------------------
+-- The queue routers publish to. Created through pgmq's own API when missing. Objects that
+-- pgmq creates during our CREATE EXTENSION would otherwise become members of centralcloud
+-- (DROP EXTENSION centralcloud would drop the queue's tables behind pgmq's back), so they
+-- are handed back.
+-- ---------------------------------------------------------------------------------------
+DO $queue$
+DECLARE
+    member record;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pgmq.meta WHERE queue_name = 'model_routing_decisions') THEN
+        PERFORM pgmq.create('model_routing_decisions');
+    END IF;
+    FOR member IN
+        SELECT c.oid::regclass AS rel, c.relkind
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_class c ON c.oid = d.objid
+         WHERE d.classid = 'pg_catalog.pg_class'::regclass
+           AND d.refclassid = 'pg_catalog.pg_extension'::regclass
+           AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'centralcloud')
+           AND d.deptype = 'e'
+           AND c.relnamespace = 'pgmq'::regnamespace
+           AND c.relkind IN ('r', 'S')
+    LOOP
+        EXECUTE format('ALTER EXTENSION centralcloud DROP %s %s',
+                       CASE member.relkind WHEN 'r' THEN 'TABLE' ELSE 'SEQUENCE' END, member.rel);
+    END LOOP;
+END
+$queue$;
+
+-- ---------------------------------------------------------------------------------------
+-- Audit trail: one row per ingested routing event.
+-- ---------------------------------------------------------------------------------------
+CREATE TABLE routing_records (
+    id                    BIGSERIAL PRIMARY KEY,
+    msg_id                BIGINT NOT NULL CONSTRAINT routing_records_msg_id_key UNIQUE,
+    "timestamp"           TIMESTAMPTZ NOT NULL,
+    instance_id           VARCHAR NOT NULL,
+    complexity            VARCHAR NOT NULL CHECK (complexity IN ('simple', 'medium', 'complex')),
+    model                 VARCHAR NOT NULL,
+    provider              VARCHAR NOT NULL,
+    score                 FLOAT NOT NULL CHECK (score >= 0 AND score <= 5),
+    outcome               VARCHAR NOT NULL CHECK (outcome IN ('routed', 'success', 'failure')),
+    response_time_ms      INTEGER CHECK (response_time_ms >= 0),
+    capabilities_required TEXT[] NOT NULL DEFAULT '{}',
+    preference            VARCHAR CHECK (preference IN ('speed', 'cost')),
+    user_model_request    VARCHAR,
+    received_at           TIMESTAMPTZ NOT NULL,
+    created_at            TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX idx_routing_records_model_complexity ON routing_records (model, complexity);
+CREATE INDEX idx_routing_records_timestamp ON routing_records ("timestamp" DESC);
+
+COMMENT ON TABLE routing_records IS
+  'Audit trail: one row per routing event ingested from the pgmq queue (seed columns plus msg_id, user_model_request, received_at). Written only by ingest_routing_events().';
+COMMENT ON COLUMN routing_records.msg_id IS 'pgmq msg_id of the message; unique, so the same message never lands twice.';
+COMMENT ON COLUMN routing_records."timestamp" IS 'When the instance made the decision (event timestamp, normalised to UTC).';
+COMMENT ON COLUMN routing_records.instance_id IS 'Router instance that published the event.';
+COMMENT ON COLUMN routing_records.complexity IS 'Task complexity: simple, medium or complex.';
+COMMENT ON COLUMN routing_records.model IS 'routing_decision.selected_model.';
+COMMENT ON COLUMN routing_records.provider IS 'routing_decision.selected_provider.';
+COMMENT ON COLUMN routing_records.score IS 'routing_decision.complexity_score the instance routed with, in [0, 5].';
+COMMENT ON COLUMN routing_records.outcome IS 'routed (the decision), success or failure (its outcome).';
+COMMENT ON COLUMN routing_records.response_time_ms IS 'Response time in ms when the instance reported one.';
+COMMENT ON COLUMN routing_records.capabilities_required IS 'Capability filters applied (empty when none).';
+COMMENT ON COLUMN routing_records.preference IS 'routing_decision.prefer: speed, cost or NULL.';
+COMMENT ON COLUMN routing_records.user_model_request IS 'Model the user explicitly asked for, if any.';
+COMMENT ON COLUMN routing_records.received_at IS 'When pgmq received the message (its enqueued_at).';
+COMMENT ON COLUMN routing_records.created_at IS 'When ingest wrote the row.';
+
+-- ---------------------------------------------------------------------------------------
+-- Per (model, complexity) metrics, maintained by ingest once per batch per cell.
+-- ---------------------------------------------------------------------------------------
+CREATE TABLE model_routing_metrics (
+    id                  BIGSERIAL PRIMARY KEY,
+    model_name          VARCHAR NOT NULL,
+    complexity_level    VARCHAR NOT NULL,
+    usage_count         BIGINT NOT NULL DEFAULT 0,
+    success_count       BIGINT NOT NULL DEFAULT 0,
+    failure_count       BIGINT NOT NULL DEFAULT 0,
+    avg_response_time   FLOAT,
+    response_time_count BIGINT NOT NULL DEFAULT 0,
+    response_time_sum   BIGINT NOT NULL DEFAULT 0,
+    response_time_min   INTEGER,
+    response_time_max   INTEGER,
+    latency_sketch      BYTEA,
+    created_at          TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at          TIMESTAMPTZ NOT NULL DEFAULT now(),
+    UNIQUE (model_name, complexity_level)
+);
+
+COMMENT ON TABLE model_routing_metrics IS
+  'One row per (model_name, complexity_level), created on first sight. Counting semantics: usage_count = routing decisions (outcome routed); success_count / failure_count = outcome events; success rate = success_count / (success_count + failure_count); latency columns cover every event that reported response_time_ms. The seed''s unbounded response_times array is replaced by latency_sketch.';
+COMMENT ON COLUMN model_routing_metrics.model_name IS 'Model (routing_decision.selected_model).';
+COMMENT ON COLUMN model_routing_metrics.complexity_level IS 'Task complexity: simple, medium or complex.';
+COMMENT ON COLUMN model_routing_metrics.usage_count IS 'Routing decisions: events with outcome = routed.';
+COMMENT ON COLUMN model_routing_metrics.success_count IS 'Outcome events with outcome = success.';
+COMMENT ON COLUMN model_routing_metrics.failure_count IS 'Outcome events with outcome = failure.';
+COMMENT ON COLUMN model_routing_metrics.avg_response_time IS 'response_time_sum / response_time_count, in ms (exact, not a running float average).';
+COMMENT ON COLUMN model_routing_metrics.response_time_count IS 'Events that reported response_time_ms.';
+COMMENT ON COLUMN model_routing_metrics.response_time_sum IS 'Sum of reported response_time_ms.';
+COMMENT ON COLUMN model_routing_metrics.response_time_min IS 'Smallest reported response_time_ms.';
+COMMENT ON COLUMN model_routing_metrics.response_time_max IS 'Largest reported response_time_ms.';
+COMMENT ON COLUMN model_routing_metrics.latency_sketch IS 'DDSketch of response_time_ms (1% relative accuracy, at most 2048 bins: a few KiB whatever the volume). Read with latency_quantile(latency_sketch, 0.95).';
+COMMENT ON COLUMN model_routing_metrics.updated_at IS 'Last batch that changed the row.';
+
+-- ---------------------------------------------------------------------------------------
+-- Dead letters: every message ingest could not turn into a record, with the reason.
+-- ---------------------------------------------------------------------------------------
+CREATE TABLE routing_events_rejected (
+    id          BIGSERIAL PRIMARY KEY,
+    msg_id      BIGINT NOT NULL,
+    message     JSONB,
+    reason_code TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    read_ct     INTEGER NOT NULL,
+    enqueued_at TIMESTAMPTZ,
+    rejected_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX idx_routing_events_rejected_msg_id ON routing_events_rejected (msg_id);
+CREATE INDEX idx_routing_events_rejected_rejected_at ON routing_events_rejected (rejected_at DESC);
+
+COMMENT ON TABLE routing_events_rejected IS
+  'Dead letters: messages that failed validation, were delivered twice, or kept failing processing (after centralcloud.max_retries reads). Kept, never dropped.';
+COMMENT ON COLUMN routing_events_rejected.msg_id IS 'pgmq msg_id of the rejected message.';
+COMMENT ON COLUMN routing_events_rejected.message IS 'The raw message, as published.';
+COMMENT ON COLUMN routing_events_rejected.reason_code IS 'Stable code: null_message, unparseable, not_an_object, missing_field, wrong_type, empty_string, too_long, too_many, not_allowed, out_of_range, bad_timestamp, duplicate, processing_error.';
+COMMENT ON COLUMN routing_events_rejected.reason IS 'Precise reason, naming the field and the rule it broke.';
+COMMENT ON COLUMN routing_events_rejected.read_ct IS 'pgmq read count of the message when it was rejected.';
+COMMENT ON COLUMN routing_events_rejected.enqueued_at IS 'When pgmq received the message.';
+COMMENT ON COLUMN routing_events_rejected.rejected_at IS 'When ingest rejected it.';
+
+-- pg_dump keeps the data of extension tables only when they are registered.
+SELECT pg_catalog.pg_extension_config_dump('routing_records', '');
+SELECT pg_catalog.pg_extension_config_dump('routing_records_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('model_routing_metrics', '');
+SELECT pg_catalog.pg_extension_config_dump('model_routing_metrics_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('routing_events_rejected', '');
+SELECT pg_catalog.pg_extension_config_dump('routing_events_rejected_id_seq', '');
+
+-- ---------------------------------------------------------------------------------------
+-- The seed's dashboard queries 2 and 3, corrected (the seed selects a column "model" that
+-- model_routing_metrics does not have, calls ROUND(double precision, integer), which does
+-- not exist, and divides successes by all events).
+-- ---------------------------------------------------------------------------------------
+CREATE VIEW model_success_rates AS
+SELECT model_name AS model,
+       complexity_level,
+       ROUND(success_count::numeric / NULLIF(success_count + failure_count, 0) * 100, 2) AS success_rate,
+       success_count + failure_count AS outcome_count,
+       usage_count
+  FROM model_routing_metrics
+ ORDER BY success_rate DESC NULLS LAST, model, complexity_level;
+COMMENT ON VIEW model_success_rates IS
+  'Seed dashboard "Success rates", corrected: success_rate = success / (success + failure) in percent, with its sample size (outcome_count) and the number of routing decisions (usage_count).';
+
+CREATE VIEW model_response_times AS
+SELECT model_name AS model,
+       complexity_level,
+       ROUND(avg_response_time::numeric, 0) AS avg_ms,
+       latency_quantile(latency_sketch, 0.50) AS p50_ms,
+       latency_quantile(latency_sketch, 0.95) AS p95_ms,
+       latency_quantile(latency_sketch, 0.99) AS p99_ms,
+       response_time_max AS max_ms,
+       response_time_count AS samples
+  FROM model_routing_metrics
+ WHERE response_time_count > 0
+ ORDER BY avg_ms DESC, model, complexity_level;
+COMMENT ON VIEW model_response_times IS
+  'Seed dashboard "Response time trends", corrected: exact average and maximum, and p50/p95/p99 read from the latency sketch (within 1% relative error), per model and complexity.';
+
+-- ---------------------------------------------------------------------------------------
+-- Functions: documentation and privileges. Ingest mutates; PUBLIC may not run it.
+-- ---------------------------------------------------------------------------------------
+COMMENT ON FUNCTION ingest_routing_events(integer, integer) IS
+  'Drains the routing-event queue (centralcloud.queue_name) batch by batch: valid events go to routing_records and model_routing_metrics, invalid ones to routing_events_rejected, all in the caller''s transaction (each batch in a subtransaction). batch_size NULL = centralcloud.batch_size; max_batches NULL = until the queue has no visible message. Returns what it did.';
+COMMENT ON FUNCTION latency_sketch_merge(bytea, bytea) IS 'Merges two latency sketches (NULL = empty).';
+COMMENT ON FUNCTION latency_quantile(bytea, double precision) IS 'q-quantile (0..1) in ms from a latency sketch, within 1% relative error.';
+COMMENT ON FUNCTION latency_sketch_count(bytea) IS 'Number of samples in a latency sketch.';
+
+REVOKE ALL ON FUNCTION ingest_routing_events(integer, integer) FROM PUBLIC;

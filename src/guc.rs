@@ -1,0 +1,104 @@
+//! Configuration: every `centralcloud.*` setting, with its default and documentation.
+//! `SHOW centralcloud.<name>` and `pg_settings` show the descriptions below.
+
+use crate::event::Limits;
+use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use std::ffi::CString;
+
+pub const DEFAULT_QUEUE: &str = "model_routing_decisions";
+
+pub static QUEUE_NAME: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"model_routing_decisions"));
+pub static VISIBILITY_TIMEOUT_S: GucSetting<i32> = GucSetting::<i32>::new(30);
+pub static BATCH_SIZE: GucSetting<i32> = GucSetting::<i32>::new(1000);
+pub static MAX_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(5);
+pub static MAX_RESPONSE_TIME_MS: GucSetting<i32> = GucSetting::<i32>::new(3_600_000);
+pub static MAX_STRING_CHARS: GucSetting<i32> = GucSetting::<i32>::new(256);
+pub static MAX_CAPABILITIES: GucSetting<i32> = GucSetting::<i32>::new(32);
+
+pub fn init() {
+    GucRegistry::define_string_guc(
+        c"centralcloud.queue_name",
+        c"pgmq queue that router instances publish routing events to.",
+        c"ingest_routing_events() reads this queue. Default model_routing_decisions, the seed's queue.",
+        &QUEUE_NAME,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"centralcloud.visibility_timeout_s",
+        c"Seconds a message read by ingest stays invisible to other readers.",
+        c"Only matters if a batch's transaction outlives it: rows stay locked until commit either way.",
+        &VISIBILITY_TIMEOUT_S,
+        1,
+        86_400,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"centralcloud.batch_size",
+        c"Messages ingest reads, validates and writes per batch.",
+        c"Used when ingest_routing_events() is called with batch_size NULL. Memory of one call is bounded by it.",
+        &BATCH_SIZE,
+        1,
+        100_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"centralcloud.max_retries",
+        c"Reads after which a message whose processing keeps failing is dead-lettered.",
+        c"Compared with pgmq's read_ct: a message that raised an unexpected error this many times goes to routing_events_rejected with the error text, so it never blocks the queue.",
+        &MAX_RETRIES,
+        1,
+        1000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"centralcloud.max_response_time_ms",
+        c"Largest response_time_ms accepted; larger values are rejected as out of range.",
+        c"Default one hour.",
+        &MAX_RESPONSE_TIME_MS,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"centralcloud.max_string_chars",
+        c"Longest accepted instance id, model, provider, capability or user_model_request, in characters.",
+        c"Longer values are rejected as too_long.",
+        &MAX_STRING_CHARS,
+        1,
+        65_536,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"centralcloud.max_capabilities",
+        c"Most entries accepted in capabilities_required.",
+        c"Longer arrays are rejected as too_many.",
+        &MAX_CAPABILITIES,
+        0,
+        10_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
+
+pub fn queue_name() -> String {
+    QUEUE_NAME
+        .get()
+        .and_then(|c| c.into_string().ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| DEFAULT_QUEUE.to_string())
+}
+
+pub fn limits() -> Limits {
+    Limits {
+        max_string_chars: MAX_STRING_CHARS.get() as usize,
+        max_response_time_ms: i64::from(MAX_RESPONSE_TIME_MS.get()),
+        max_capabilities: MAX_CAPABILITIES.get() as usize,
+    }
+}

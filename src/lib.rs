@@ -1,0 +1,37 @@
+//! centralcloud: the central learning service behind fleets of LLM model routers, as a
+//! PostgreSQL extension. Router instances publish routing events to a pgmq queue; ingest
+//! turns them into an exact audit trail and per-model metrics.
+//!
+//! Pure logic (no SPI, covered by plain unit tests): `event`, `aggregate`, `sketch`.
+//! SPI layer: `ingest`, `sketch_sql`, `subxact`. Schema and comments: `sql/`.
+
+use pgrx::prelude::*;
+
+::pgrx::pg_module_magic!(name, version);
+
+pub mod aggregate;
+pub mod event;
+pub mod sketch;
+
+mod guc;
+mod ingest;
+mod sketch_sql;
+mod subxact;
+
+#[pg_guard]
+pub extern "C-unwind" fn _PG_init() {
+    guc::init();
+}
+
+/// Required by `cargo pgrx test`.
+#[cfg(test)]
+pub mod pg_test {
+    pub fn setup(_options: Vec<&str>) {}
+
+    #[must_use]
+    pub fn postgresql_conf_options() -> Vec<&'static str> {
+        vec![]
+    }
+}
+
+extension_sql_file!("../sql/schema.sql", name = "schema", finalize);

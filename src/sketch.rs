@@ -1,0 +1,238 @@
+//! Latency quantile sketch: a DDSketch (the `sketches-ddsketch` crate) with 1% relative
+//! accuracy and at most 2048 bins, stored as a small versioned `bytea`. Pure: no SPI.
+//!
+//! Why DDSketch: quantiles carry a relative-error guarantee (a p99 of 1800 ms is read as
+//! 1800 ms ± 1%), two sketches merge exactly (per batch, per hour, across parallel workers),
+//! and the bin cap bounds the size whatever the number of samples. Response times are whole
+//! milliseconds in [0, `max_response_time_ms`], so in practice well under 1100 bins are used.
+
+use serde::{Deserialize, Serialize};
+use sketches_ddsketch::{Config, DDSketch};
+
+/// Relative accuracy of every quantile the sketch returns (the crate's `alpha`).
+pub const RELATIVE_ACCURACY: f64 = 0.01;
+/// Bin cap: the sketch never holds more bins than this, whatever it is fed.
+pub const MAX_BINS: u32 = 2048;
+/// Values at or below this are counted in the sketch's zero bucket (0 ms is a real latency).
+const MIN_VALUE_MS: f64 = 0.5;
+/// First byte of every encoded sketch, so the format can evolve.
+const FORMAT_V1: u8 = 1;
+
+#[derive(Clone, Serialize, Deserialize)]
+pub struct LatencySketch {
+    inner: DDSketch,
+}
+
+impl Default for LatencySketch {
+    fn default() -> Self {
+        LatencySketch {
+            inner: DDSketch::new(Config::new(RELATIVE_ACCURACY, MAX_BINS, MIN_VALUE_MS)),
+        }
+    }
+}
+
+impl std::fmt::Debug for LatencySketch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LatencySketch {{ count: {} }}", self.count())
+    }
+}
+
+#[derive(Debug, PartialEq)]
+pub enum SketchError {
+    UnknownFormat(u8),
+    Empty,
+    Corrupt(String),
+    Incompatible,
+}
+
+impl std::fmt::Display for SketchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SketchError::UnknownFormat(v) => write!(f, "unknown latency sketch format version {v}"),
+            SketchError::Empty => write!(f, "latency sketch is empty (zero bytes)"),
+            SketchError::Corrupt(e) => write!(f, "latency sketch is corrupt: {e}"),
+            SketchError::Incompatible => {
+                write!(f, "latency sketches have different accuracy settings")
+            }
+        }
+    }
+}
+
+impl LatencySketch {
+    pub fn add(&mut self, ms: i32) {
+        self.inner.add(f64::from(ms));
+    }
+
+    pub fn count(&self) -> u64 {
+        self.inner.count() as u64
+    }
+
+    pub fn merge(&mut self, other: &LatencySketch) -> Result<(), SketchError> {
+        self.inner
+            .merge(&other.inner)
+            .map_err(|_| SketchError::Incompatible)
+    }
+
+    /// The q-quantile (q in [0, 1]) in ms, or None for an empty sketch or q outside [0, 1].
+    /// Clamped to the exact min and max the sketch tracks, which can only reduce the error.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        let estimate = self.inner.quantile(q).ok().flatten()?;
+        Some(estimate.clamp(self.inner.min()?, self.inner.max()?))
+    }
+
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = vec![FORMAT_V1];
+        // Serialising plain data into a Vec cannot fail.
+        out.extend(postcard::to_stdvec(&self.inner).expect("sketch serialises"));
+        out
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, SketchError> {
+        match bytes.split_first() {
+            None => Err(SketchError::Empty),
+            Some((&FORMAT_V1, body)) => postcard::from_bytes(body)
+                .map(|inner| LatencySketch { inner })
+                .map_err(|e| SketchError::Corrupt(e.to_string())),
+            Some((&v, _)) => Err(SketchError::UnknownFormat(v)),
+        }
+    }
+}
+
+/// Merges two encoded sketches (either may be absent) into one encoded sketch.
+pub fn merge_encoded(a: Option<&[u8]>, b: Option<&[u8]>) -> Result<Option<Vec<u8>>, SketchError> {
+    match (a, b) {
+        (None, None) => Ok(None),
+        (Some(x), None) | (None, Some(x)) => Ok(Some(LatencySketch::from_bytes(x)?.to_bytes())),
+        (Some(x), Some(y)) => {
+            let mut merged = LatencySketch::from_bytes(x)?;
+            merged.merge(&LatencySketch::from_bytes(y)?)?;
+            Ok(Some(merged.to_bytes()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+
+    fn exact_quantile(sorted: &[i32], q: f64) -> f64 {
+        // DDSketch's rank convention: the value at rank floor(q * (n - 1)).
+        sorted[(q * (sorted.len() - 1) as f64).floor() as usize] as f64
+    }
+
+    fn assert_within_accuracy(sketch: &LatencySketch, sorted: &[i32]) {
+        for q in [0.5, 0.9, 0.95, 0.99, 0.999] {
+            let exact = exact_quantile(sorted, q);
+            let got = sketch.quantile(q).unwrap();
+            let tolerance = RELATIVE_ACCURACY * exact + 1e-9;
+            assert!(
+                (got - exact).abs() <= tolerance,
+                "q={q}: got {got}, exact {exact}"
+            );
+        }
+    }
+
+    #[test]
+    fn quantiles_within_stated_relative_error() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        // A long-tailed latency distribution: mostly 100-900 ms, some multi-second outliers.
+        let mut values: Vec<i32> = (0..200_000)
+            .map(|_| {
+                if rng.gen_bool(0.05) {
+                    rng.gen_range(2_000..120_000)
+                } else {
+                    rng.gen_range(100..900)
+                }
+            })
+            .collect();
+        let mut sketch = LatencySketch::default();
+        values.iter().for_each(|&v| sketch.add(v));
+        values.sort_unstable();
+        assert_eq!(sketch.count(), values.len() as u64);
+        assert_within_accuracy(&sketch, &values);
+    }
+
+    #[test]
+    fn size_stays_bounded_after_a_million_samples() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        let mut sketch = LatencySketch::default();
+        for _ in 0..1_000_000 {
+            // The whole accepted range, uniformly in log space: the worst case for bin count.
+            let ms = 10f64.powf(rng.gen_range(0.0..6.556)) as i32; // up to 3,600,000
+            sketch.add(ms);
+        }
+        let encoded = sketch.to_bytes();
+        assert!(
+            encoded.len() < 8 * 1024,
+            "sketch is {} bytes",
+            encoded.len()
+        );
+        let decoded = LatencySketch::from_bytes(&encoded).unwrap();
+        assert_eq!(decoded.count(), 1_000_000);
+        assert_eq!(decoded.quantile(0.5), sketch.quantile(0.5));
+    }
+
+    #[test]
+    fn zero_latency_is_counted() {
+        let mut sketch = LatencySketch::default();
+        sketch.add(0);
+        sketch.add(0);
+        sketch.add(10);
+        assert_eq!(sketch.count(), 3);
+        assert_eq!(sketch.quantile(0.0), Some(0.0));
+        assert_eq!(sketch.quantile(0.5), Some(0.0));
+    }
+
+    #[test]
+    fn merge_equals_single_sketch() {
+        let (mut a, mut b, mut all) = (
+            LatencySketch::default(),
+            LatencySketch::default(),
+            LatencySketch::default(),
+        );
+        for v in 1..=5000 {
+            if v % 3 == 0 {
+                a.add(v)
+            } else {
+                b.add(v)
+            }
+            all.add(v);
+        }
+        let merged = merge_encoded(Some(&a.to_bytes()), Some(&b.to_bytes()))
+            .unwrap()
+            .unwrap();
+        let merged = LatencySketch::from_bytes(&merged).unwrap();
+        for q in [0.0, 0.5, 0.95, 0.99, 1.0] {
+            assert_eq!(merged.quantile(q), all.quantile(q), "q={q}");
+        }
+        assert_eq!(merge_encoded(None, None).unwrap(), None);
+        assert_eq!(
+            merge_encoded(Some(&a.to_bytes()), None).unwrap().unwrap(),
+            a.to_bytes()
+        );
+    }
+
+    #[test]
+    fn empty_sketch_has_no_quantiles() {
+        let s = LatencySketch::default();
+        assert_eq!(s.quantile(0.5), None);
+        assert_eq!(s.quantile(1.5), None);
+    }
+
+    #[test]
+    fn bad_encodings_are_errors_not_panics() {
+        assert_eq!(
+            LatencySketch::from_bytes(&[]).unwrap_err(),
+            SketchError::Empty
+        );
+        assert_eq!(
+            LatencySketch::from_bytes(&[9, 1, 2]).unwrap_err(),
+            SketchError::UnknownFormat(9)
+        );
+        assert!(matches!(
+            LatencySketch::from_bytes(&[FORMAT_V1, 0xff]).unwrap_err(),
+            SketchError::Corrupt(_)
+        ));
+    }
+}

@@ -1,0 +1,64 @@
+//! Internal subtransactions, the way PL/pgSQL's EXCEPTION blocks use them: run a closure, and
+//! if it raises an error (or panics), roll back only what it did and report the message.
+//! Cancellation and shutdown are never swallowed: they roll back and propagate.
+
+use pgrx::pg_sys::{self, errcodes::PgSqlErrorCode, panic::CaughtError, PgTryBuilder};
+use std::panic::AssertUnwindSafe;
+
+/// Runs `f` in a subtransaction. `Ok` commits it into the enclosing transaction; `Err` carries
+/// the error message after the subtransaction was rolled back.
+pub fn run<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    // SAFETY: the same sequence PL/pgSQL uses (pl_exec.c, exec_stmt_block): remember the memory
+    // context and resource owner, begin, and restore both after release or rollback.
+    unsafe {
+        let caller_context = pg_sys::CurrentMemoryContext;
+        let caller_owner = pg_sys::CurrentResourceOwner;
+        pg_sys::BeginInternalSubTransaction(std::ptr::null());
+        pg_sys::MemoryContextSwitchTo(caller_context);
+        let restore = move || {
+            pg_sys::MemoryContextSwitchTo(caller_context);
+            pg_sys::CurrentResourceOwner = caller_owner;
+        };
+
+        PgTryBuilder::new(AssertUnwindSafe(|| {
+            let value = f();
+            pg_sys::ReleaseCurrentSubTransaction();
+            restore();
+            Ok(value)
+        }))
+        .catch_others(|caught| {
+            pg_sys::RollbackAndReleaseCurrentSubTransaction();
+            restore();
+            if must_propagate(&caught) {
+                caught.rethrow();
+            }
+            Err(message(&caught))
+        })
+        .execute()
+    }
+}
+
+fn report(caught: &CaughtError) -> &pg_sys::panic::ErrorReportWithLevel {
+    match caught {
+        CaughtError::PostgresError(r) | CaughtError::ErrorReport(r) => r,
+        CaughtError::RustPanic { ereport, .. } => ereport,
+    }
+}
+
+fn must_propagate(caught: &CaughtError) -> bool {
+    matches!(
+        report(caught).sql_error_code(),
+        PgSqlErrorCode::ERRCODE_QUERY_CANCELED
+            | PgSqlErrorCode::ERRCODE_ADMIN_SHUTDOWN
+            | PgSqlErrorCode::ERRCODE_CRASH_SHUTDOWN
+    )
+}
+
+/// The error's message, with its detail when there is one.
+pub fn message(caught: &CaughtError) -> String {
+    let r = report(caught);
+    match r.detail() {
+        Some(detail) if !detail.is_empty() => format!("{} ({})", r.message(), detail),
+        _ => r.message().to_string(),
+    }
+}
