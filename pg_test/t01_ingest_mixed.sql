@@ -93,7 +93,7 @@ SELECT test.empty($$
      EXCEPT ALL SELECT msg, expected FROM test.published WHERE expected IS NOT NULL)
 $$, 'dead letters = invalid published events with their reason codes');
 SELECT test.eq((SELECT count(*) FROM centralcloud.routing_events_rejected WHERE length(reason) > 300), 0::bigint, 'reasons stay short');
-SELECT test.eq((SELECT count(*) FROM centralcloud.routing_events_rejected WHERE read_ct <> 1), 0::bigint, 'read once');
+SELECT test.eq((SELECT count(*) FROM centralcloud.routing_events_rejected WHERE read_ct <> 0), 0::bigint, 'rejected on first delivery: never read by pgmq.read');
 SELECT test.eq(
     (SELECT reason FROM centralcloud.routing_events_rejected WHERE message @> '{"routing_decision": {"complexity_score": 7.5}}'),
     'routing_decision.complexity_score: must be a number in [0, 5], got 7.5', 'precise reason for score 7.5');

@@ -97,3 +97,13 @@ DROP EXTENSION centralcloud;
 SELECT test.eq(test.queue_length(), 1::bigint, 'queue survives DROP EXTENSION');
 CREATE EXTENSION centralcloud;
 SELECT test.eq((SELECT ingested FROM centralcloud.ingest_routing_events()), 1::bigint, 'reinstalled ingest');
+
+-- A score that underflows double precision is 0, not a failed batch.
+SELECT pgmq.send('model_routing_decisions', jsonb_set(test.event('singularity-1', 'tiny', 'simple', 'routed'), '{routing_decision,complexity_score}', '1e-400'));
+SELECT test.eq((SELECT (ingested, retry_later) FROM centralcloud.ingest_routing_events())::text, '(1,0)', 'underflowing score');
+SELECT test.eq((SELECT score FROM centralcloud.routing_records WHERE model = 'tiny'), 0::float8, 'stored as 0');
+
+-- Operators can check an event by hand.
+SELECT test.eq(centralcloud.routing_event_rejection(test.event('i', 'm', 'simple', 'routed')::text), NULL::text[], 'valid event');
+SELECT test.eq(centralcloud.routing_event_rejection('{"timestamp": 1}'),
+               ARRAY['missing_field', 'routing_decision: required field is missing'], 'invalid event');

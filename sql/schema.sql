@@ -129,7 +129,7 @@ COMMENT ON COLUMN routing_events_rejected.msg_id IS 'pgmq msg_id of the rejected
 COMMENT ON COLUMN routing_events_rejected.message IS 'The raw message, as published.';
 COMMENT ON COLUMN routing_events_rejected.reason_code IS 'Stable code: null_message, unparseable, not_an_object, missing_field, wrong_type, empty_string, too_long, too_many, not_allowed, out_of_range, bad_timestamp, duplicate, processing_error.';
 COMMENT ON COLUMN routing_events_rejected.reason IS 'Precise reason, naming the field and the rule it broke.';
-COMMENT ON COLUMN routing_events_rejected.read_ct IS 'pgmq read count of the message when it was rejected.';
+COMMENT ON COLUMN routing_events_rejected.read_ct IS 'pgmq read_ct of the message when it was rejected: 0 when ingest rejected it on first delivery, the number of pgmq.read deliveries for one that kept failing.';
 COMMENT ON COLUMN routing_events_rejected.enqueued_at IS 'When pgmq received the message.';
 COMMENT ON COLUMN routing_events_rejected.rejected_at IS 'When ingest rejected it.';
 
@@ -177,6 +177,8 @@ COMMENT ON VIEW model_response_times IS
 -- ---------------------------------------------------------------------------------------
 COMMENT ON FUNCTION ingest_routing_events(integer, integer) IS
   'Drains the routing-event queue (centralcloud.queue_name) batch by batch: valid events go to routing_records and model_routing_metrics, invalid ones to routing_events_rejected, all in the caller''s transaction (each batch in a subtransaction). batch_size NULL = centralcloud.batch_size; max_batches NULL = until the queue has no visible message. Returns what it did.';
+COMMENT ON FUNCTION routing_event_rejection(text) IS
+  'Validates one routing event (JSON text): NULL when valid, otherwise ARRAY[reason_code, reason]. Ingest calls it for every message; call it to check an event by hand.';
 COMMENT ON FUNCTION latency_sketch_merge(bytea, bytea) IS 'Merges two latency sketches (NULL = empty).';
 COMMENT ON FUNCTION latency_quantile(bytea, double precision) IS 'q-quantile (0..1) in ms from a latency sketch, within 1% relative error.';
 COMMENT ON FUNCTION latency_sketch_count(bytea) IS 'Number of samples in a latency sketch.';

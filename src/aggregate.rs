@@ -6,7 +6,7 @@
 //! - `success` / `failure` count outcome events; success rate = success / (success + failure);
 //! - latency statistics take every event that reports `response_time_ms`, whatever its outcome.
 
-use crate::event::{Choice, Outcome, RoutingEvent};
+use crate::event::{Choice, Complexity, Outcome};
 use crate::sketch::LatencySketch;
 use std::collections::BTreeMap;
 
@@ -16,6 +16,16 @@ use std::collections::BTreeMap;
 pub struct CellKey {
     pub model: String,
     pub complexity: &'static str,
+}
+
+/// What aggregation needs of one recorded event.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Sample {
+    pub model: String,
+    pub complexity: Complexity,
+    pub outcome: Outcome,
+    pub response_time_ms: Option<i32>,
+    pub score: f64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -34,7 +44,7 @@ pub struct CellDelta {
 }
 
 impl CellDelta {
-    fn add(&mut self, e: &RoutingEvent) {
+    fn add(&mut self, e: &Sample) {
         match e.outcome {
             Outcome::Routed => self.routed += 1,
             Outcome::Success => self.success += 1,
@@ -52,9 +62,7 @@ impl CellDelta {
 }
 
 /// Folds a batch into per-cell deltas, in key order.
-pub fn aggregate<'a>(
-    events: impl IntoIterator<Item = &'a RoutingEvent>,
-) -> BTreeMap<CellKey, CellDelta> {
+pub fn aggregate<'a>(events: impl IntoIterator<Item = &'a Sample>) -> BTreeMap<CellKey, CellDelta> {
     let mut cells: BTreeMap<CellKey, CellDelta> = BTreeMap::new();
     for e in events {
         let key = CellKey {
@@ -69,26 +77,13 @@ pub fn aggregate<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event::Complexity;
-
-    fn event(
-        model: &str,
-        complexity: Complexity,
-        outcome: Outcome,
-        ms: Option<i32>,
-    ) -> RoutingEvent {
-        RoutingEvent {
-            timestamp: "2025-10-27T06:55:00.000000Z".into(),
-            instance_id: "i-1".into(),
-            complexity,
+    fn event(model: &str, complexity: Complexity, outcome: Outcome, ms: Option<i32>) -> Sample {
+        Sample {
             model: model.into(),
-            provider: "p".into(),
-            score: 3.0,
+            complexity,
             outcome,
             response_time_ms: ms,
-            capabilities: vec![],
-            prefer: None,
-            user_model_request: None,
+            score: 3.0,
         }
     }
 

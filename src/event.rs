@@ -23,6 +23,10 @@ pub trait Choice: Copy + 'static {
     /// The allowed values as a reason shows them.
     const ALLOWED: &'static str;
     fn as_str(self) -> &'static str;
+
+    fn parse(text: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.as_str() == text)
+    }
 }
 
 impl Choice for Complexity {
@@ -167,10 +171,6 @@ pub enum Rejection {
         detail: String,
         got: String,
     },
-    /// `msg_id` is already in `routing_records`: the same message was delivered twice.
-    Duplicate {
-        msg_id: i64,
-    },
 }
 
 impl Rejection {
@@ -187,7 +187,6 @@ impl Rejection {
             Rejection::NotAllowed { .. } => "not_allowed",
             Rejection::OutOfRange { .. } => "out_of_range",
             Rejection::BadTimestamp { .. } => "bad_timestamp",
-            Rejection::Duplicate { .. } => "duplicate",
         }
     }
 }
@@ -223,12 +222,6 @@ impl fmt::Display for Rejection {
             }
             Rejection::BadTimestamp { path, detail, got } => {
                 write!(f, "{path}: not an ISO 8601 / RFC 3339 timestamp with offset ({detail}), got {got}")
-            }
-            Rejection::Duplicate { msg_id } => {
-                write!(
-                    f,
-                    "msg_id {msg_id} is already in routing_records (delivered twice)"
-                )
             }
         }
     }
@@ -355,16 +348,11 @@ fn string<'a>(v: &'a Value, path: &'static str) -> Result<&'a str, Rejection> {
 }
 
 fn one_of<T: Choice>(v: &Value, path: &'static str) -> Result<T, Rejection> {
-    let text = string(v, path)?;
-    T::ALL
-        .iter()
-        .copied()
-        .find(|t| t.as_str() == text)
-        .ok_or_else(|| Rejection::NotAllowed {
-            path,
-            allowed: T::ALLOWED,
-            got: shown(v),
-        })
+    T::parse(string(v, path)?).ok_or_else(|| Rejection::NotAllowed {
+        path,
+        allowed: T::ALLOWED,
+        got: shown(v),
+    })
 }
 
 struct Strings<'l> {
@@ -476,7 +464,8 @@ fn response_time(v: Option<&Value>, limits: &Limits) -> Result<Option<i32>, Reje
 }
 
 /// `timestamp`: RFC 3339 (the ISO 8601 profile Elixir's `DateTime.to_iso8601` emits), with an
-/// explicit offset, normalised to UTC. A timestamp without offset is ambiguous and rejected.
+/// explicit offset, normalised to UTC. A timestamp without offset is ambiguous and rejected;
+/// so is one before 1970 (no router ran then; PostgreSQL also refuses year 0).
 fn timestamp(v: &Value, path: &'static str) -> Result<String, Rejection> {
     let text = string(v, path)?;
     let parsed = DateTime::parse_from_rfc3339(text).map_err(|e| Rejection::BadTimestamp {
@@ -484,9 +473,15 @@ fn timestamp(v: &Value, path: &'static str) -> Result<String, Rejection> {
         detail: e.to_string(),
         got: shown(v),
     })?;
-    Ok(parsed
-        .with_timezone(&Utc)
-        .to_rfc3339_opts(SecondsFormat::Micros, true))
+    let utc = parsed.with_timezone(&Utc);
+    if utc < DateTime::UNIX_EPOCH {
+        return Err(Rejection::OutOfRange {
+            path,
+            rule: "1970 or later".into(),
+            got: shown(v),
+        });
+    }
+    Ok(utc.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
 
 #[cfg(test)]
@@ -857,9 +852,14 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_reason_names_the_msg_id() {
-        let r = Rejection::Duplicate { msg_id: 42 };
-        assert_eq!(r.code(), "duplicate");
-        assert!(r.to_string().contains("42"));
+    fn timestamps_before_1970_are_out_of_range() {
+        for old in ["0000-01-01T00:00:00Z", "1969-12-31T23:59:59Z"] {
+            assert_eq!(
+                code(&with(&["timestamp"], json!(old))),
+                "out_of_range",
+                "{old}"
+            );
+        }
+        assert!(check(&with(&["timestamp"], json!("1970-01-01T00:00:00Z"))).is_ok());
     }
 }

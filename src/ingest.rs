@@ -1,36 +1,95 @@
 //! `centralcloud.ingest_routing_events()`: the pgmq queue becomes the audit trail
 //! (`routing_records`), per-cell metrics (`model_routing_metrics`) and dead letters
-//! (`routing_events_rejected`). Thin SPI layer over `event` and `aggregate`.
+//! (`routing_events_rejected`). Thin SPI layer over `event` (validation) and `aggregate`.
 //!
-//! Per batch, inside the caller's transaction:
-//! 1. `pgmq.read` takes up to `batch_size` visible messages (SKIP LOCKED: concurrent callers
-//!    get disjoint batches) and bumps their `read_ct`.
-//! 2. In a subtransaction: valid events are inserted set-based (`ON CONFLICT (msg_id) DO
-//!    NOTHING`, so a message never lands twice), the inserted ones are aggregated and each
-//!    cell is upserted once in key order, invalid ones are dead-lettered with their reason, and
-//!    every message of the batch is deleted from the queue. All or nothing.
-//! 3. If the subtransaction fails, each message is retried alone in its own subtransaction;
-//!    one that still fails stays in the queue (its `read_ct` bump survives, the work does not)
-//!    until it has been read `centralcloud.max_retries` times, then it is dead-lettered with
-//!    the error text. A poison message never blocks the queue.
+//! Per batch, in a subtransaction of the caller's transaction, one statement (`BATCH_SQL`)
+//! claims up to `batch_size` visible messages (SKIP LOCKED, in msg_id order after the last one
+//! this call took), deletes them from the queue, validates each with
+//! `routing_event_rejection()`, inserts the valid ones into `routing_records` (`msg_id` is
+//! unique: a message never lands twice) and dead-letters the others with their reason. The
+//! recorded events come back to Rust, are aggregated per (model, complexity) and each cell is
+//! upserted once, in key order. All of it commits together or not at all.
+//!
+//! Claiming by delete inside the transaction is what `pgmq.read` + `pgmq.delete` amount to
+//! when both happen in one transaction (the row stays locked until commit, a crash rolls both
+//! back), at half the writes; and unlike `pgmq.read`, whose scan restarts at the queue head,
+//! the msg_id keyset keeps a long drain linear (see README, Benchmark).
+//!
+//! If a batch raises an unexpected error, its subtransaction is rolled back (the messages are
+//! back in the queue, untouched) and the careful path takes over: `pgmq.read` (which bumps
+//! `read_ct`), then each message alone in its own subtransaction. One that still fails stays
+//! in the queue for a later read; after `centralcloud.max_retries` reads it is dead-lettered
+//! with the error text. A poison message never blocks the queue.
 
-use crate::aggregate::{aggregate, CellDelta, CellKey};
-use crate::event::{parse_event, Choice, Limits, Rejection, RoutingEvent};
+use crate::aggregate::{aggregate, CellDelta, CellKey, Sample};
+use crate::event::{parse_event, Choice, Complexity, Limits, Outcome};
 use crate::{guc, subxact};
 use pgrx::prelude::*;
-use pgrx::spi::SpiClient;
-use serde::Serialize;
-use std::collections::{BTreeMap, HashSet};
+use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
+use std::collections::BTreeMap;
 use std::time::Instant;
 
-/// One message as `pgmq.read` returned it.
-struct QueueMessage {
-    msg_id: i64,
-    read_ct: i32,
-    /// When pgmq received it (ISO 8601), stored as `received_at`.
-    enqueued_at: String,
-    body: Option<String>,
-}
+/// The batch statement. `%1$I` is the queue table (quoted by `format()`); `%2$s` is one of the
+/// two claim clauses below, which yield the msg_ids to take; `%3$s` is the careful path's
+/// `ON CONFLICT (msg_id) DO NOTHING`, or nothing on the fast path (speculative insertion costs
+/// a third of the insert; a duplicate msg_id there raises unique_violation, the batch is
+/// rolled back and the careful path dead-letters the duplicate).
+const BATCH_SQL: &str = r#"
+WITH claim AS (%2$s),
+claimed AS (
+    DELETE FROM pgmq.%1$I AS q USING claim
+     WHERE q.msg_id = claim.msg_id
+    RETURNING q.msg_id, q.read_ct, q.enqueued_at, q.message
+),
+checked AS (
+    SELECT c.*, c.message -> 'routing_decision' AS d,
+           centralcloud.routing_event_rejection(c.message::text) AS why
+      FROM claimed c
+),
+recorded AS (
+    INSERT INTO centralcloud.routing_records AS r
+           (msg_id, "timestamp", instance_id, complexity, model, provider, score, outcome,
+            response_time_ms, capabilities_required, preference, user_model_request, received_at)
+    SELECT msg_id, (message ->> 'timestamp')::timestamptz, message ->> 'instance_id',
+           d ->> 'complexity', d ->> 'selected_model', d ->> 'selected_provider',
+           round((d ->> 'complexity_score')::numeric, 15)::float8, d ->> 'outcome',
+           (d ->> 'response_time_ms')::int,
+           CASE WHEN jsonb_typeof(d -> 'capabilities_required') = 'array'
+                THEN ARRAY(SELECT jsonb_array_elements_text(d -> 'capabilities_required'))
+                ELSE '{}' END,
+           d ->> 'prefer', d ->> 'user_model_request', enqueued_at
+      FROM checked
+     WHERE why IS NULL
+    %3$s
+    RETURNING r.msg_id, r.model, r.complexity, r.outcome, r.response_time_ms, r.score
+),
+rejected AS (
+    INSERT INTO centralcloud.routing_events_rejected AS x
+           (msg_id, message, reason_code, reason, read_ct, enqueued_at)
+    SELECT msg_id, message, why[1], why[2], read_ct, enqueued_at
+      FROM checked
+     WHERE why IS NOT NULL
+    UNION ALL
+    SELECT msg_id, message, 'duplicate',
+           'msg_id ' || msg_id || ' is already in routing_records (delivered twice)',
+           read_ct, enqueued_at
+      FROM checked
+     WHERE why IS NULL AND msg_id NOT IN (SELECT msg_id FROM recorded)
+    RETURNING x.msg_id, x.reason_code
+)
+SELECT msg_id, model::text, complexity::text, outcome::text, response_time_ms, score, NULL::text
+  FROM recorded
+UNION ALL
+SELECT msg_id, NULL, NULL, NULL, NULL, NULL, reason_code
+  FROM rejected
+"#;
+
+/// Fast path: the next visible messages after msg_id $1, at most $2, skipping locked ones.
+const CLAIM_NEXT: &str = "SELECT msg_id FROM pgmq.%1$I
+                           WHERE msg_id > $1 AND vt <= clock_timestamp()
+                           ORDER BY msg_id LIMIT $2 FOR UPDATE SKIP LOCKED";
+/// Careful path: exactly the messages $1, already read (and locked) with `pgmq.read`.
+const CLAIM_READ: &str = "SELECT unnest($1::int8[]) AS msg_id";
 
 /// Settings fixed for one call.
 struct IngestConfig {
@@ -38,7 +97,6 @@ struct IngestConfig {
     visibility_timeout_s: i32,
     batch_size: i32,
     max_retries: i32,
-    limits: Limits,
 }
 
 #[derive(Default, Debug, Clone, Copy)]
@@ -50,6 +108,8 @@ struct Counts {
     retry_later: i64,
     failed: i64,
     batches: i32,
+    /// Highest msg_id this call took: the fast path continues after it.
+    last_msg_id: i64,
 }
 
 impl Counts {
@@ -61,11 +121,12 @@ impl Counts {
         self.retry_later += o.retry_later;
         self.failed += o.failed;
         self.batches += o.batches;
+        self.last_msg_id = self.last_msg_id.max(o.last_msg_id);
     }
 }
 
-/// Drains the routing-event queue: validates, records, aggregates and deletes, batch by batch,
-/// until the queue has no visible message or `max_batches` batches were taken.
+/// Drains the routing-event queue batch by batch until it has no visible message or
+/// `max_batches` batches were taken, and says what it did.
 #[pg_extern]
 fn ingest_routing_events(
     batch_size: default!(Option<i32>, "NULL"),
@@ -86,16 +147,13 @@ fn ingest_routing_events(
     let started = Instant::now();
     let config = IngestConfig::current(batch_size);
     ensure_queue_exists(&config.queue);
+    let statements = Statements::prepare(&config.queue);
 
     let mut total = Counts::default();
     while max_batches.is_none_or(|max| total.batches < max) {
-        let messages = read_batch(&config);
-        if messages.is_empty() {
-            break;
-        }
-        let full = messages.len() as i32 == config.batch_size;
-        total.add(process_batch(&config, &messages));
-        if !full {
+        let batch = ingest_batch(&config, &statements, total.last_msg_id);
+        total.add(batch);
+        if batch.read < i64::from(config.batch_size) {
             break;
         }
     }
@@ -112,6 +170,16 @@ fn ingest_routing_events(
     ))
 }
 
+/// NULL when the message body is a valid routing event; otherwise `{reason_code, reason}`.
+/// Ingest calls it for every message; operators can call it to check an event by hand.
+#[pg_extern(stable, parallel_safe)]
+fn routing_event_rejection(body: Option<&str>) -> Option<Vec<String>> {
+    let limits: Limits = guc::limits();
+    parse_event(body, &limits)
+        .err()
+        .map(|why| vec![why.code().to_string(), why.to_string()])
+}
+
 impl IngestConfig {
     fn current(batch_size: Option<i32>) -> Self {
         let batch_size = batch_size.unwrap_or_else(|| guc::BATCH_SIZE.get());
@@ -123,7 +191,6 @@ impl IngestConfig {
             visibility_timeout_s: guc::VISIBILITY_TIMEOUT_S.get(),
             batch_size,
             max_retries: guc::MAX_RETRIES.get(),
-            limits: guc::limits(),
         }
     }
 }
@@ -143,27 +210,156 @@ fn ensure_queue_exists(queue: &str) {
     }
 }
 
-fn read_batch(config: &IngestConfig) -> Vec<QueueMessage> {
-    Spi::connect_mut(|client| {
-        let rows = client.update(
-            "SELECT msg_id, read_ct, to_json(enqueued_at) #>> '{}', message::text
-               FROM pgmq.read($1, $2, $3)",
-            None,
-            &[
-                config.queue.as_str().into(),
-                config.visibility_timeout_s.into(),
-                config.batch_size.into(),
-            ],
-        )?;
-        rows.map(|row| {
-            Ok(QueueMessage {
-                msg_id: row.get::<i64>(1)?.unwrap_or_default(),
-                read_ct: row.get::<i32>(2)?.unwrap_or_default(),
-                enqueued_at: row.get::<String>(3)?.unwrap_or_default(),
-                body: row.get::<String>(4)?,
+/// The two batch statements for this call's queue, planned once.
+struct Statements {
+    next: OwnedPreparedStatement,
+    read: OwnedPreparedStatement,
+}
+
+impl Statements {
+    fn prepare(queue: &str) -> Self {
+        Spi::connect(|client| -> SpiResult<Self> {
+            let prepare = |claim: &str,
+                           on_conflict: &str,
+                           args: &[PgOid]|
+             -> SpiResult<OwnedPreparedStatement> {
+                // format() quotes the table name (%I); nothing else varies.
+                let sql = client
+                    .select(
+                        "SELECT format($1, pgmq.format_table_name($2, 'q'),
+                                       format($3, pgmq.format_table_name($2, 'q')), $4::text)",
+                        None,
+                        &[
+                            BATCH_SQL.into(),
+                            queue.into(),
+                            claim.into(),
+                            on_conflict.into(),
+                        ],
+                    )?
+                    .first()
+                    .get_one::<String>()?
+                    .unwrap_or_default();
+                Ok(client.prepare_mut(sql.as_str(), args)?.keep())
+            };
+            Ok(Statements {
+                next: prepare(
+                    CLAIM_NEXT,
+                    "",
+                    &[PgBuiltInOids::INT8OID.into(), PgBuiltInOids::INT4OID.into()],
+                )?,
+                read: prepare(
+                    CLAIM_READ,
+                    "ON CONFLICT (msg_id) DO NOTHING",
+                    &[PgBuiltInOids::INT8ARRAYOID.into()],
+                )?,
             })
         })
-        .collect::<Result<Vec<_>, pgrx::spi::Error>>()
+        .unwrap_or_else(|e| error!("centralcloud: preparing ingest for queue \"{queue}\": {e}"))
+    }
+}
+
+/// One batch on the fast path; if it fails, the careful path over the next `batch_size`.
+fn ingest_batch(config: &IngestConfig, statements: &Statements, after: i64) -> Counts {
+    let fast = subxact::run(|| apply(&statements.next, &[after.into(), config.batch_size.into()]));
+    match fast {
+        Ok(counts) => counts,
+        Err(error) => {
+            debug1!("centralcloud: batch failed ({error}); retrying its messages one by one");
+            ingest_carefully(config, statements)
+        }
+    }
+}
+
+/// Runs a batch statement and upserts the metrics of what it recorded.
+fn apply<'a>(statement: &OwnedPreparedStatement, args: &[pgrx::datum::DatumWithOid<'a>]) -> Counts {
+    Spi::connect_mut(|client| -> SpiResult<Counts> {
+        let mut counts = Counts {
+            batches: 1,
+            ..Counts::default()
+        };
+        let mut samples = Vec::new();
+        for row in client.update(statement, None, args)? {
+            let msg_id = row.get::<i64>(1)?.unwrap_or_default();
+            counts.read += 1;
+            counts.last_msg_id = counts.last_msg_id.max(msg_id);
+            match row.get::<String>(7)? {
+                Some(code) if code == "duplicate" => counts.duplicates += 1,
+                Some(_) => counts.rejected += 1,
+                None => {
+                    counts.ingested += 1;
+                    samples.push(sample(&row)?);
+                }
+            }
+        }
+        upsert_metrics(client, &aggregate(&samples))?;
+        counts.batches = i32::from(counts.read > 0);
+        Ok(counts)
+    })
+    .unwrap_or_else(|e| error!("centralcloud: {e}"))
+}
+
+fn sample(row: &pgrx::spi::SpiHeapTupleData<'_>) -> SpiResult<Sample> {
+    let text = |i: usize| -> SpiResult<String> { Ok(row.get::<String>(i)?.unwrap_or_default()) };
+    Ok(Sample {
+        model: text(2)?,
+        // The table's CHECK constraints guarantee these parse.
+        complexity: Complexity::parse(&text(3)?).unwrap_or(Complexity::Simple),
+        outcome: Outcome::parse(&text(4)?).unwrap_or(Outcome::Routed),
+        response_time_ms: row.get::<i32>(5)?,
+        score: row.get::<f64>(6)?.unwrap_or_default(),
+    })
+}
+
+/// One message as `pgmq.read` returned it on the careful path.
+struct ReadMessage {
+    msg_id: i64,
+    read_ct: i32,
+    /// ISO 8601, as `to_json` writes a timestamptz.
+    enqueued_at: String,
+    body: Option<String>,
+}
+
+fn ingest_carefully(config: &IngestConfig, statements: &Statements) -> Counts {
+    let messages = read_batch(config);
+    let mut counts = Counts {
+        batches: 1,
+        ..Counts::default()
+    };
+    for message in &messages {
+        let ids = vec![message.msg_id];
+        match subxact::run(|| apply(&statements.read, &[ids.clone().into()])) {
+            Ok(applied) => counts.add(Counts {
+                batches: 0,
+                ..applied
+            }),
+            Err(error) => counts.add(retry_or_dead_letter(config, message, &error)),
+        }
+    }
+    counts
+}
+
+fn read_batch(config: &IngestConfig) -> Vec<ReadMessage> {
+    Spi::connect_mut(|client| {
+        client
+            .update(
+                "SELECT msg_id, read_ct, to_json(enqueued_at) #>> '{}', message::text
+                   FROM pgmq.read($1, $2, $3)",
+                None,
+                &[
+                    config.queue.as_str().into(),
+                    config.visibility_timeout_s.into(),
+                    config.batch_size.into(),
+                ],
+            )?
+            .map(|row| {
+                Ok(ReadMessage {
+                    msg_id: row.get::<i64>(1)?.unwrap_or_default(),
+                    read_ct: row.get::<i32>(2)?.unwrap_or_default(),
+                    enqueued_at: row.get::<String>(3)?.unwrap_or_default(),
+                    body: row.get::<String>(4)?,
+                })
+            })
+            .collect::<SpiResult<Vec<_>>>()
     })
     .unwrap_or_else(|e| {
         error!(
@@ -173,43 +369,24 @@ fn read_batch(config: &IngestConfig) -> Vec<QueueMessage> {
     })
 }
 
-/// Applies one batch; on failure, falls back to one message at a time.
-fn process_batch(config: &IngestConfig, messages: &[QueueMessage]) -> Counts {
-    let mut counts = Counts {
-        read: messages.len() as i64,
-        batches: 1,
+/// A message that failed alone: left for a later read, or dead-lettered once it has been read
+/// `max_retries` times.
+fn retry_or_dead_letter(config: &IngestConfig, message: &ReadMessage, error: &str) -> Counts {
+    let msg_id = message.msg_id;
+    let counted = Counts {
+        read: 1,
+        last_msg_id: msg_id,
         ..Counts::default()
-    };
-    match subxact::run(|| apply(config, messages)) {
-        Ok(applied) => counts.add(applied),
-        Err(batch_error) => {
-            debug1!(
-                "centralcloud: batch of {} failed ({batch_error}); retrying one by one",
-                messages.len()
-            );
-            for message in messages {
-                counts.add(process_alone(config, message));
-            }
-        }
-    }
-    counts
-}
-
-fn process_alone(config: &IngestConfig, message: &QueueMessage) -> Counts {
-    let error = match subxact::run(|| apply(config, std::slice::from_ref(message))) {
-        Ok(applied) => return applied,
-        Err(error) => error,
     };
     if message.read_ct < config.max_retries {
         warning!(
-            "centralcloud: msg_id {} failed on read {} of {}, left in the queue for a retry: {error}",
-            message.msg_id,
+            "centralcloud: msg_id {msg_id} failed on read {} of {}, left in the queue for a retry: {error}",
             message.read_ct,
             config.max_retries
         );
         return Counts {
             retry_later: 1,
-            ..Counts::default()
+            ..counted
         };
     }
     let reason = format!(
@@ -218,137 +395,53 @@ fn process_alone(config: &IngestConfig, message: &QueueMessage) -> Counts {
     );
     match subxact::run(|| dead_letter_failed(config, message, &reason)) {
         Ok(()) => {
-            warning!(
-                "centralcloud: msg_id {} dead-lettered: {reason}",
-                message.msg_id
-            );
+            warning!("centralcloud: msg_id {msg_id} dead-lettered: {reason}");
             Counts {
                 failed: 1,
-                ..Counts::default()
+                ..counted
             }
         }
         Err(dl_error) => {
-            warning!(
-                "centralcloud: msg_id {} could not be dead-lettered either: {dl_error}",
-                message.msg_id
-            );
+            warning!("centralcloud: msg_id {msg_id} could not be dead-lettered either: {dl_error}");
             Counts {
                 retry_later: 1,
-                ..Counts::default()
+                ..counted
             }
         }
     }
 }
 
-/// Everything a batch does, as one unit: records, metrics, dead letters, queue deletes.
-fn apply(config: &IngestConfig, messages: &[QueueMessage]) -> Counts {
-    let mut valid: Vec<(&QueueMessage, RoutingEvent)> = Vec::with_capacity(messages.len());
-    let mut rejected: Vec<(&QueueMessage, Rejection)> = Vec::new();
-    for m in messages {
-        match parse_event(m.body.as_deref(), &config.limits) {
-            Ok(event) => valid.push((m, event)),
-            Err(why) => rejected.push((m, why)),
-        }
-    }
-
-    let result = Spi::connect_mut(|client| -> Result<Counts, pgrx::spi::Error> {
-        let inserted = insert_records(client, &valid)?;
-        let mut duplicates = 0;
-        for (m, _) in valid.iter().filter(|(m, _)| !inserted.contains(&m.msg_id)) {
-            rejected.push((m, Rejection::Duplicate { msg_id: m.msg_id }));
-            duplicates += 1;
-        }
-        let cells = aggregate(
-            valid
-                .iter()
-                .filter(|(m, _)| inserted.contains(&m.msg_id))
-                .map(|(_, e)| e),
-        );
-        upsert_metrics(client, &cells)?;
-        insert_rejections(client, &rejected)?;
-        delete_messages(client, &config.queue, messages)?;
-        Ok(Counts {
-            ingested: inserted.len() as i64,
-            rejected: rejected.len() as i64 - duplicates,
-            duplicates,
-            ..Counts::default()
-        })
-    });
-    result.unwrap_or_else(|e| error!("centralcloud: {e}"))
-}
-
-/// A routing_records row as `json_to_recordset` reads it: the whole batch is one parameter.
-#[derive(Serialize)]
-struct RecordRow<'a> {
-    msg_id: i64,
-    timestamp: &'a str,
-    instance_id: &'a str,
-    complexity: &'static str,
-    model: &'a str,
-    provider: &'a str,
-    score: f64,
-    outcome: &'static str,
-    response_time_ms: Option<i32>,
-    capabilities_required: &'a [String],
-    preference: Option<&'static str>,
-    user_model_request: Option<&'a str>,
-    received_at: &'a str,
-}
-
-/// Inserts the valid events; returns the msg_ids actually inserted (the others were duplicates).
-fn insert_records(
-    client: &mut SpiClient<'_>,
-    valid: &[(&QueueMessage, RoutingEvent)],
-) -> Result<HashSet<i64>, pgrx::spi::Error> {
-    if valid.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let rows: Vec<RecordRow> = valid
-        .iter()
-        .map(|(m, e)| RecordRow {
-            msg_id: m.msg_id,
-            timestamp: &e.timestamp,
-            instance_id: &e.instance_id,
-            complexity: e.complexity.as_str(),
-            model: &e.model,
-            provider: &e.provider,
-            score: e.score,
-            outcome: e.outcome.as_str(),
-            response_time_ms: e.response_time_ms,
-            capabilities_required: &e.capabilities,
-            preference: e.prefer.map(|p| p.as_str()),
-            user_model_request: e.user_model_request.as_deref(),
-            received_at: &m.enqueued_at,
-        })
-        .collect();
-    let json = serde_json::to_string(&rows).expect("records serialise");
-    let inserted = client.update(
-        r#"INSERT INTO centralcloud.routing_records
-               (msg_id, "timestamp", instance_id, complexity, model, provider, score, outcome,
-                response_time_ms, capabilities_required, preference, user_model_request, received_at)
-           SELECT r.msg_id, r."timestamp", r.instance_id, r.complexity, r.model, r.provider, r.score,
-                  r.outcome, r.response_time_ms, r.capabilities_required, r.preference,
-                  r.user_model_request, r.received_at
-             FROM json_to_recordset($1::json) AS r(
-                  msg_id bigint, "timestamp" timestamptz, instance_id text, complexity text,
-                  model text, provider text, score float8, outcome text, response_time_ms integer,
-                  capabilities_required text[], preference text, user_model_request text,
-                  received_at timestamptz)
-           ON CONFLICT (msg_id) DO NOTHING
-           RETURNING msg_id"#,
-        None,
-        &[json.into()],
-    )?;
-    inserted
-        .map(|row| row.get::<i64>(1).map(|id| id.unwrap_or_default()))
-        .collect()
+/// Moves a message that keeps failing to the dead letters, with the error text.
+fn dead_letter_failed(config: &IngestConfig, message: &ReadMessage, reason: &str) {
+    Spi::connect_mut(|client| -> SpiResult<()> {
+        client.update(
+            "INSERT INTO centralcloud.routing_events_rejected
+                    (msg_id, message, reason_code, reason, read_ct, enqueued_at)
+             VALUES ($1, $2::jsonb, 'processing_error', $3, $4, $5::timestamptz)",
+            None,
+            &[
+                message.msg_id.into(),
+                message.body.as_deref().into(),
+                reason.into(),
+                message.read_ct.into(),
+                message.enqueued_at.as_str().into(),
+            ],
+        )?;
+        client.update(
+            "SELECT pgmq.delete($1, $2::int8)",
+            None,
+            &[config.queue.as_str().into(), message.msg_id.into()],
+        )?;
+        Ok(())
+    })
+    .unwrap_or_else(|e| error!("centralcloud: {e}"))
 }
 
 /// One upsert per cell, in key order (the BTreeMap's), merging counters and sketches.
 fn upsert_metrics(
     client: &mut SpiClient<'_>,
     cells: &BTreeMap<CellKey, CellDelta>,
-) -> Result<(), pgrx::spi::Error> {
+) -> SpiResult<()> {
     if cells.is_empty() {
         return Ok(());
     }
@@ -399,81 +492,6 @@ fn upsert_metrics(
             latency_max.into(),
             sketches.into(),
         ],
-    )?;
-    Ok(())
-}
-
-fn insert_rejections(
-    client: &mut SpiClient<'_>,
-    rejected: &[(&QueueMessage, Rejection)],
-) -> Result<(), pgrx::spi::Error> {
-    if rejected.is_empty() {
-        return Ok(());
-    }
-    let reasons: Vec<(String, String)> = rejected
-        .iter()
-        .map(|(_, r)| (r.code().to_string(), r.to_string()))
-        .collect();
-    insert_dead_letters(client, rejected.iter().map(|(m, _)| *m), reasons)
-}
-
-fn dead_letter_failed(config: &IngestConfig, message: &QueueMessage, reason: &str) {
-    Spi::connect_mut(|client| {
-        insert_dead_letters(
-            client,
-            std::iter::once(message),
-            vec![("processing_error".into(), reason.into())],
-        )?;
-        delete_messages(client, &config.queue, std::slice::from_ref(message))
-    })
-    .unwrap_or_else(|e| error!("centralcloud: {e}"))
-}
-
-fn insert_dead_letters<'m>(
-    client: &mut SpiClient<'_>,
-    messages: impl Iterator<Item = &'m QueueMessage>,
-    reasons: Vec<(String, String)>,
-) -> Result<(), pgrx::spi::Error> {
-    let mut ids = Vec::new();
-    let mut bodies = Vec::new();
-    let mut read_cts = Vec::new();
-    let mut enqueued = Vec::new();
-    for m in messages {
-        ids.push(m.msg_id);
-        bodies.push(m.body.as_deref());
-        read_cts.push(m.read_ct);
-        enqueued.push(m.enqueued_at.as_str());
-    }
-    let (codes, texts): (Vec<String>, Vec<String>) = reasons.into_iter().unzip();
-    client.update(
-        "INSERT INTO centralcloud.routing_events_rejected
-               (msg_id, message, reason_code, reason, read_ct, enqueued_at)
-         SELECT r.msg_id, r.body::jsonb, r.code, r.reason, r.read_ct, r.enqueued_at::timestamptz
-           FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::int4[], $6::text[])
-                AS r(msg_id, body, code, reason, read_ct, enqueued_at)",
-        None,
-        &[
-            ids.into(),
-            bodies.into(),
-            codes.into(),
-            texts.into(),
-            read_cts.into(),
-            enqueued.into(),
-        ],
-    )?;
-    Ok(())
-}
-
-fn delete_messages(
-    client: &mut SpiClient<'_>,
-    queue: &str,
-    messages: &[QueueMessage],
-) -> Result<(), pgrx::spi::Error> {
-    let ids: Vec<i64> = messages.iter().map(|m| m.msg_id).collect();
-    client.update(
-        "SELECT pgmq.delete($1, $2::int8[])",
-        None,
-        &[queue.into(), ids.into()],
     )?;
     Ok(())
 }
