@@ -4,12 +4,12 @@
 SHELL := /bin/bash
 export PROFILE ?= release
 
-.PHONY: demo test setup install unit pg_test bench clean
+.PHONY: demo test setup install unit pgrx_test pg_test bench clean
 
 demo: setup install
 	scripts/demo.sh
 
-test: setup unit install pg_test
+test: setup unit pgrx_test install pg_test
 
 setup:
 	scripts/setup.sh
@@ -20,6 +20,13 @@ install:
 # Pure Rust: validation, aggregation, sketch (no Postgres needed).
 unit:
 	cargo test --lib
+
+# #[pg_test]s inside a real backend (pgrx's own throwaway cluster, run as postgres).
+# It installs a test build of the extension, so `install` runs after it.
+PGRX_TEST_DATA := /tmp/centralcloud-pgrx-test
+pgrx_test:
+	rm -rf $(PGRX_TEST_DATA) && mkdir -p $(PGRX_TEST_DATA) && chown postgres:postgres $(PGRX_TEST_DATA)
+	cargo pgrx test pg15 --runas postgres --pgdata $(PGRX_TEST_DATA)
 
 # SQL-level tests against a throwaway cluster with real pgmq.
 pg_test:

@@ -35,6 +35,7 @@ for test in "$here"/t*.sql "$here"/t*.sh; do
   else
     failed=$((failed + 1)); failures+=("$name"); printf 'FAIL  %-40s %6ss\n' "$name" "$secs"
     sed 's/^/      /' "$out" | tail -30
+    grep -E "PANIC|terminated by signal|was terminated" "$CLUSTER_DIR/server.log" | sed 's/^/      server: /' | tail -5
   fi
 done
 echo

@@ -59,6 +59,42 @@ impl CellDelta {
         }
         self.first_score.get_or_insert(e.score);
     }
+
+    /// Adds a later delta of the same cell (its first score does not replace ours).
+    fn merge(&mut self, later: &CellDelta) {
+        self.routed += later.routed;
+        self.success += later.success;
+        self.failure += later.failure;
+        self.latency_count += later.latency_count;
+        self.latency_sum += later.latency_sum;
+        self.latency_min = combine(self.latency_min, later.latency_min, i32::min);
+        self.latency_max = combine(self.latency_max, later.latency_max, i32::max);
+        // Both sketches come from LatencySketch::default(): same configuration, merge cannot fail.
+        self.sketch
+            .merge(&later.sketch)
+            .expect("sketches share one configuration");
+        self.first_score = self.first_score.or(later.first_score);
+    }
+}
+
+/// Combines two optional values with `pick`, treating None as "no value yet".
+fn combine(a: Option<i32>, b: Option<i32>, pick: fn(i32, i32) -> i32) -> Option<i32> {
+    match (a, b) {
+        (Some(x), Some(y)) => Some(pick(x, y)),
+        (x, y) => x.or(y),
+    }
+}
+
+/// Per-cell deltas of several batches, merged: what one transaction upserts.
+pub fn merge_cells(total: &mut BTreeMap<CellKey, CellDelta>, batch: BTreeMap<CellKey, CellDelta>) {
+    for (key, delta) in batch {
+        match total.get_mut(&key) {
+            Some(existing) => existing.merge(&delta),
+            None => {
+                total.insert(key, delta);
+            }
+        }
+    }
 }
 
 /// Folds a batch into per-cell deltas, in key order.
@@ -133,6 +169,54 @@ mod tests {
             ),
             (1, 1)
         );
+    }
+
+    #[test]
+    fn merging_batches_equals_aggregating_them_at_once() {
+        use Complexity::*;
+        use Outcome::*;
+        let first = vec![
+            event("a", Simple, Routed, None),
+            event("a", Simple, Success, Some(300)),
+            event("b", Complex, Failure, Some(50)),
+        ];
+        let second = vec![
+            event("a", Simple, Failure, Some(100)),
+            event("c", Medium, Routed, None),
+            event("a", Simple, Routed, None),
+        ];
+        let mut merged = aggregate(&first);
+        merge_cells(&mut merged, aggregate(&second));
+        let all: Vec<Sample> = first.iter().chain(&second).cloned().collect();
+        let at_once = aggregate(&all);
+        assert_eq!(merged.len(), at_once.len());
+        for (key, want) in &at_once {
+            let got = &merged[key];
+            assert_eq!(
+                (
+                    got.routed,
+                    got.success,
+                    got.failure,
+                    got.latency_count,
+                    got.latency_sum
+                ),
+                (
+                    want.routed,
+                    want.success,
+                    want.failure,
+                    want.latency_count,
+                    want.latency_sum
+                ),
+                "{key:?}"
+            );
+            assert_eq!(
+                (got.latency_min, got.latency_max),
+                (want.latency_min, want.latency_max)
+            );
+            assert_eq!(got.sketch.count(), want.sketch.count());
+            assert_eq!(got.sketch.quantile(0.5), want.sketch.quantile(0.5));
+            assert_eq!(got.first_score, want.first_score);
+        }
     }
 
     #[test]

@@ -7,8 +7,11 @@
 //! this call took), deletes them from the queue, validates each with
 //! `routing_event_rejection()`, inserts the valid ones into `routing_records` (`msg_id` is
 //! unique: a message never lands twice) and dead-letters the others with their reason. The
-//! recorded events come back to Rust, are aggregated per (model, complexity) and each cell is
-//! upserted once, in key order. All of it commits together or not at all.
+//! recorded events come back to Rust and are aggregated per (model, complexity). At the end of
+//! the call the deltas of all its batches are merged and each cell is upserted once, in key
+//! order (so concurrent callers cannot deadlock, and a long drain writes each metrics row
+//! once instead of once per batch). Records, dead letters, queue deletes and metrics share the
+//! caller's transaction: they commit together or not at all.
 //!
 //! Claiming by delete inside the transaction is what `pgmq.read` + `pgmq.delete` amount to
 //! when both happen in one transaction (the row stays locked until commit, a crash rolls both
@@ -21,9 +24,10 @@
 //! in the queue for a later read; after `centralcloud.max_retries` reads it is dead-lettered
 //! with the error text. A poison message never blocks the queue.
 
-use crate::aggregate::{aggregate, CellDelta, CellKey, Sample};
+use crate::aggregate::{aggregate, merge_cells, CellDelta, CellKey, Sample};
 use crate::event::{parse_event, Choice, Complexity, Limits, Outcome};
 use crate::{guc, subxact};
+use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
 use std::collections::BTreeMap;
@@ -39,26 +43,27 @@ WITH claim AS (%2$s),
 claimed AS (
     DELETE FROM pgmq.%1$I AS q USING claim
      WHERE q.msg_id = claim.msg_id
-    RETURNING q.msg_id, q.read_ct, q.enqueued_at, q.message
-),
-checked AS (
-    SELECT c.*, c.message -> 'routing_decision' AS d,
-           centralcloud.routing_event_rejection(c.message::text) AS why
-      FROM claimed c
+    RETURNING q.msg_id, q.read_ct, q.enqueued_at, q.message,
+              centralcloud.routing_event_rejection(q.message::text) AS why
 ),
 recorded AS (
     INSERT INTO centralcloud.routing_records AS r
            (msg_id, "timestamp", instance_id, complexity, model, provider, score, outcome,
             response_time_ms, capabilities_required, preference, user_model_request, received_at)
     SELECT msg_id, (message ->> 'timestamp')::timestamptz, message ->> 'instance_id',
-           d ->> 'complexity', d ->> 'selected_model', d ->> 'selected_provider',
-           round((d ->> 'complexity_score')::numeric, 15)::float8, d ->> 'outcome',
-           (d ->> 'response_time_ms')::int,
-           CASE WHEN jsonb_typeof(d -> 'capabilities_required') = 'array'
-                THEN ARRAY(SELECT jsonb_array_elements_text(d -> 'capabilities_required'))
+           message #>> '{routing_decision,complexity}',
+           message #>> '{routing_decision,selected_model}',
+           message #>> '{routing_decision,selected_provider}',
+           round((message #>> '{routing_decision,complexity_score}')::numeric, 15)::float8,
+           message #>> '{routing_decision,outcome}',
+           (message #>> '{routing_decision,response_time_ms}')::int,
+           CASE WHEN jsonb_typeof(message #> '{routing_decision,capabilities_required}') = 'array'
+                THEN ARRAY(SELECT jsonb_array_elements_text(message #> '{routing_decision,capabilities_required}'))
                 ELSE '{}' END,
-           d ->> 'prefer', d ->> 'user_model_request', enqueued_at
-      FROM checked
+           message #>> '{routing_decision,prefer}',
+           message #>> '{routing_decision,user_model_request}',
+           enqueued_at
+      FROM claimed
      WHERE why IS NULL
     %3$s
     RETURNING r.msg_id, r.model, r.complexity, r.outcome, r.response_time_ms, r.score
@@ -67,13 +72,13 @@ rejected AS (
     INSERT INTO centralcloud.routing_events_rejected AS x
            (msg_id, message, reason_code, reason, read_ct, enqueued_at)
     SELECT msg_id, message, why[1], why[2], read_ct, enqueued_at
-      FROM checked
+      FROM claimed
      WHERE why IS NOT NULL
     UNION ALL
     SELECT msg_id, message, 'duplicate',
            'msg_id ' || msg_id || ' is already in routing_records (delivered twice)',
            read_ct, enqueued_at
-      FROM checked
+      FROM claimed
      WHERE why IS NULL AND msg_id NOT IN (SELECT msg_id FROM recorded)
     RETURNING x.msg_id, x.reason_code
 )
@@ -84,12 +89,41 @@ SELECT msg_id, NULL, NULL, NULL, NULL, NULL, reason_code
   FROM rejected
 "#;
 
+/// One upsert per cell: $1.. are parallel arrays in key order; counters add up, sketches merge.
+const UPSERT_SQL: &str = "INSERT INTO centralcloud.model_routing_metrics AS m
+               (model_name, complexity_level, usage_count, success_count, failure_count,
+                response_time_count, response_time_sum, response_time_min, response_time_max,
+                avg_response_time, latency_sketch, updated_at)
+         SELECT d.model, d.complexity, d.routed, d.success, d.failure,
+                d.lat_count, d.lat_sum, d.lat_min, d.lat_max,
+                d.lat_sum::float8 / NULLIF(d.lat_count, 0), d.sketch, now()
+           FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[],
+                       $7::int8[], $8::int4[], $9::int4[], $10::bytea[])
+                WITH ORDINALITY AS d(model, complexity, routed, success, failure, lat_count,
+                                     lat_sum, lat_min, lat_max, sketch, position)
+          ORDER BY d.position
+         ON CONFLICT (model_name, complexity_level) DO UPDATE SET
+                usage_count = m.usage_count + EXCLUDED.usage_count,
+                success_count = m.success_count + EXCLUDED.success_count,
+                failure_count = m.failure_count + EXCLUDED.failure_count,
+                response_time_count = m.response_time_count + EXCLUDED.response_time_count,
+                response_time_sum = m.response_time_sum + EXCLUDED.response_time_sum,
+                response_time_min = LEAST(m.response_time_min, EXCLUDED.response_time_min),
+                response_time_max = GREATEST(m.response_time_max, EXCLUDED.response_time_max),
+                avg_response_time = (m.response_time_sum + EXCLUDED.response_time_sum)::float8
+                                    / NULLIF(m.response_time_count + EXCLUDED.response_time_count, 0),
+                latency_sketch = centralcloud.latency_sketch_merge(m.latency_sketch, EXCLUDED.latency_sketch),
+                updated_at = now()";
+
 /// Fast path: the next visible messages after msg_id $1, at most $2, skipping locked ones.
 const CLAIM_NEXT: &str = "SELECT msg_id FROM pgmq.%1$I
                            WHERE msg_id > $1 AND vt <= clock_timestamp()
                            ORDER BY msg_id LIMIT $2 FOR UPDATE SKIP LOCKED";
 /// Careful path: exactly the messages $1, already read (and locked) with `pgmq.read`.
 const CLAIM_READ: &str = "SELECT unnest($1::int8[]) AS msg_id";
+
+/// Per-cell metric deltas, in the key order upserts take.
+type Cells = BTreeMap<CellKey, CellDelta>;
 
 /// Settings fixed for one call.
 struct IngestConfig {
@@ -150,13 +184,18 @@ fn ingest_routing_events(
     let statements = Statements::prepare(&config.queue);
 
     let mut total = Counts::default();
+    let mut cells = Cells::new();
     while max_batches.is_none_or(|max| total.batches < max) {
-        let batch = ingest_batch(&config, &statements, total.last_msg_id);
+        let batch = ingest_batch(&config, &statements, total.last_msg_id, &mut cells);
         total.add(batch);
         if batch.read < i64::from(config.batch_size) {
             break;
         }
     }
+    // Metrics of every batch of this call, one upsert per cell: the same transaction as the
+    // records, and each row written once however many batches the backlog took.
+    Spi::connect_mut(|client| upsert_metrics(client, &statements.upsert, &cells))
+        .unwrap_or_else(|e| error!("centralcloud: updating metrics: {e}"));
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     TableIterator::once((
         total.read,
@@ -210,10 +249,11 @@ fn ensure_queue_exists(queue: &str) {
     }
 }
 
-/// The two batch statements for this call's queue, planned once.
+/// This call's statements, planned once: the two batch variants and the metrics upsert.
 struct Statements {
     next: OwnedPreparedStatement,
     read: OwnedPreparedStatement,
+    upsert: OwnedPreparedStatement,
 }
 
 impl Statements {
@@ -252,33 +292,53 @@ impl Statements {
                     "ON CONFLICT (msg_id) DO NOTHING",
                     &[PgBuiltInOids::INT8ARRAYOID.into()],
                 )?,
+                upsert: client.prepare_mut(UPSERT_SQL, &upsert_arg_types())?.keep(),
             })
         })
         .unwrap_or_else(|e| error!("centralcloud: preparing ingest for queue \"{queue}\": {e}"))
     }
 }
 
+fn upsert_arg_types() -> Vec<PgOid> {
+    let (text, int8, int4) = (
+        PgBuiltInOids::TEXTARRAYOID,
+        PgBuiltInOids::INT8ARRAYOID,
+        PgBuiltInOids::INT4ARRAYOID,
+    );
+    let types = [text, text, int8, int8, int8, int8, int8, int4, int4];
+    types
+        .into_iter()
+        .chain([PgBuiltInOids::BYTEAARRAYOID])
+        .map(PgOid::from)
+        .collect()
+}
+
 /// One batch on the fast path; if it fails, the careful path over the next `batch_size`.
-fn ingest_batch(config: &IngestConfig, statements: &Statements, after: i64) -> Counts {
-    let fast = subxact::run(|| apply(&statements.next, &[after.into(), config.batch_size.into()]));
-    match fast {
-        Ok(counts) => counts,
+fn ingest_batch(
+    config: &IngestConfig,
+    statements: &Statements,
+    after: i64,
+    cells: &mut Cells,
+) -> Counts {
+    let args = [after.into(), config.batch_size.into()];
+    match subxact::run(|| apply(&statements.next, &args)) {
+        Ok((counts, batch_cells)) => {
+            merge_cells(cells, batch_cells);
+            counts
+        }
         Err(error) => {
             debug1!("centralcloud: batch failed ({error}); retrying its messages one by one");
-            ingest_carefully(config, statements)
+            ingest_carefully(config, statements, cells)
         }
     }
 }
 
-/// Runs a batch statement and upserts the metrics of what it recorded.
-fn apply<'a>(statement: &OwnedPreparedStatement, args: &[pgrx::datum::DatumWithOid<'a>]) -> Counts {
-    Spi::connect_mut(|client| -> SpiResult<Counts> {
-        let mut counts = Counts {
-            batches: 1,
-            ..Counts::default()
-        };
+/// Runs a batch statement; returns what it did and the per-cell deltas of what it recorded.
+fn apply(batch: &OwnedPreparedStatement, args: &[DatumWithOid<'_>]) -> (Counts, Cells) {
+    Spi::connect_mut(|client| -> SpiResult<(Counts, Cells)> {
+        let mut counts = Counts::default();
         let mut samples = Vec::new();
-        for row in client.update(statement, None, args)? {
+        for row in client.update(batch, None, args)? {
             let msg_id = row.get::<i64>(1)?.unwrap_or_default();
             counts.read += 1;
             counts.last_msg_id = counts.last_msg_id.max(msg_id);
@@ -291,9 +351,8 @@ fn apply<'a>(statement: &OwnedPreparedStatement, args: &[pgrx::datum::DatumWithO
                 }
             }
         }
-        upsert_metrics(client, &aggregate(&samples))?;
         counts.batches = i32::from(counts.read > 0);
-        Ok(counts)
+        Ok((counts, aggregate(&samples)))
     })
     .unwrap_or_else(|e| error!("centralcloud: {e}"))
 }
@@ -319,7 +378,7 @@ struct ReadMessage {
     body: Option<String>,
 }
 
-fn ingest_carefully(config: &IngestConfig, statements: &Statements) -> Counts {
+fn ingest_carefully(config: &IngestConfig, statements: &Statements, cells: &mut Cells) -> Counts {
     let messages = read_batch(config);
     let mut counts = Counts {
         batches: 1,
@@ -327,11 +386,15 @@ fn ingest_carefully(config: &IngestConfig, statements: &Statements) -> Counts {
     };
     for message in &messages {
         let ids = vec![message.msg_id];
-        match subxact::run(|| apply(&statements.read, &[ids.clone().into()])) {
-            Ok(applied) => counts.add(Counts {
-                batches: 0,
-                ..applied
-            }),
+        let args = [ids.into()];
+        match subxact::run(|| apply(&statements.read, &args)) {
+            Ok((applied, message_cells)) => {
+                merge_cells(cells, message_cells);
+                counts.add(Counts {
+                    batches: 0,
+                    ..applied
+                })
+            }
             Err(error) => counts.add(retry_or_dead_letter(config, message, &error)),
         }
     }
@@ -440,7 +503,8 @@ fn dead_letter_failed(config: &IngestConfig, message: &ReadMessage, reason: &str
 /// One upsert per cell, in key order (the BTreeMap's), merging counters and sketches.
 fn upsert_metrics(
     client: &mut SpiClient<'_>,
-    cells: &BTreeMap<CellKey, CellDelta>,
+    upsert: &OwnedPreparedStatement,
+    cells: &Cells,
 ) -> SpiResult<()> {
     if cells.is_empty() {
         return Ok(());
@@ -455,30 +519,7 @@ fn upsert_metrics(
         .map(|c| (c.latency_count > 0).then(|| c.sketch.to_bytes()))
         .collect();
     client.update(
-        "INSERT INTO centralcloud.model_routing_metrics AS m
-               (model_name, complexity_level, usage_count, success_count, failure_count,
-                response_time_count, response_time_sum, response_time_min, response_time_max,
-                avg_response_time, latency_sketch, updated_at)
-         SELECT d.model, d.complexity, d.routed, d.success, d.failure,
-                d.lat_count, d.lat_sum, d.lat_min, d.lat_max,
-                d.lat_sum::float8 / NULLIF(d.lat_count, 0), d.sketch, now()
-           FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[],
-                       $7::int8[], $8::int4[], $9::int4[], $10::bytea[])
-                WITH ORDINALITY AS d(model, complexity, routed, success, failure, lat_count,
-                                     lat_sum, lat_min, lat_max, sketch, position)
-          ORDER BY d.position
-         ON CONFLICT (model_name, complexity_level) DO UPDATE SET
-                usage_count = m.usage_count + EXCLUDED.usage_count,
-                success_count = m.success_count + EXCLUDED.success_count,
-                failure_count = m.failure_count + EXCLUDED.failure_count,
-                response_time_count = m.response_time_count + EXCLUDED.response_time_count,
-                response_time_sum = m.response_time_sum + EXCLUDED.response_time_sum,
-                response_time_min = LEAST(m.response_time_min, EXCLUDED.response_time_min),
-                response_time_max = GREATEST(m.response_time_max, EXCLUDED.response_time_max),
-                avg_response_time = (m.response_time_sum + EXCLUDED.response_time_sum)::float8
-                                    / NULLIF(m.response_time_count + EXCLUDED.response_time_count, 0),
-                latency_sketch = centralcloud.latency_sketch_merge(m.latency_sketch, EXCLUDED.latency_sketch),
-                updated_at = now()",
+        upsert,
         None,
         &[
             models.into(),

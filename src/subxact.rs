@@ -62,3 +62,72 @@ pub fn message(caught: &CaughtError) -> String {
         _ => r.message().to_string(),
     }
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use super::run;
+    use pgrx::prelude::*;
+
+    fn count() -> i64 {
+        Spi::get_one::<i64>("SELECT count(*) FROM subxact_probe")
+            .unwrap()
+            .unwrap()
+    }
+
+    #[pg_test]
+    fn an_error_rolls_back_only_the_subtransaction() {
+        Spi::run("CREATE TEMP TABLE subxact_probe (v int)").unwrap();
+        Spi::run("INSERT INTO subxact_probe VALUES (1)").unwrap();
+        let failed = run(|| {
+            Spi::run("INSERT INTO subxact_probe VALUES (2)").unwrap();
+            Spi::run("SELECT 1 / 0").unwrap();
+        });
+        assert_eq!(failed.unwrap_err(), "division by zero");
+        assert_eq!(
+            count(),
+            1,
+            "the failed subtransaction's insert is rolled back"
+        );
+
+        let committed = run(|| Spi::run("INSERT INTO subxact_probe VALUES (3)").unwrap());
+        assert!(committed.is_ok());
+        assert_eq!(
+            count(),
+            2,
+            "the enclosing transaction goes on and keeps released work"
+        );
+    }
+
+    #[pg_test]
+    fn a_panic_is_caught_and_rolled_back() {
+        Spi::run("CREATE TEMP TABLE subxact_probe (v int)").unwrap();
+        let failed = run(|| {
+            Spi::run("INSERT INTO subxact_probe VALUES (1)").unwrap();
+            panic!("simulated bug");
+        });
+        assert!(failed.unwrap_err().contains("simulated bug"));
+        assert_eq!(count(), 0);
+    }
+
+    #[pg_test]
+    fn nested_subtransactions_roll_back_independently() {
+        Spi::run("CREATE TEMP TABLE subxact_probe (v int)").unwrap();
+        let outer = run(|| {
+            Spi::run("INSERT INTO subxact_probe VALUES (1)").unwrap();
+            let inner = run(|| Spi::run("INSERT INTO subxact_probe VALUES ('x'::int)").unwrap());
+            assert!(inner.unwrap_err().contains("invalid input syntax"));
+        });
+        assert!(outer.is_ok());
+        assert_eq!(count(), 1);
+    }
+
+    #[pg_test(error = "canceling statement due to user request")]
+    fn cancellation_is_never_swallowed() {
+        let _ = run(|| {
+            Spi::run("SELECT pg_cancel_backend(pg_backend_pid())").unwrap();
+            Spi::run("SELECT pg_sleep(5)").unwrap();
+        });
+        panic!("the cancel should have propagated");
+    }
+}
