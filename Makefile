@@ -17,9 +17,10 @@ setup:
 install:
 	source scripts/common.sh && install_extension
 
-# Pure Rust: validation, aggregation, sketch (no Postgres needed).
+# Pure Rust: validation, aggregation, sketch (no Postgres needed; the #[pg_test]s, named
+# pg_*, need a backend and run in pgrx_test).
 unit:
-	cargo test --lib
+	cargo test --lib -- --skip ::pg_
 
 # #[pg_test]s inside a real backend (pgrx's own throwaway cluster, run as postgres).
 # It installs a test build of the extension, so `install` runs after it.

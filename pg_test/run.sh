@@ -7,8 +7,8 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../scripts/common.sh"
 
-export CLUSTER_DIR="${CLUSTER_DIR:-/tmp/centralcloud-pg_test}"
-export CLUSTER_PORT="${CLUSTER_PORT:-28815}"
+export CLUSTER_DIR="${PG_TEST_DIR:-/tmp/centralcloud-pg_test}"
+export CLUSTER_PORT="${PG_TEST_PORT:-28815}"
 filter="${1:-}"
 
 cluster_start "$CLUSTER_DIR" "$CLUSTER_PORT" "fsync = off" "max_locks_per_transaction = 256"

@@ -12,8 +12,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/common.sh"
 
-export CLUSTER_DIR="${CLUSTER_DIR:-/tmp/centralcloud-bench}"
-export CLUSTER_PORT="${CLUSTER_PORT:-28817}"
+export CLUSTER_DIR="${BENCH_DIR:-/tmp/centralcloud-bench}"
+export CLUSTER_PORT="${BENCH_PORT:-28817}"
 EVENTS="${EVENTS:-200000}"
 SEED_EVENTS="${SEED_EVENTS:-$EVENTS}"
 BATCH="${BATCH:-1000}"

@@ -15,6 +15,11 @@ install_extension() {
   [[ "${PROFILE:-release}" == release ]] && flags+=(--release)
   log "building and installing centralcloud (${PROFILE:-release})"
   (cd "$ROOT" && cargo pgrx install --pg-config "$PG_CONFIG" "${flags[@]}" >/dev/null)
+  # cargo pgrx install may hard-link the library from target/; give the installed copy its own
+  # inode so a later cargo build (of any profile) cannot change what PostgreSQL loads.
+  local lib
+  lib="$("$PG_CONFIG" --pkglibdir)/centralcloud.so"
+  cp "$lib" "$lib.new" && mv -f "$lib.new" "$lib"
 }
 
 # cluster_start DIR PORT [extra postgresql.conf lines...]: initdb as postgres and start.

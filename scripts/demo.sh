@@ -6,8 +6,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/common.sh"
 
-export CLUSTER_DIR="${CLUSTER_DIR:-/tmp/centralcloud-demo}"
-export CLUSTER_PORT="${CLUSTER_PORT:-28816}"
+export CLUSTER_DIR="${DEMO_DIR:-/tmp/centralcloud-demo}"
+export CLUSTER_PORT="${DEMO_PORT:-28816}"
 DECISIONS="${DECISIONS:-6000}"
 
 log "starting a throwaway PostgreSQL 15 cluster in $CLUSTER_DIR (port $CLUSTER_PORT)"
