@@ -2,7 +2,9 @@
 -- dashboard queries. Runs at the end of CREATE EXTENSION (after the Rust functions exist).
 
 -- ---------------------------------------------------------------------------------------
--- The queue routers publish to. Created through pgmq's own API when missing. Objects that
+-- The queue routers publish to, and the seed's plain score-update queue (bound to the score
+-- update topic, for consumers written to the seed). Created through pgmq's own API when
+-- missing. Objects that
 -- pgmq creates during our CREATE EXTENSION would otherwise become members of centralcloud
 -- (DROP EXTENSION centralcloud would drop the queue's tables behind pgmq's back), so they
 -- are handed back.
@@ -14,6 +16,10 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM pgmq.meta WHERE queue_name = 'model_routing_decisions') THEN
         PERFORM pgmq.create('model_routing_decisions');
     END IF;
+    IF NOT EXISTS (SELECT 1 FROM pgmq.meta WHERE queue_name = 'model_score_updates') THEN
+        PERFORM pgmq.create('model_score_updates');
+    END IF;
+    PERFORM pgmq.bind_topic('centralcloud.model_score_update', 'model_score_updates');
     FOR member IN
         SELECT c.oid::regclass AS rel, c.relkind
           FROM pg_catalog.pg_depend d
@@ -133,6 +139,78 @@ COMMENT ON COLUMN routing_events_rejected.read_ct IS 'pgmq read_ct of the messag
 COMMENT ON COLUMN routing_events_rejected.enqueued_at IS 'When pgmq received the message.';
 COMMENT ON COLUMN routing_events_rejected.rejected_at IS 'When ingest rejected it.';
 
+-- ---------------------------------------------------------------------------------------
+-- The score catalog: the current complexity score of each (model, complexity), and the
+-- learning watermark (the counters its last learning step consumed).
+-- ---------------------------------------------------------------------------------------
+CREATE TABLE model_complexity_scores (
+    model_name                  VARCHAR NOT NULL,
+    complexity_level            VARCHAR NOT NULL CHECK (complexity_level IN ('simple', 'medium', 'complex')),
+    score                       FLOAT NOT NULL CHECK (score >= 0 AND score <= 5),
+    learned_success_count       BIGINT NOT NULL DEFAULT 0,
+    learned_failure_count       BIGINT NOT NULL DEFAULT 0,
+    learned_response_time_count BIGINT NOT NULL DEFAULT 0,
+    learned_response_time_sum   BIGINT NOT NULL DEFAULT 0,
+    learned_at                  TIMESTAMPTZ,
+    change_source               TEXT NOT NULL CHECK (change_source IN ('reported', 'learned', 'operator')),
+    change_reason               TEXT NOT NULL,
+    changed_at                  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (model_name, complexity_level)
+);
+COMMENT ON TABLE model_complexity_scores IS
+  'Score catalog: the current complexity score (0-5) of each (model, complexity), when and why it last changed. A cell enters when its first event is ingested, at the complexity_score instances reported for it; learn_complexity_scores() and set_complexity_score() change it.';
+COMMENT ON COLUMN model_complexity_scores.model_name IS 'Model.';
+COMMENT ON COLUMN model_complexity_scores.complexity_level IS 'Task complexity: simple, medium or complex.';
+COMMENT ON COLUMN model_complexity_scores.score IS 'Current score, 0.0 to 5.0: what instances should route with.';
+COMMENT ON COLUMN model_complexity_scores.learned_success_count IS 'Watermark: success_count consumed by the last learning step. Learning uses only model_routing_metrics counts above the watermark, so repeated runs do not drift.';
+COMMENT ON COLUMN model_complexity_scores.learned_failure_count IS 'Watermark: failure_count consumed by the last learning step.';
+COMMENT ON COLUMN model_complexity_scores.learned_response_time_count IS 'Watermark: response_time_count consumed by the last learning step.';
+COMMENT ON COLUMN model_complexity_scores.learned_response_time_sum IS 'Watermark: response_time_sum consumed by the last learning step.';
+COMMENT ON COLUMN model_complexity_scores.learned_at IS 'Last learning step (NULL: never enough evidence yet).';
+COMMENT ON COLUMN model_complexity_scores.change_source IS 'Who set the score: reported (initial), learned, operator.';
+COMMENT ON COLUMN model_complexity_scores.change_reason IS 'Why the score last changed.';
+COMMENT ON COLUMN model_complexity_scores.changed_at IS 'When the score last changed.';
+
+CREATE TABLE score_history (
+    id                   BIGSERIAL PRIMARY KEY,
+    model_name           VARCHAR NOT NULL,
+    complexity_level     VARCHAR NOT NULL,
+    old_score            FLOAT,
+    new_score            FLOAT NOT NULL,
+    samples              BIGINT,
+    success_rate         FLOAT,
+    avg_response_time_ms FLOAT,
+    policy               TEXT NOT NULL,
+    reason               TEXT NOT NULL,
+    published_to         INTEGER NOT NULL,
+    changed_at           TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX idx_score_history_cell ON score_history (model_name, complexity_level, changed_at DESC);
+COMMENT ON TABLE score_history IS
+  'One row per score change (learned or set by an operator): old and new score, the evidence behind it, the policy, the reason, and how many queues the update was published to (same transaction as the change).';
+COMMENT ON COLUMN score_history.model_name IS 'Model.';
+COMMENT ON COLUMN score_history.complexity_level IS 'Task complexity.';
+COMMENT ON COLUMN score_history.old_score IS 'Score before the change (NULL: the cell had none).';
+COMMENT ON COLUMN score_history.new_score IS 'Score after the change.';
+COMMENT ON COLUMN score_history.samples IS 'Outcome samples the learning step used (NULL for operator changes).';
+COMMENT ON COLUMN score_history.success_rate IS 'success / (success + failure) over those samples.';
+COMMENT ON COLUMN score_history.avg_response_time_ms IS 'Average response time over the evidence (NULL: none reported).';
+COMMENT ON COLUMN score_history.policy IS 'Learning policy (centralcloud.learning_policy), or operator.';
+COMMENT ON COLUMN score_history.reason IS 'Human-readable reason, as published.';
+COMMENT ON COLUMN score_history.published_to IS 'Queues the model_score_update event was sent to (subscribed instances plus model_score_updates).';
+COMMENT ON COLUMN score_history.changed_at IS 'When the change was made.';
+
+CREATE TABLE score_subscriptions (
+    instance_id   TEXT PRIMARY KEY,
+    queue_name    TEXT NOT NULL UNIQUE,
+    subscribed_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE score_subscriptions IS
+  'Router instances subscribed to score updates, each with its own pgmq queue bound to the centralcloud.model_score_update topic (subscribe_instance / unsubscribe_instance).';
+COMMENT ON COLUMN score_subscriptions.instance_id IS 'Router instance id, as it publishes it.';
+COMMENT ON COLUMN score_subscriptions.queue_name IS 'Its pgmq queue: cc_scores_<slug>_<hash of the id>.';
+COMMENT ON COLUMN score_subscriptions.subscribed_at IS 'When it subscribed.';
+
 -- pg_dump keeps the data of extension tables only when they are registered.
 SELECT pg_catalog.pg_extension_config_dump('routing_records', '');
 SELECT pg_catalog.pg_extension_config_dump('routing_records_id_seq', '');
@@ -140,6 +218,10 @@ SELECT pg_catalog.pg_extension_config_dump('model_routing_metrics', '');
 SELECT pg_catalog.pg_extension_config_dump('model_routing_metrics_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('routing_events_rejected', '');
 SELECT pg_catalog.pg_extension_config_dump('routing_events_rejected_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('model_complexity_scores', '');
+SELECT pg_catalog.pg_extension_config_dump('score_history', '');
+SELECT pg_catalog.pg_extension_config_dump('score_history_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('score_subscriptions', '');
 
 -- ---------------------------------------------------------------------------------------
 -- The seed's dashboard queries 2 and 3, corrected (the seed selects a column "model" that
@@ -183,4 +265,17 @@ COMMENT ON FUNCTION latency_sketch_merge(bytea, bytea) IS 'Merges two latency sk
 COMMENT ON FUNCTION latency_quantile(bytea, double precision) IS 'q-quantile (0..1) in ms from a latency sketch, within 1% relative error.';
 COMMENT ON FUNCTION latency_sketch_count(bytea) IS 'Number of samples in a latency sketch.';
 
+COMMENT ON FUNCTION learn_complexity_scores(boolean) IS
+  'Applies centralcloud.learning_policy to every cell with the evidence since its last learning step; records each change in score_history and publishes the seed''s model_score_update event to every subscribed instance, in the same transaction. One row per cell considered, with the reason (e.g. insufficient data: 37 < 100). dry_run: same rows, nothing changed or published.';
+COMMENT ON FUNCTION set_complexity_score(text, text, double precision, text) IS
+  'Sets a cell''s score by hand (validated), recorded and published like a learned change. False when the score already had that value.';
+COMMENT ON FUNCTION subscribe_instance(text) IS
+  'Creates the instance''s own score-update queue (cc_scores_<slug>_<hash>) and binds it to the score update topic; returns the queue name. Idempotent.';
+COMMENT ON FUNCTION unsubscribe_instance(text, boolean) IS
+  'Unbinds the instance''s score-update queue and, unless drop_queue is false, drops it. False if it was not subscribed.';
+
 REVOKE ALL ON FUNCTION ingest_routing_events(integer, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION learn_complexity_scores(boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION set_complexity_score(text, text, double precision, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION subscribe_instance(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unsubscribe_instance(text, boolean) FROM PUBLIC;

@@ -16,6 +16,14 @@ pub static MAX_RESPONSE_TIME_MS: GucSetting<i32> = GucSetting::<i32>::new(3_600_
 pub static MAX_STRING_CHARS: GucSetting<i32> = GucSetting::<i32>::new(256);
 pub static MAX_CAPABILITIES: GucSetting<i32> = GucSetting::<i32>::new(32);
 
+pub static LEARNING_POLICY: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"seed"));
+pub static MIN_SAMPLES_FOR_LEARNING: GucSetting<i32> = GucSetting::<i32>::new(100);
+pub static SUCCESS_THRESHOLD: GucSetting<f64> = GucSetting::<f64>::new(0.95);
+pub static SUCCESS_STEP: GucSetting<f64> = GucSetting::<f64>::new(0.2);
+pub static SLOWNESS_THRESHOLD_MS: GucSetting<f64> = GucSetting::<f64>::new(2000.0);
+pub static SPEED_STEP: GucSetting<f64> = GucSetting::<f64>::new(0.1);
+
 pub fn init() {
     GucRegistry::define_string_guc(
         c"centralcloud.queue_name",
@@ -85,6 +93,63 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    init_learning();
+}
+
+fn init_learning() {
+    GucRegistry::define_string_guc(
+        c"centralcloud.learning_policy",
+        c"Policy learn_complexity_scores() applies.",
+        c"seed: the specification's rule (success and speed steps, clamped to [0, 5]), applied to the evidence since each cell's last learning step.",
+        &LEARNING_POLICY,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"centralcloud.min_samples_for_learning",
+        c"Outcome samples (success + failure) a cell needs since its last learning step to learn.",
+        c"Cells with fewer keep accumulating evidence.",
+        &MIN_SAMPLES_FOR_LEARNING,
+        1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    let floats: [(&'static std::ffi::CStr, &'static std::ffi::CStr, &'static GucSetting<f64>, f64, f64); 4] = [
+        (c"centralcloud.success_threshold", c"Success rate above which a cell's score goes up by success_step (else down).", &SUCCESS_THRESHOLD, 0.0, 1.0),
+        (c"centralcloud.success_step", c"Score change for the success-rate term.", &SUCCESS_STEP, 0.0, 5.0),
+        (c"centralcloud.slowness_threshold_ms", c"Average response time (ms) above which a cell's score goes down by speed_step (else up).", &SLOWNESS_THRESHOLD_MS, 0.0, 3_600_000.0),
+        (c"centralcloud.speed_step", c"Score change for the response-time term.", &SPEED_STEP, 0.0, 5.0),
+    ];
+    for (name, description, setting, min, max) in floats {
+        GucRegistry::define_float_guc(
+            name,
+            description,
+            c"Part of the seed learning policy; see learn_complexity_scores().",
+            setting,
+            min,
+            max,
+            GucContext::Suset,
+            GucFlags::default(),
+        );
+    }
+}
+
+pub fn learning_policy() -> String {
+    LEARNING_POLICY
+        .get()
+        .and_then(|c| c.into_string().ok())
+        .unwrap_or_else(|| "seed".into())
+}
+
+pub fn seed_policy() -> crate::learn::policy::SeedPolicy {
+    crate::learn::policy::SeedPolicy {
+        min_samples: i64::from(MIN_SAMPLES_FOR_LEARNING.get()),
+        success_threshold: SUCCESS_THRESHOLD.get(),
+        success_step: SUCCESS_STEP.get(),
+        slowness_threshold_ms: SLOWNESS_THRESHOLD_MS.get(),
+        speed_step: SPEED_STEP.get(),
+    }
 }
 
 pub fn queue_name() -> String {

@@ -90,7 +90,10 @@ SELECT msg_id, NULL, NULL, NULL, NULL, NULL, reason_code
 "#;
 
 /// One upsert per cell: $1.. are parallel arrays in key order; counters add up, sketches merge.
-const UPSERT_SQL: &str = "INSERT INTO centralcloud.model_routing_metrics AS m
+/// A cell seen for the first time also enters the score catalog, at the complexity_score the
+/// instances reported for it ($11: the first one in the batch).
+const UPSERT_SQL: &str = "WITH metrics AS (
+         INSERT INTO centralcloud.model_routing_metrics AS m
                (model_name, complexity_level, usage_count, success_count, failure_count,
                 response_time_count, response_time_sum, response_time_min, response_time_max,
                 avg_response_time, latency_sketch, updated_at)
@@ -113,7 +116,15 @@ const UPSERT_SQL: &str = "INSERT INTO centralcloud.model_routing_metrics AS m
                 avg_response_time = (m.response_time_sum + EXCLUDED.response_time_sum)::float8
                                     / NULLIF(m.response_time_count + EXCLUDED.response_time_count, 0),
                 latency_sketch = centralcloud.latency_sketch_merge(m.latency_sketch, EXCLUDED.latency_sketch),
-                updated_at = now()";
+                updated_at = now()
+         RETURNING 1)
+         INSERT INTO centralcloud.model_complexity_scores AS s
+                (model_name, complexity_level, score, change_source, change_reason)
+         SELECT d.model, d.complexity, round(d.score::numeric, 4)::float8, 'reported',
+                'initial: the complexity_score instances routed with when the cell was first seen'
+           FROM unnest($1::text[], $2::text[], $11::float8[]) WITH ORDINALITY AS d(model, complexity, score, position)
+          ORDER BY d.position
+         ON CONFLICT (model_name, complexity_level) DO NOTHING";
 
 /// Fast path: the next visible messages after msg_id $1, at most $2, skipping locked ones.
 const CLAIM_NEXT: &str = "SELECT msg_id FROM pgmq.%1$I
@@ -308,7 +319,7 @@ fn upsert_arg_types() -> Vec<PgOid> {
     let types = [text, text, int8, int8, int8, int8, int8, int4, int4];
     types
         .into_iter()
-        .chain([PgBuiltInOids::BYTEAARRAYOID])
+        .chain([PgBuiltInOids::BYTEAARRAYOID, PgBuiltInOids::FLOAT8ARRAYOID])
         .map(PgOid::from)
         .collect()
 }
@@ -512,6 +523,10 @@ fn upsert_metrics(
     let column = |f: fn(&CellDelta) -> i64| cells.values().map(f).collect::<Vec<i64>>();
     let models: Vec<&str> = cells.keys().map(|k| k.model.as_str()).collect();
     let complexities: Vec<&str> = cells.keys().map(|k| k.complexity).collect();
+    let first_scores: Vec<f64> = cells
+        .values()
+        .map(|c| c.first_score.unwrap_or(0.0))
+        .collect();
     let latency_min: Vec<Option<i32>> = cells.values().map(|c| c.latency_min).collect();
     let latency_max: Vec<Option<i32>> = cells.values().map(|c| c.latency_max).collect();
     let sketches: Vec<Option<Vec<u8>>> = cells
@@ -532,6 +547,7 @@ fn upsert_metrics(
             latency_min.into(),
             latency_max.into(),
             sketches.into(),
+            first_scores.into(),
         ],
     )?;
     Ok(())

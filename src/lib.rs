@@ -2,8 +2,9 @@
 //! PostgreSQL extension. Router instances publish routing events to a pgmq queue; ingest
 //! turns them into an exact audit trail and per-model metrics.
 //!
-//! Pure logic (no SPI, covered by plain unit tests): `event`, `aggregate`, `sketch`.
-//! SPI layer: `ingest`, `sketch_sql`, `subxact`. Schema and comments: `sql/`.
+//! Pure logic (no SPI, covered by plain unit tests): `event`, `aggregate`, `sketch`,
+//! `learn::policy`, and the queue naming in `publish`.
+//! SPI layer: `ingest`, `learn`, `publish`, `sketch_sql`, `subxact`. Schema and comments: `sql/`.
 
 use pgrx::prelude::*;
 
@@ -15,7 +16,10 @@ pub mod sketch;
 
 mod guc;
 mod ingest;
+pub mod learn;
+mod publish;
 mod sketch_sql;
+mod spi_util;
 mod subxact;
 
 #[pg_guard]

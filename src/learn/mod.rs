@@ -1,0 +1,327 @@
+//! `learn_complexity_scores()` and `set_complexity_score()`: the score catalog changes, its
+//! history, and the published updates, all in the caller's transaction (no change without its
+//! event, no event without its change). Policies are pure (`policy`); this is the SPI layer.
+
+pub mod policy;
+
+use crate::publish::{complexity_or_error, publish, ScoreUpdate};
+use crate::spi_util::FirstValue;
+use crate::{event::Limits, guc};
+use pgrx::prelude::*;
+use pgrx::spi::{SpiClient, SpiResult};
+use policy::{clamp_score, Evidence, SeedPolicy, Step};
+
+/// Learners and operators serialise on this transaction-level advisory lock, so two calls never
+/// consume the same evidence or publish the same change twice.
+const LEARN_LOCK: &str =
+    "SELECT pg_advisory_xact_lock(hashtext('centralcloud.learn_complexity_scores'))";
+
+/// One cell as learning sees it: its score, and its evidence since the last learning step.
+struct Cell {
+    model: String,
+    complexity: String,
+    score: f64,
+    evidence: Evidence,
+}
+
+/// What learning decided for one cell.
+struct Decision {
+    cell: Cell,
+    step: Step,
+}
+
+impl Decision {
+    fn new_score(&self) -> f64 {
+        match &self.step {
+            Step::Learned { new_score, .. } => *new_score,
+            Step::Insufficient { .. } => self.cell.score,
+        }
+    }
+
+    fn reason(&self) -> &str {
+        match &self.step {
+            Step::Learned { reason, .. } | Step::Insufficient { reason } => reason,
+        }
+    }
+
+    fn changed(&self) -> bool {
+        self.new_score() != self.cell.score
+    }
+}
+
+type LearnRow = (
+    name!(model, String),
+    name!(complexity, String),
+    name!(samples, i64),
+    name!(success_rate, Option<f64>),
+    name!(avg_response_time_ms, Option<f64>),
+    name!(old_score, f64),
+    name!(new_score, f64),
+    name!(changed, bool),
+    name!(reason, String),
+);
+
+/// Applies the learning policy to every cell with the evidence that arrived since that cell's
+/// last learning step; records, and publishes, every change. `dry_run` returns the same rows
+/// and changes nothing.
+#[pg_extern]
+fn learn_complexity_scores(
+    dry_run: default!(bool, false),
+) -> TableIterator<
+    'static,
+    (
+        name!(model, String),
+        name!(complexity, String),
+        name!(samples, i64),
+        name!(success_rate, Option<f64>),
+        name!(avg_response_time_ms, Option<f64>),
+        name!(old_score, f64),
+        name!(new_score, f64),
+        name!(changed, bool),
+        name!(reason, String),
+    ),
+> {
+    let policy = current_policy();
+    let decisions = Spi::connect_mut(|client| -> SpiResult<Vec<Decision>> {
+        require_read_committed(client)?;
+        if !dry_run {
+            client.update(LEARN_LOCK, None, &[])?;
+        }
+        let decisions: Vec<Decision> = read_cells(client)?
+            .into_iter()
+            .map(|cell| Decision {
+                step: policy.step(cell.score, &cell.evidence),
+                cell,
+            })
+            .collect();
+        if !dry_run {
+            apply(client, &decisions)?;
+        }
+        Ok(decisions)
+    })
+    .unwrap_or_else(|e| error!("centralcloud: learning failed: {e}"));
+    TableIterator::new(decisions.into_iter().map(row))
+}
+
+fn row(d: Decision) -> LearnRow {
+    let (new_score, changed) = (d.new_score(), d.changed());
+    let reason = d.reason().to_string();
+    let e = d.cell.evidence;
+    (
+        d.cell.model,
+        d.cell.complexity,
+        e.samples(),
+        e.success_rate(),
+        e.avg_response_time_ms(),
+        d.cell.score,
+        new_score,
+        changed,
+        reason,
+    )
+}
+
+fn current_policy() -> SeedPolicy {
+    let name = guc::learning_policy();
+    if name != "seed" {
+        error!("centralcloud: unknown centralcloud.learning_policy \"{name}\" (known: seed)");
+    }
+    guc::seed_policy()
+}
+
+/// Under REPEATABLE READ the cells would be read from a snapshot older than the last learner's
+/// commit, and the same evidence would be consumed twice.
+fn require_read_committed(client: &SpiClient<'_>) -> SpiResult<()> {
+    let level = client
+        .select("SELECT current_setting('transaction_isolation')", None, &[])?
+        .first_value::<String>()?
+        .unwrap_or_default();
+    if level != "read committed" {
+        error!("centralcloud: learning needs READ COMMITTED isolation, the transaction is {level}");
+    }
+    Ok(())
+}
+
+fn read_cells(client: &SpiClient<'_>) -> SpiResult<Vec<Cell>> {
+    client
+        .select(
+            "SELECT s.model_name::text, s.complexity_level::text, s.score,
+                    m.success_count - s.learned_success_count,
+                    m.failure_count - s.learned_failure_count,
+                    m.response_time_count - s.learned_response_time_count,
+                    m.response_time_sum - s.learned_response_time_sum
+               FROM centralcloud.model_complexity_scores s
+               JOIN centralcloud.model_routing_metrics m USING (model_name, complexity_level)
+              ORDER BY s.model_name, s.complexity_level",
+            None,
+            &[],
+        )?
+        .map(|r| {
+            Ok(Cell {
+                model: r.get::<String>(1)?.unwrap_or_default(),
+                complexity: r.get::<String>(2)?.unwrap_or_default(),
+                score: r.get::<f64>(3)?.unwrap_or_default(),
+                evidence: Evidence {
+                    successes: r.get::<i64>(4)?.unwrap_or_default(),
+                    failures: r.get::<i64>(5)?.unwrap_or_default(),
+                    latency_count: r.get::<i64>(6)?.unwrap_or_default(),
+                    latency_sum_ms: r.get::<i64>(7)?.unwrap_or_default(),
+                },
+            })
+        })
+        .collect()
+}
+
+/// Moves each learned cell's watermark past the evidence it consumed, stores its new score,
+/// and records and publishes each change.
+fn apply(client: &mut SpiClient<'_>, decisions: &[Decision]) -> SpiResult<()> {
+    for d in decisions
+        .iter()
+        .filter(|d| matches!(d.step, Step::Learned { .. }))
+    {
+        let e = &d.cell.evidence;
+        client.update(
+            "UPDATE centralcloud.model_complexity_scores
+                SET learned_success_count = learned_success_count + $3,
+                    learned_failure_count = learned_failure_count + $4,
+                    learned_response_time_count = learned_response_time_count + $5,
+                    learned_response_time_sum = learned_response_time_sum + $6,
+                    learned_at = now()
+              WHERE model_name = $1 AND complexity_level = $2",
+            None,
+            &[
+                d.cell.model.as_str().into(),
+                d.cell.complexity.as_str().into(),
+                e.successes.into(),
+                e.failures.into(),
+                e.latency_count.into(),
+                e.latency_sum_ms.into(),
+            ],
+        )?;
+        if d.changed() {
+            let change = Change {
+                model: &d.cell.model,
+                complexity: &d.cell.complexity,
+                old_score: Some(d.cell.score),
+                new_score: d.new_score(),
+                source: "learned",
+                reason: d.reason(),
+                evidence: Some(e),
+            };
+            record_change(client, &change)?;
+        }
+    }
+    Ok(())
+}
+
+/// A score change, however it came about.
+struct Change<'a> {
+    model: &'a str,
+    complexity: &'a str,
+    old_score: Option<f64>,
+    new_score: f64,
+    /// 'learned' or 'operator': the policy column of the history.
+    source: &'static str,
+    reason: &'a str,
+    evidence: Option<&'a Evidence>,
+}
+
+/// Stores the new score, publishes the seed's update event, and appends the history row.
+fn record_change(client: &mut SpiClient<'_>, c: &Change<'_>) -> SpiResult<()> {
+    client.update(
+        "INSERT INTO centralcloud.model_complexity_scores AS s
+                (model_name, complexity_level, score, change_source, change_reason)
+         VALUES ($1, $2, $3, $4, $5)
+         ON CONFLICT (model_name, complexity_level) DO UPDATE
+            SET score = EXCLUDED.score, change_source = EXCLUDED.change_source,
+                change_reason = EXCLUDED.change_reason, changed_at = now()",
+        None,
+        &[
+            c.model.into(),
+            c.complexity.into(),
+            c.new_score.into(),
+            c.source.into(),
+            c.reason.into(),
+        ],
+    )?;
+    let published_to = publish(&ScoreUpdate::new(
+        c.model,
+        c.complexity,
+        c.old_score,
+        c.new_score,
+        c.reason,
+    ));
+    let policy = if c.source == "learned" {
+        guc::learning_policy()
+    } else {
+        "operator".to_string()
+    };
+    client.update(
+        "INSERT INTO centralcloud.score_history
+                (model_name, complexity_level, old_score, new_score, samples, success_rate,
+                 avg_response_time_ms, policy, reason, published_to)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        None,
+        &[
+            c.model.into(),
+            c.complexity.into(),
+            c.old_score.into(),
+            c.new_score.into(),
+            c.evidence.map(Evidence::samples).into(),
+            c.evidence.and_then(Evidence::success_rate).into(),
+            c.evidence.and_then(Evidence::avg_response_time_ms).into(),
+            policy.as_str().into(),
+            c.reason.into(),
+            published_to.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Sets a cell's score by hand: validated, recorded and published like a learned change.
+/// Returns false when the score already had that value (nothing recorded or published).
+#[pg_extern]
+fn set_complexity_score(
+    model: &str,
+    complexity: &str,
+    score: f64,
+    reason: default!(&str, "'set by operator'"),
+) -> bool {
+    let complexity = complexity_or_error(complexity);
+    let limits: Limits = guc::limits();
+    if model.is_empty() || model.chars().count() > limits.max_string_chars {
+        error!(
+            "centralcloud: model must be 1 to {} characters",
+            limits.max_string_chars
+        );
+    }
+    if !score.is_finite() || !(policy::MIN_SCORE..=policy::MAX_SCORE).contains(&score) {
+        error!("centralcloud: score must be a number in [0, 5], got {score}");
+    }
+    let score = clamp_score(score);
+    Spi::connect_mut(|client| -> SpiResult<bool> {
+        client.update(LEARN_LOCK, None, &[])?;
+        let old = client
+            .select(
+                "SELECT score FROM centralcloud.model_complexity_scores
+                  WHERE model_name = $1 AND complexity_level = $2",
+                None,
+                &[model.into(), complexity.into()],
+            )?
+            .first_value::<f64>()?;
+        if old == Some(score) {
+            return Ok(false);
+        }
+        let change = Change {
+            model,
+            complexity,
+            old_score: old,
+            new_score: score,
+            source: "operator",
+            reason,
+            evidence: None,
+        };
+        record_change(client, &change)?;
+        Ok(true)
+    })
+    .unwrap_or_else(|e| error!("centralcloud: setting a score failed: {e}"))
+}

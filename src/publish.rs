@@ -1,0 +1,258 @@
+//! Publishing learned scores back to every router instance through pgmq topics.
+//!
+//! The seed sends each update to one queue "that all instances listen to", but a pgmq message
+//! is consumed by one reader only, so most instances would never see it. Here every update is
+//! sent with `pgmq.send_topic` under one routing key; each subscribed instance has its own
+//! queue bound to that key (so every instance gets every update, once, in order), and the
+//! seed's plain `model_score_updates` queue is bound too, for consumers written to the seed.
+
+use crate::event::Choice;
+use crate::spi_util::FirstValue;
+use chrono::{DateTime, SecondsFormat, Utc};
+use pgrx::prelude::*;
+use serde::Serialize;
+use std::time::SystemTime;
+
+/// The routing key every score update is published under.
+pub const ROUTING_KEY: &str = "centralcloud.model_score_update";
+/// pgmq's longest queue name.
+const MAX_QUEUE_NAME: usize = 47;
+const QUEUE_PREFIX: &str = "cc_scores_";
+const SLUG_CHARS: usize = 24;
+const MAX_INSTANCE_ID_CHARS: usize = 256;
+
+/// The seed's score-update event, field for field.
+#[derive(Serialize)]
+pub struct ScoreUpdate<'a> {
+    pub timestamp: String,
+    pub event_type: &'static str,
+    pub model: &'a str,
+    pub complexity: &'a str,
+    pub old_score: Option<f64>,
+    pub new_score: f64,
+    pub reason: &'a str,
+}
+
+impl<'a> ScoreUpdate<'a> {
+    pub fn new(
+        model: &'a str,
+        complexity: &'a str,
+        old: Option<f64>,
+        new: f64,
+        reason: &'a str,
+    ) -> Self {
+        ScoreUpdate {
+            timestamp: DateTime::<Utc>::from(SystemTime::now())
+                .to_rfc3339_opts(SecondsFormat::Micros, true),
+            event_type: "model_score_update",
+            model,
+            complexity,
+            old_score: old,
+            new_score: new,
+            reason,
+        }
+    }
+}
+
+/// The queue an instance's updates go to: a readable slug of the id plus a hash of the exact
+/// id, so any id maps to a valid, injection-free pgmq name within its length limit, and ids
+/// that slug alike (case, punctuation) still get distinct queues.
+pub fn instance_queue_name(instance_id: &str) -> Result<String, String> {
+    if instance_id.is_empty() {
+        return Err("instance_id must not be empty".into());
+    }
+    let chars = instance_id.chars().count();
+    if chars > MAX_INSTANCE_ID_CHARS {
+        return Err(format!(
+            "instance_id has {chars} characters, at most {MAX_INSTANCE_ID_CHARS} allowed"
+        ));
+    }
+    if instance_id.chars().any(char::is_control) {
+        return Err("instance_id must not contain control characters".into());
+    }
+    let mut slug = String::new();
+    for c in instance_id.chars().map(|c| c.to_ascii_lowercase()) {
+        let c = if c.is_ascii_alphanumeric() { c } else { '_' };
+        if !(c == '_' && slug.ends_with('_')) {
+            slug.push(c);
+        }
+    }
+    let slug: String = slug.trim_matches('_').chars().take(SLUG_CHARS).collect();
+    let name = format!(
+        "{QUEUE_PREFIX}{slug}_{:08x}",
+        fnv1a32(instance_id.as_bytes())
+    );
+    debug_assert!(name.len() <= MAX_QUEUE_NAME);
+    Ok(name)
+}
+
+/// FNV-1a, 32 bits: stable across Rust versions and platforms (std's hasher is not).
+fn fnv1a32(bytes: &[u8]) -> u32 {
+    bytes.iter().fold(0x811c_9dc5_u32, |hash, &b| {
+        (hash ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Sends one update to every bound queue; returns how many queues received it.
+pub fn publish(update: &ScoreUpdate<'_>) -> i32 {
+    let message = serde_json::to_string(update).expect("score update serialises");
+    Spi::get_one_with_args::<i32>(
+        "SELECT pgmq.send_topic($1, $2::jsonb)",
+        &[ROUTING_KEY.into(), message.as_str().into()],
+    )
+    .unwrap_or_else(|e| error!("centralcloud: publishing a score update: {e}"))
+    .unwrap_or(0)
+}
+
+/// Creates the instance's own score-update queue (if missing) and binds it, so it receives
+/// every score update from now on. Returns the queue's name. Idempotent.
+#[pg_extern]
+fn subscribe_instance(instance_id: &str) -> String {
+    let queue = instance_queue_name(instance_id).unwrap_or_else(|e| error!("centralcloud: {e}"));
+    Spi::connect_mut(|client| -> pgrx::spi::SpiResult<()> {
+        let existing = client
+            .select(
+                "SELECT queue_name FROM centralcloud.score_subscriptions WHERE instance_id = $1",
+                None,
+                &[instance_id.into()],
+            )?
+            .first_value::<String>()?;
+        if existing.is_none() {
+            client.update(
+                "SELECT pgmq.create($1) WHERE NOT EXISTS (SELECT 1 FROM pgmq.meta WHERE queue_name = $1)",
+                None,
+                &[queue.as_str().into()],
+            )?;
+            client.update(
+                "INSERT INTO centralcloud.score_subscriptions (instance_id, queue_name) VALUES ($1, $2)",
+                None,
+                &[instance_id.into(), queue.as_str().into()],
+            )?;
+        }
+        client.update(
+            "SELECT pgmq.bind_topic($1, $2)",
+            None,
+            &[ROUTING_KEY.into(), queue.as_str().into()],
+        )?;
+        Ok(())
+    })
+    .unwrap_or_else(|e| error!("centralcloud: subscribing \"{instance_id}\": {e}"));
+    queue
+}
+
+/// Undoes `subscribe_instance`: unbinds the instance's queue and, unless `drop_queue` is false,
+/// drops it with any update not yet read. Returns false if the instance was not subscribed.
+#[pg_extern]
+fn unsubscribe_instance(instance_id: &str, drop_queue: default!(bool, true)) -> bool {
+    Spi::connect_mut(|client| -> pgrx::spi::SpiResult<bool> {
+        let queue = client
+            .update(
+                "DELETE FROM centralcloud.score_subscriptions WHERE instance_id = $1 RETURNING queue_name",
+                None,
+                &[instance_id.into()],
+            )?
+            .first_value::<String>()?;
+        let Some(queue) = queue else {
+            return Ok(false);
+        };
+        client.update(
+            "SELECT pgmq.unbind_topic($1, $2)",
+            None,
+            &[ROUTING_KEY.into(), queue.as_str().into()],
+        )?;
+        if drop_queue {
+            client.update("SELECT pgmq.drop_queue($1)", None, &[queue.as_str().into()])?;
+        }
+        Ok(true)
+    })
+    .unwrap_or_else(|e| error!("centralcloud: unsubscribing \"{instance_id}\": {e}"))
+}
+
+/// Checks a complexity name given to an operator function.
+pub fn complexity_or_error(complexity: &str) -> &'static str {
+    crate::event::Complexity::parse(complexity)
+        .map(|c| c.as_str())
+        .unwrap_or_else(|| {
+            error!("centralcloud: complexity must be one of simple/medium/complex, got \"{complexity}\"")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_names_are_valid_for_pgmq() {
+        let long = "x".repeat(256);
+        for id in [
+            "singularity-1",
+            "Singularity-US-West-1",
+            "a;DROP TABLE t;--",
+            "$'\"",
+            "日本-1",
+            &long,
+        ] {
+            let name = instance_queue_name(id).unwrap();
+            assert!(name.len() <= MAX_QUEUE_NAME, "{name}");
+            assert!(name.starts_with(QUEUE_PREFIX), "{name}");
+            assert!(
+                name.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_'),
+                "{name}"
+            );
+        }
+        assert!(instance_queue_name("singularity-us-west-1")
+            .unwrap()
+            .starts_with("cc_scores_singularity_us_west_1_"));
+    }
+
+    #[test]
+    fn distinct_ids_get_distinct_queues() {
+        let a = instance_queue_name("Singularity-1").unwrap();
+        let b = instance_queue_name("singularity_1").unwrap();
+        let c = instance_queue_name("singularity-1").unwrap();
+        assert!(a != b && b != c && a != c);
+        assert_eq!(c, instance_queue_name("singularity-1").unwrap(), "stable");
+    }
+
+    #[test]
+    fn ids_that_cannot_map_are_errors() {
+        assert_eq!(
+            instance_queue_name("").unwrap_err(),
+            "instance_id must not be empty"
+        );
+        assert!(instance_queue_name(&"y".repeat(257))
+            .unwrap_err()
+            .contains("257 characters"));
+        assert!(instance_queue_name("a\nb").unwrap_err().contains("control"));
+    }
+
+    #[test]
+    fn fnv_is_the_reference_function() {
+        // Reference values of 32-bit FNV-1a.
+        assert_eq!(fnv1a32(b""), 0x811c9dc5);
+        assert_eq!(fnv1a32(b"a"), 0xe40c292c);
+        assert_eq!(fnv1a32(b"foobar"), 0xbf9cf968);
+    }
+
+    #[test]
+    fn update_has_the_seed_shape() {
+        let u = ScoreUpdate::new("gpt-4o", "complex", Some(4.8), 5.0, "learned");
+        let v: serde_json::Value = serde_json::to_value(&u).unwrap();
+        let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "complexity",
+                "event_type",
+                "model",
+                "new_score",
+                "old_score",
+                "reason",
+                "timestamp"
+            ]
+        );
+        assert_eq!(v["event_type"], "model_score_update");
+    }
+}

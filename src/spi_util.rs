@@ -1,0 +1,20 @@
+//! Small SPI conveniences shared by the SPI modules.
+
+use pgrx::spi::{SpiResult, SpiTupleTable};
+use pgrx::{FromDatum, IntoDatum};
+
+pub trait FirstValue {
+    /// The first column of the first row, or None when the query returned no row (pgrx's
+    /// `first().get_one()` is an error on an empty result).
+    fn first_value<T: FromDatum + IntoDatum>(self) -> SpiResult<Option<T>>;
+}
+
+impl FirstValue for SpiTupleTable<'_> {
+    fn first_value<T: FromDatum + IntoDatum>(self) -> SpiResult<Option<T>> {
+        if self.is_empty() {
+            Ok(None)
+        } else {
+            self.first().get_one::<T>()
+        }
+    }
+}
