@@ -79,6 +79,9 @@ SQL
 
 cpsql -d demo -c "SELECT queue_name, queue_length, oldest_msg_age_sec FROM pgmq.metrics('model_routing_decisions')"
 
+log "instance singularity-eu-1 subscribes to score updates (its own pgmq queue, bound to the topic)"
+cpsql -d demo -c "SELECT centralcloud.subscribe_instance('singularity-eu-1') AS its_queue"
+
 log "SELECT * FROM centralcloud.ingest_routing_events();"
 cpsql -d demo -c "SELECT * FROM centralcloud.ingest_routing_events()"
 
@@ -103,6 +106,26 @@ log "dead letters, by reason"
 cpsql -d demo <<'SQL'
 SELECT reason_code, count(*), left(min(reason), 90) AS example
   FROM centralcloud.routing_events_rejected GROUP BY reason_code ORDER BY count(*) DESC, reason_code;
+SQL
+
+log "SELECT * FROM centralcloud.learn_complexity_scores();  -- learn from the outcomes, publish changes"
+cpsql -d demo <<'SQL'
+SELECT model, complexity, samples, round(success_rate::numeric * 100, 1) AS "success %",
+       round(avg_response_time_ms::numeric) AS avg_ms, old_score, new_score, reason
+  FROM centralcloud.learn_complexity_scores()
+ WHERE changed
+ ORDER BY model, array_position(ARRAY['simple', 'medium', 'complex'], complexity);
+SQL
+
+log "learning again right away changes nothing (each cell learns only from new evidence)"
+cpsql -d demo -c "SELECT count(*) FILTER (WHERE changed) AS changes, min(reason) AS reason FROM centralcloud.learn_complexity_scores()"
+
+log "what singularity-eu-1 received (first 3 of its queue, the seed's event shape)"
+cpsql -d demo <<'SQL'
+SELECT msg_id, jsonb_pretty(message) AS message
+  FROM pgmq.read((SELECT queue_name FROM centralcloud.score_subscriptions WHERE instance_id = 'singularity-eu-1'), 30, 3);
+SELECT queue_name, queue_length FROM pgmq.metrics_all()
+ WHERE queue_name IN ('model_score_updates', (SELECT queue_name FROM centralcloud.score_subscriptions));
 SQL
 
 log "the seed's dashboard query 'Models used per instance' (last day), verbatim"
