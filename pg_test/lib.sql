@@ -110,3 +110,24 @@ UNION ALL
 CREATE OR REPLACE FUNCTION test.queue_length() RETURNS bigint LANGUAGE sql AS $$
     SELECT queue_length FROM pgmq.metrics('model_routing_decisions')
 $$;
+
+-- Waits until a boolean query is true (new snapshot each try, and pg_stat_activity re-read),
+-- failing after `timeout`. Returns how long it took, for the log.
+CREATE OR REPLACE FUNCTION test.wait_until(condition text, timeout interval, label text)
+RETURNS interval LANGUAGE plpgsql AS $$
+DECLARE
+    started timestamptz := clock_timestamp();
+    ok boolean;
+BEGIN
+    LOOP
+        PERFORM pg_stat_clear_snapshot();
+        EXECUTE condition INTO ok;
+        EXIT WHEN ok;
+        IF clock_timestamp() - started > timeout THEN
+            RAISE EXCEPTION 'FAILED %: not true after %: %', label, timeout, condition;
+        END IF;
+        PERFORM pg_sleep(0.05);
+    END LOOP;
+    RAISE NOTICE '% after %', label, clock_timestamp() - started;
+    RETURN clock_timestamp() - started;
+END $$;

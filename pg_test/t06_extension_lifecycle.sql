@@ -32,12 +32,13 @@ $$, 'columns are commented');
 -- by shared_preload_libraries, by LOAD, or by the first call of one of its functions).
 LOAD 'centralcloud';
 SELECT test.eq(
-    (SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_settings WHERE name LIKE 'centralcloud.%'),
-    'centralcloud.batch_size=1000 centralcloud.learning_policy=seed centralcloud.max_capabilities=32 '
+    (SELECT string_agg(name || '=' || setting, ' ' ORDER BY name COLLATE "C") FROM pg_settings WHERE name LIKE 'centralcloud.%'),
+    'centralcloud.batch_size=1000 centralcloud.database=postgres centralcloud.ingest_interval_ms=250 '
+    || 'centralcloud.learn_interval_s=300 centralcloud.learning_policy=seed centralcloud.max_capabilities=32 '
     || 'centralcloud.max_response_time_ms=3600000 centralcloud.max_retries=5 centralcloud.max_string_chars=256 '
     || 'centralcloud.min_samples_for_learning=100 centralcloud.queue_name=model_routing_decisions '
     || 'centralcloud.slowness_threshold_ms=2000 centralcloud.speed_step=0.1 centralcloud.success_step=0.2 '
-    || 'centralcloud.success_threshold=0.95 centralcloud.visibility_timeout_s=30',
+    || 'centralcloud.success_threshold=0.95 centralcloud.visibility_timeout_s=30 centralcloud.worker_enabled=on',
     'GUC defaults');
 SELECT test.eq((SELECT count(*) FROM pg_settings WHERE name LIKE 'centralcloud.%' AND short_desc IS NULL), 0::bigint, 'GUCs documented');
 

@@ -211,6 +211,112 @@ COMMENT ON COLUMN score_subscriptions.instance_id IS 'Router instance id, as it 
 COMMENT ON COLUMN score_subscriptions.queue_name IS 'Its pgmq queue: cc_scores_<slug>_<hash of the id>.';
 COMMENT ON COLUMN score_subscriptions.subscribed_at IS 'When it subscribed.';
 
+-- ---------------------------------------------------------------------------------------
+-- Running by itself: the background worker's status, and pg_cron scheduling.
+-- ---------------------------------------------------------------------------------------
+CREATE TABLE worker_state (
+    singleton            BOOLEAN PRIMARY KEY DEFAULT true CHECK (singleton),
+    pid                  INTEGER,
+    state                TEXT NOT NULL,
+    started_at           TIMESTAMPTZ,
+    last_ingest_at       TIMESTAMPTZ,
+    last_learn_at        TIMESTAMPTZ,
+    ingested_since_start BIGINT NOT NULL DEFAULT 0,
+    rejected_since_start BIGINT NOT NULL DEFAULT 0,
+    last_error           TEXT,
+    last_error_at        TIMESTAMPTZ,
+    updated_at           TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE worker_state IS 'Written by the background worker when something changes; read it through worker_status.';
+COMMENT ON COLUMN worker_state.singleton IS 'One row per database.';
+COMMENT ON COLUMN worker_state.pid IS 'Process id of the worker that wrote the row.';
+COMMENT ON COLUMN worker_state.state IS 'idle, ingesting, disabled or error.';
+COMMENT ON COLUMN worker_state.started_at IS 'When this worker process started.';
+COMMENT ON COLUMN worker_state.last_ingest_at IS 'Last batch that ingested something.';
+COMMENT ON COLUMN worker_state.last_learn_at IS 'Last successful learning run.';
+COMMENT ON COLUMN worker_state.ingested_since_start IS 'Events ingested by this worker process.';
+COMMENT ON COLUMN worker_state.rejected_since_start IS 'Events dead-lettered by this worker process.';
+COMMENT ON COLUMN worker_state.last_error IS 'Last error caught (and rolled back) by the worker.';
+COMMENT ON COLUMN worker_state.last_error_at IS 'When it happened.';
+COMMENT ON COLUMN worker_state.updated_at IS 'Last write.';
+
+CREATE VIEW worker_status AS
+SELECT w.pid,
+       CASE
+           WHEN NOT current_setting('shared_preload_libraries') ~ '(^|[ ,])"?centralcloud"?($|[ ,])'
+               THEN 'not preloaded: schedule with pg_cron or call ingest yourself'
+           WHEN w.pid IS NULL THEN 'starting'
+           WHEN a.pid IS NULL THEN 'not running'
+           ELSE w.state
+       END AS state,
+       w.started_at, w.last_ingest_at, w.last_learn_at, w.ingested_since_start,
+       w.rejected_since_start, w.last_error, w.last_error_at, w.updated_at
+  FROM (SELECT 1) AS one
+  LEFT JOIN worker_state w ON true
+  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = w.pid AND a.backend_type = 'centralcloud worker';
+COMMENT ON VIEW worker_status IS
+  'The background worker, for dashboards: pid, state (idle, ingesting, disabled, error, not running, or not preloaded), last ingest and learn, events ingested and rejected since it started, last error and when.';
+
+-- No SET clause: a procedure with one cannot COMMIT. Every name in it is schema-qualified.
+CREATE PROCEDURE drain_routing_events(time_budget_s integer DEFAULT 50)
+LANGUAGE plpgsql
+AS $drain$
+DECLARE
+    batch record;
+    deadline timestamptz := clock_timestamp() + make_interval(secs => time_budget_s);
+BEGIN
+    LOOP
+        SELECT * INTO batch FROM centralcloud.ingest_routing_events(NULL, 1);
+        COMMIT;
+        EXIT WHEN batch.read < current_setting('centralcloud.batch_size')::integer
+               OR clock_timestamp() >= deadline;
+    END LOOP;
+END
+$drain$;
+COMMENT ON PROCEDURE drain_routing_events(integer) IS
+  'Drains the queue with ingest_routing_events(), one batch per transaction (COMMIT after each), until the queue has no full batch or time_budget_s has passed. The pg_cron ingest job: pg_cron 1.4 runs at most once a minute, so one run must drain the whole backlog.';
+
+CREATE FUNCTION schedule_with_pg_cron(ingest_schedule text DEFAULT '* * * * *',
+                                      learn_schedule text DEFAULT '*/5 * * * *')
+RETURNS TABLE (jobid bigint, jobname text, schedule text, command text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $schedule$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'centralcloud: pg_cron is not installed in this database'
+            USING HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name, and CREATE EXTENSION pg_cron; or use the centralcloud background worker.';
+    END IF;
+    PERFORM cron.schedule_in_database('centralcloud-ingest', ingest_schedule,
+                                      'CALL centralcloud.drain_routing_events()', current_database());
+    PERFORM cron.schedule_in_database('centralcloud-learn', learn_schedule,
+                                      'SELECT count(*) FROM centralcloud.learn_complexity_scores()',
+                                      current_database());
+    RETURN QUERY SELECT j.jobid, j.jobname::text, j.schedule::text, j.command::text FROM cron.job j
+                  WHERE j.jobname IN ('centralcloud-ingest', 'centralcloud-learn') ORDER BY j.jobname;
+END
+$schedule$;
+COMMENT ON FUNCTION schedule_with_pg_cron(text, text) IS
+  'Creates (or updates, by job name) the pg_cron jobs centralcloud-ingest (CALL drain_routing_events()) and centralcloud-learn, in this database. For sites that do not preload centralcloud. Clear error if pg_cron is missing.';
+
+CREATE FUNCTION unschedule_pg_cron()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $unschedule$
+DECLARE
+    removed integer := 0;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'centralcloud: pg_cron is not installed in this database';
+    END IF;
+    SELECT count(*) INTO removed FROM cron.job j, LATERAL cron.unschedule(j.jobid) AS gone
+     WHERE j.jobname IN ('centralcloud-ingest', 'centralcloud-learn') AND gone;
+    RETURN removed;
+END
+$unschedule$;
+COMMENT ON FUNCTION unschedule_pg_cron() IS 'Removes the pg_cron jobs schedule_with_pg_cron() created; returns how many.';
+
 -- pg_dump keeps the data of extension tables only when they are registered.
 SELECT pg_catalog.pg_extension_config_dump('routing_records', '');
 SELECT pg_catalog.pg_extension_config_dump('routing_records_id_seq', '');
@@ -279,3 +385,6 @@ REVOKE ALL ON FUNCTION learn_complexity_scores(boolean) FROM PUBLIC;
 REVOKE ALL ON FUNCTION set_complexity_score(text, text, double precision, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION subscribe_instance(text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION unsubscribe_instance(text, boolean) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE drain_routing_events(integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION schedule_with_pg_cron(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unschedule_pg_cron() FROM PUBLIC;

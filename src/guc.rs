@@ -16,6 +16,12 @@ pub static MAX_RESPONSE_TIME_MS: GucSetting<i32> = GucSetting::<i32>::new(3_600_
 pub static MAX_STRING_CHARS: GucSetting<i32> = GucSetting::<i32>::new(256);
 pub static MAX_CAPABILITIES: GucSetting<i32> = GucSetting::<i32>::new(32);
 
+pub static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
+pub static WORKER_DATABASE: GucSetting<Option<CString>> =
+    GucSetting::<Option<CString>>::new(Some(c"postgres"));
+pub static INGEST_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(250);
+pub static LEARN_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(300);
+
 pub static LEARNING_POLICY: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"seed"));
 pub static MIN_SAMPLES_FOR_LEARNING: GucSetting<i32> = GucSetting::<i32>::new(100);
@@ -94,6 +100,54 @@ pub fn init() {
         GucFlags::default(),
     );
     init_learning();
+    init_worker();
+}
+
+fn init_worker() {
+    GucRegistry::define_bool_guc(
+        c"centralcloud.worker_enabled",
+        c"Whether the background worker ingests and learns (needs shared_preload_libraries).",
+        c"Reloaded on SIGHUP: off pauses the worker without a restart.",
+        &WORKER_ENABLED,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_string_guc(
+        c"centralcloud.database",
+        c"Database the background worker serves (where CREATE EXTENSION centralcloud was run).",
+        c"The worker waits, quietly, until the extension exists there. A change on SIGHUP restarts the worker.",
+        &WORKER_DATABASE,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"centralcloud.ingest_interval_ms",
+        c"Milliseconds the worker sleeps when the queue has no full batch.",
+        c"Full batches are taken back to back; this is the latency floor for a quiet queue.",
+        &INGEST_INTERVAL_MS,
+        10,
+        3_600_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"centralcloud.learn_interval_s",
+        c"Seconds between the worker's learn_complexity_scores() runs.",
+        c"Learning only consumes new evidence, so a short interval does not drift scores.",
+        &LEARN_INTERVAL_S,
+        1,
+        86_400,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+}
+
+pub fn worker_database() -> String {
+    WORKER_DATABASE
+        .get()
+        .and_then(|c| c.into_string().ok())
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "postgres".to_string())
 }
 
 fn init_learning() {

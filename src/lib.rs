@@ -21,10 +21,15 @@ mod publish;
 mod sketch_sql;
 mod spi_util;
 mod subxact;
+mod worker;
 
 #[pg_guard]
 pub extern "C-unwind" fn _PG_init() {
     guc::init();
+    // SAFETY: a plain flag PostgreSQL sets while it loads shared_preload_libraries.
+    if unsafe { pg_sys::process_shared_preload_libraries_in_progress } {
+        worker::register();
+    }
 }
 
 /// Required by `cargo pgrx test`.

@@ -1,0 +1,257 @@
+//! The background worker (when `shared_preload_libraries` includes centralcloud): one latch
+//! loop that calls the same SQL entry points users call — `ingest_routing_events()` one batch
+//! per transaction, at once again while batches come back full, otherwise after
+//! `centralcloud.ingest_interval_ms`; and `learn_complexity_scores()` every
+//! `centralcloud.learn_interval_s`. Each call runs in a subtransaction: an error (or a panic)
+//! is logged once as a WARNING, rolled back, recorded in `centralcloud.worker_state`, and the
+//! loop goes on. SIGHUP reloads the settings; SIGTERM ends the loop at its next wake-up.
+
+use crate::{guc, subxact};
+use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+use pgrx::prelude::*;
+use std::panic::AssertUnwindSafe;
+use std::time::{Duration, Instant};
+
+/// How long the postmaster waits before restarting a worker that died anyway.
+const RESTART_AFTER: Duration = Duration::from_secs(5);
+/// Longest pause between retries while the same error repeats.
+const MAX_BACKOFF: Duration = Duration::from_secs(10);
+pub const WORKER_TYPE: &str = "centralcloud worker";
+
+/// Registers the worker; called from `_PG_init` while preloading.
+pub fn register() {
+    BackgroundWorkerBuilder::new(WORKER_TYPE)
+        .set_type(WORKER_TYPE)
+        .set_function("centralcloud_worker_main")
+        .set_library("centralcloud")
+        .enable_spi_access()
+        .set_restart_time(Some(RESTART_AFTER))
+        .load();
+}
+
+/// What the worker has done since it started, as `worker_state` shows it.
+#[derive(Default)]
+struct Progress {
+    ingested: i64,
+    rejected: i64,
+    last_learn: Option<Instant>,
+    /// The last error logged, so a repeating error is logged once.
+    last_error: Option<String>,
+    failures_in_a_row: u32,
+    waiting_logged: bool,
+}
+
+/// What one turn of the loop found.
+enum Turn {
+    /// A full batch: there is more, go again at once.
+    Busy,
+    Idle,
+    Failed,
+    Disabled,
+    WaitingForExtension,
+}
+
+#[pg_guard]
+#[no_mangle]
+pub extern "C-unwind" fn centralcloud_worker_main(_arg: pg_sys::Datum) {
+    BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
+    let database = guc::worker_database();
+    BackgroundWorker::connect_worker_to_spi(Some(&database), None);
+    log!("centralcloud worker started for database \"{database}\"");
+
+    let mut progress = Progress::default();
+    let mut pause = Duration::ZERO;
+    while BackgroundWorker::wait_latch(Some(pause)) {
+        if BackgroundWorker::sighup_received() {
+            reload_settings(&database);
+        }
+        pause = match turn(&mut progress) {
+            Turn::Busy => Duration::ZERO,
+            Turn::Idle | Turn::Disabled | Turn::WaitingForExtension => ingest_interval(),
+            Turn::Failed => backoff(progress.failures_in_a_row),
+        };
+    }
+    // Exit code 1, not 0: a worker that exits 0 is never restarted, and pg_terminate_backend
+    // (SIGTERM) must not remove it for good. At shutdown the postmaster restarts nothing.
+    log!("centralcloud worker stopping (SIGTERM)");
+    // SAFETY: ends the process the way PostgreSQL expects of a background worker.
+    unsafe { pg_sys::proc_exit(1) };
+}
+
+fn reload_settings(database: &str) {
+    // SAFETY: the documented way for a background worker to apply a SIGHUP.
+    unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
+    let wanted = guc::worker_database();
+    if wanted != database {
+        log!(
+            "centralcloud.database changed to \"{wanted}\": restarting the worker to connect to it"
+        );
+        // SAFETY: exiting with 1 asks the postmaster to restart the worker after RESTART_AFTER.
+        unsafe { pg_sys::proc_exit(1) };
+    }
+}
+
+fn ingest_interval() -> Duration {
+    Duration::from_millis(guc::INGEST_INTERVAL_MS.get() as u64)
+}
+
+fn backoff(failures: u32) -> Duration {
+    (ingest_interval() * failures.min(40)).min(MAX_BACKOFF)
+}
+
+/// One turn: the extension check, one ingest batch, and learning when it is due.
+fn turn(progress: &mut Progress) -> Turn {
+    let ready = BackgroundWorker::transaction(extension_ready);
+    if !ready {
+        if !progress.waiting_logged {
+            log!("centralcloud worker: waiting for CREATE EXTENSION centralcloud in this database");
+            progress.waiting_logged = true;
+        }
+        return Turn::WaitingForExtension;
+    }
+    progress.waiting_logged = false;
+    if !guc::WORKER_ENABLED.get() {
+        BackgroundWorker::transaction(|| record_state("disabled", None));
+        return Turn::Disabled;
+    }
+    let ingested = ingest_once(progress);
+    if learning_due(progress) {
+        learn_once(progress);
+    }
+    ingested
+}
+
+fn extension_ready() -> bool {
+    Spi::get_one::<bool>(
+        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'centralcloud')",
+    )
+    .ok()
+    .flatten()
+    .unwrap_or(false)
+}
+
+fn ingest_once(progress: &mut Progress) -> Turn {
+    BackgroundWorker::transaction(AssertUnwindSafe(|| {
+        let result = subxact::run(|| {
+            Spi::get_three::<i64, i64, i64>(
+                "SELECT read, ingested, rejected + duplicates + dead_lettered_on_error
+                   FROM centralcloud.ingest_routing_events(NULL, 1)",
+            )
+        });
+        match result {
+            Ok(Ok((read, ingested, rejected))) => {
+                let (read, ingested, rejected) = (
+                    read.unwrap_or(0),
+                    ingested.unwrap_or(0),
+                    rejected.unwrap_or(0),
+                );
+                succeeded(progress);
+                let full = read >= i64::from(guc::BATCH_SIZE.get());
+                record_state(if full { "ingesting" } else { "idle" }, None);
+                if read > 0 {
+                    progress.ingested += ingested;
+                    progress.rejected += rejected;
+                    record_ingest(progress);
+                }
+                if full {
+                    Turn::Busy
+                } else {
+                    Turn::Idle
+                }
+            }
+            Ok(Err(e)) => failed(progress, "ingest", &e.to_string()),
+            Err(e) => failed(progress, "ingest", &e),
+        }
+    }))
+}
+
+fn learning_due(progress: &Progress) -> bool {
+    let every = Duration::from_secs(guc::LEARN_INTERVAL_S.get() as u64);
+    progress.last_learn.is_none_or(|at| at.elapsed() >= every)
+}
+
+fn learn_once(progress: &mut Progress) {
+    progress.last_learn = Some(Instant::now());
+    BackgroundWorker::transaction(AssertUnwindSafe(|| {
+        let result = subxact::run(|| {
+            Spi::get_one::<i64>(
+                "SELECT count(*) FILTER (WHERE changed) FROM centralcloud.learn_complexity_scores()",
+            )
+        });
+        match result {
+            Ok(Ok(changes)) => {
+                succeeded(progress);
+                record(
+                    "UPDATE centralcloud.worker_state SET last_learn_at = now(), updated_at = now()",
+                    &[],
+                );
+                debug1!(
+                    "centralcloud worker: learning changed {} scores",
+                    changes.unwrap_or(0)
+                );
+            }
+            Ok(Err(e)) => {
+                failed(progress, "learn", &e.to_string());
+            }
+            Err(e) => {
+                failed(progress, "learn", &e);
+            }
+        }
+    }));
+}
+
+fn succeeded(progress: &mut Progress) {
+    progress.failures_in_a_row = 0;
+    progress.last_error = None;
+}
+
+/// Logs an error once (a repeat of the same error is logged at DEBUG1), records it, backs off.
+fn failed(progress: &mut Progress, what: &str, error: &str) -> Turn {
+    let message = format!("{what} failed: {error}");
+    if progress.last_error.as_deref() == Some(message.as_str()) {
+        debug1!("centralcloud worker: {message} (again)");
+    } else {
+        warning!("centralcloud worker: {message}; rolled back, going on");
+    }
+    progress.last_error = Some(message.clone());
+    progress.failures_in_a_row += 1;
+    record_state("error", Some(&message));
+    Turn::Failed
+}
+
+/// The status row (one per database), written only when something changes.
+fn record_state(state: &str, error: Option<&str>) {
+    record(
+        "INSERT INTO centralcloud.worker_state AS w (pid, state, started_at, updated_at, last_error, last_error_at)
+         VALUES (pg_backend_pid(), $1, now(), now(), $2, CASE WHEN $2 IS NOT NULL THEN now() END)
+         ON CONFLICT (singleton) DO UPDATE SET
+             pid = EXCLUDED.pid,
+             state = EXCLUDED.state,
+             updated_at = now(),
+             started_at = CASE WHEN w.pid = EXCLUDED.pid THEN w.started_at ELSE now() END,
+             ingested_since_start = CASE WHEN w.pid = EXCLUDED.pid THEN w.ingested_since_start ELSE 0 END,
+             rejected_since_start = CASE WHEN w.pid = EXCLUDED.pid THEN w.rejected_since_start ELSE 0 END,
+             last_error = COALESCE(EXCLUDED.last_error, w.last_error),
+             last_error_at = COALESCE(EXCLUDED.last_error_at, w.last_error_at)
+         WHERE w.state IS DISTINCT FROM EXCLUDED.state OR w.pid IS DISTINCT FROM EXCLUDED.pid
+            OR EXCLUDED.last_error IS NOT NULL",
+        &[state.into(), error.into()],
+    );
+}
+
+fn record_ingest(progress: &Progress) {
+    record(
+        "UPDATE centralcloud.worker_state
+            SET last_ingest_at = now(), ingested_since_start = $1, rejected_since_start = $2,
+                updated_at = now()
+          WHERE pid = pg_backend_pid()",
+        &[progress.ingested.into(), progress.rejected.into()],
+    );
+}
+
+/// Status writes never take the worker down (the table may vanish mid-DROP EXTENSION).
+fn record(sql: &str, args: &[pgrx::datum::DatumWithOid<'_>]) {
+    if let Err(e) = subxact::run(|| Spi::run_with_args(sql, args)) {
+        debug1!("centralcloud worker: recording status: {e}");
+    }
+}
