@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job: a throwaway cluster of its own, pgmq + centralcloud, a realistic stream of
-# routing events from several simulated router instances (with some malformed ones), ingest,
-# and what an operator wants to see afterwards.
+# The main job: a throwaway cluster of its own with centralcloud preloaded (its background
+# worker ingests and learns by itself), pgmq + centralcloud, a realistic stream of routing
+# events from several simulated router instances (with some malformed ones), and what an
+# operator wants to see afterwards.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/common.sh"
@@ -11,10 +12,20 @@ export CLUSTER_PORT="${DEMO_PORT:-28816}"
 DECISIONS="${DECISIONS:-6000}"
 
 log "starting a throwaway PostgreSQL 15 cluster in $CLUSTER_DIR (port $CLUSTER_PORT)"
-cluster_start "$CLUSTER_DIR" "$CLUSTER_PORT"
+# The settings a site puts in postgresql.conf to run centralcloud by itself.
+cluster_start "$CLUSTER_DIR" "$CLUSTER_PORT" "shared_preload_libraries = 'centralcloud'" \
+  "centralcloud.database = 'demo'" "centralcloud.learn_interval_s = 5"
 trap 'cluster_stop "$CLUSTER_DIR"' EXIT
 cpsql -d postgres -c "CREATE DATABASE demo" >/dev/null
 cpsql -d demo -c "CREATE EXTENSION centralcloud CASCADE" 2>/dev/null
+# wait_for SQL TIMEOUT_S: until the query returns true (the worker works on its own schedule).
+wait_for() {
+  local deadline=$((SECONDS + $2))
+  until [[ "$(cpsql -d demo -At -c "$1")" == t ]]; do
+    ((SECONDS < deadline)) || die "timed out waiting for: $1"
+    sleep 0.2
+  done
+}
 cpsql -d demo -At -c "SELECT 'installed: ' || string_agg(extname || ' ' || extversion, ', ' ORDER BY extname) FROM pg_extension WHERE extname IN ('pgmq', 'centralcloud')"
 
 log "publishing $DECISIONS routing decisions and their outcomes from 4 instances, plus malformed events"
@@ -82,8 +93,10 @@ cpsql -d demo -c "SELECT queue_name, queue_length, oldest_msg_age_sec FROM pgmq.
 log "instance singularity-eu-1 subscribes to score updates (its own pgmq queue, bound to the topic)"
 cpsql -d demo -c "SELECT centralcloud.subscribe_instance('singularity-eu-1') AS its_queue"
 
-log "SELECT * FROM centralcloud.ingest_routing_events();"
-cpsql -d demo -c "SELECT * FROM centralcloud.ingest_routing_events()"
+log "the background worker ingests them (no manual call); waiting for the queue to drain"
+wait_for "SELECT queue_length = 0 FROM pgmq.metrics('model_routing_decisions')" 60
+wait_for "SELECT count(*) = $((2 * DECISIONS + 9)) FROM (SELECT 1 FROM centralcloud.routing_records UNION ALL SELECT 1 FROM centralcloud.routing_events_rejected) x" 30
+cpsql -d demo -x -c "SELECT * FROM centralcloud.worker_status"
 
 log "what is where now"
 cpsql -d demo <<'SQL'
@@ -108,17 +121,18 @@ SELECT reason_code, count(*), left(min(reason), 90) AS example
   FROM centralcloud.routing_events_rejected GROUP BY reason_code ORDER BY count(*) DESC, reason_code;
 SQL
 
-log "SELECT * FROM centralcloud.learn_complexity_scores();  -- learn from the outcomes, publish changes"
+log "the worker learns every centralcloud.learn_interval_s (5 s here); its score changes:"
+wait_for "SELECT count(*) >= 15 FROM centralcloud.score_history" 60
 cpsql -d demo <<'SQL'
-SELECT model, complexity, samples, round(success_rate::numeric * 100, 1) AS "success %",
-       round(avg_response_time_ms::numeric) AS avg_ms, old_score, new_score, reason
-  FROM centralcloud.learn_complexity_scores()
- WHERE changed
- ORDER BY model, array_position(ARRAY['simple', 'medium', 'complex'], complexity);
+SELECT model_name AS model, complexity_level AS complexity, samples,
+       round(success_rate::numeric * 100, 1) AS "success %", round(avg_response_time_ms::numeric) AS avg_ms,
+       old_score, new_score, reason
+  FROM centralcloud.score_history
+ ORDER BY model_name, array_position(ARRAY['simple', 'medium', 'complex'], complexity_level::text);
 SQL
 
-log "learning again right away changes nothing (each cell learns only from new evidence)"
-cpsql -d demo -c "SELECT count(*) FILTER (WHERE changed) AS changes, min(reason) AS reason FROM centralcloud.learn_complexity_scores()"
+log "learning again changes nothing (each cell learns only from new evidence): a dry run"
+cpsql -d demo -c "SELECT count(*) FILTER (WHERE changed) AS changes, min(reason) AS reason FROM centralcloud.learn_complexity_scores(dry_run => true)"
 
 log "what singularity-eu-1 received (first 3 of its queue, the seed's event shape)"
 cpsql -d demo <<'SQL'
