@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 export PROFILE ?= release
 
-.PHONY: demo test setup install unit pgrx_test pg_test bench clean
+.PHONY: demo test setup install unit pgrx_test pg_test bench bench-worker clean
 
 demo: setup install
 	scripts/demo.sh
@@ -36,6 +36,10 @@ pg_test:
 # Ingest throughput vs bare drain vs seed-style consumer (not part of the tests).
 bench: setup install
 	scripts/bench_ingest.sh
+
+# Worker latency at a steady rate, and backlog drain: worker vs direct call.
+bench-worker: setup install
+	scripts/bench_worker.sh
 
 clean:
 	cargo clean

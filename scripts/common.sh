@@ -46,3 +46,13 @@ cluster_stop() {
 
 # psql against the cluster in $CLUSTER_DIR on $CLUSTER_PORT.
 cpsql() { psql -X -q -v ON_ERROR_STOP=1 -h "$CLUSTER_DIR" -p "$CLUSTER_PORT" -U postgres "$@"; }
+
+# wait_for DB SQL TIMEOUT_S: polls until the query returns true (for work the worker does on
+# its own schedule), failing after TIMEOUT_S seconds.
+wait_for() {
+  local db="$1" sql="$2" deadline=$((SECONDS + $3))
+  until [[ "$(cpsql -d "$db" -At -c "$sql")" == t ]]; do
+    ((SECONDS < deadline)) || die "timed out waiting for: $sql"
+    sleep 0.1
+  done
+}

@@ -18,14 +18,6 @@ cluster_start "$CLUSTER_DIR" "$CLUSTER_PORT" "shared_preload_libraries = 'centra
 trap 'cluster_stop "$CLUSTER_DIR"' EXIT
 cpsql -d postgres -c "CREATE DATABASE demo" >/dev/null
 cpsql -d demo -c "CREATE EXTENSION centralcloud CASCADE" 2>/dev/null
-# wait_for SQL TIMEOUT_S: until the query returns true (the worker works on its own schedule).
-wait_for() {
-  local deadline=$((SECONDS + $2))
-  until [[ "$(cpsql -d demo -At -c "$1")" == t ]]; do
-    ((SECONDS < deadline)) || die "timed out waiting for: $1"
-    sleep 0.2
-  done
-}
 cpsql -d demo -At -c "SELECT 'installed: ' || string_agg(extname || ' ' || extversion, ', ' ORDER BY extname) FROM pg_extension WHERE extname IN ('pgmq', 'centralcloud')"
 
 log "publishing $DECISIONS routing decisions and their outcomes from 4 instances, plus malformed events"
@@ -94,8 +86,8 @@ log "instance singularity-eu-1 subscribes to score updates (its own pgmq queue, 
 cpsql -d demo -c "SELECT centralcloud.subscribe_instance('singularity-eu-1') AS its_queue"
 
 log "the background worker ingests them (no manual call); waiting for the queue to drain"
-wait_for "SELECT queue_length = 0 FROM pgmq.metrics('model_routing_decisions')" 60
-wait_for "SELECT count(*) = $((2 * DECISIONS + 9)) FROM (SELECT 1 FROM centralcloud.routing_records UNION ALL SELECT 1 FROM centralcloud.routing_events_rejected) x" 30
+wait_for demo "SELECT queue_length = 0 FROM pgmq.metrics('model_routing_decisions')" 60
+wait_for demo "SELECT count(*) = $((2 * DECISIONS + 9)) FROM (SELECT 1 FROM centralcloud.routing_records UNION ALL SELECT 1 FROM centralcloud.routing_events_rejected) x" 30
 cpsql -d demo -x -c "SELECT * FROM centralcloud.worker_status"
 
 log "what is where now"
@@ -122,7 +114,7 @@ SELECT reason_code, count(*), left(min(reason), 90) AS example
 SQL
 
 log "the worker learns every centralcloud.learn_interval_s (5 s here); its score changes:"
-wait_for "SELECT count(*) >= 15 FROM centralcloud.score_history" 60
+wait_for demo "SELECT count(*) >= 15 FROM centralcloud.score_history" 60
 cpsql -d demo <<'SQL'
 SELECT model_name AS model, complexity_level AS complexity, samples,
        round(success_rate::numeric * 100, 1) AS "success %", round(avg_response_time_ms::numeric) AS avg_ms,

@@ -49,16 +49,18 @@ impl Decision {
     }
 }
 
+/// A result row: model, complexity, samples, success rate, average latency, old score, new
+/// score, changed, reason (the names are in `learn_complexity_scores`' signature).
 type LearnRow = (
-    name!(model, String),
-    name!(complexity, String),
-    name!(samples, i64),
-    name!(success_rate, Option<f64>),
-    name!(avg_response_time_ms, Option<f64>),
-    name!(old_score, f64),
-    name!(new_score, f64),
-    name!(changed, bool),
-    name!(reason, String),
+    String,
+    String,
+    i64,
+    Option<f64>,
+    Option<f64>,
+    f64,
+    f64,
+    bool,
+    String,
 );
 
 /// Applies the learning policy to every cell with the evidence that arrived since that cell's
