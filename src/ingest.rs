@@ -20,12 +20,15 @@
 //!
 //! If a batch raises an unexpected error, its subtransaction is rolled back (the messages are
 //! back in the queue, untouched) and the careful path takes over: `pgmq.read` (which bumps
-//! `read_ct`), then each message alone in its own subtransaction. One that still fails stays
+//! `read_ct`), the read messages again together with `ON CONFLICT (msg_id) DO NOTHING` (so a
+//! duplicate is dead-lettered set-based), and if that fails too, each message alone in its own
+//! subtransaction. One that still fails stays
 //! in the queue for a later read; after `centralcloud.max_retries` reads it is dead-lettered
 //! with the error text. A poison message never blocks the queue.
 
 use crate::aggregate::{aggregate, merge_cells, CellDelta, CellKey, Sample};
 use crate::event::{parse_event, Choice, Complexity, Limits, Outcome};
+use crate::spi_util::FirstValue;
 use crate::{guc, subxact};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
@@ -287,8 +290,7 @@ impl Statements {
                             on_conflict.into(),
                         ],
                     )?
-                    .first()
-                    .get_one::<String>()?
+                    .first_value::<String>()?
                     .unwrap_or_default();
                 Ok(client.prepare_mut(sql.as_str(), args)?.keep())
             };
@@ -338,7 +340,7 @@ fn ingest_batch(
             counts
         }
         Err(error) => {
-            debug1!("centralcloud: batch failed ({error}); retrying its messages one by one");
+            debug1!("centralcloud: batch failed ({error}); taking the careful path");
             ingest_carefully(config, statements, cells)
         }
     }
@@ -389,16 +391,23 @@ struct ReadMessage {
     body: Option<String>,
 }
 
+/// After a failed batch: `pgmq.read` (bumping `read_ct`), then the read messages together with
+/// duplicates tolerated; only if that fails too, each message alone.
 fn ingest_carefully(config: &IngestConfig, statements: &Statements, cells: &mut Cells) -> Counts {
     let messages = read_batch(config);
+    let ids: Vec<i64> = messages.iter().map(|m| m.msg_id).collect();
+    let all = [ids.into()];
+    if let Ok((counts, read_cells)) = subxact::run(|| apply(&statements.read, &all)) {
+        merge_cells(cells, read_cells);
+        return counts;
+    }
     let mut counts = Counts {
         batches: 1,
         ..Counts::default()
     };
     for message in &messages {
-        let ids = vec![message.msg_id];
-        let args = [ids.into()];
-        match subxact::run(|| apply(&statements.read, &args)) {
+        let one = [vec![message.msg_id].into()];
+        match subxact::run(|| apply(&statements.read, &one)) {
             Ok((applied, message_cells)) => {
                 merge_cells(cells, message_cells);
                 counts.add(Counts {

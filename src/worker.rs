@@ -132,14 +132,14 @@ fn extension_ready() -> bool {
 
 fn ingest_once(progress: &mut Progress) -> Turn {
     BackgroundWorker::transaction(AssertUnwindSafe(|| {
-        let result = subxact::run(|| {
+        let result = guarded(|| {
             Spi::get_three::<i64, i64, i64>(
                 "SELECT read, ingested, rejected + duplicates + dead_lettered_on_error
                    FROM centralcloud.ingest_routing_events(NULL, 1)",
             )
         });
         match result {
-            Ok(Ok((read, ingested, rejected))) => {
+            Ok((read, ingested, rejected)) => {
                 let (read, ingested, rejected) = (
                     read.unwrap_or(0),
                     ingested.unwrap_or(0),
@@ -159,7 +159,6 @@ fn ingest_once(progress: &mut Progress) -> Turn {
                     Turn::Idle
                 }
             }
-            Ok(Err(e)) => failed(progress, "ingest", &e.to_string()),
             Err(e) => failed(progress, "ingest", &e),
         }
     }))
@@ -173,13 +172,13 @@ fn learning_due(progress: &Progress) -> bool {
 fn learn_once(progress: &mut Progress) {
     progress.last_learn = Some(Instant::now());
     BackgroundWorker::transaction(AssertUnwindSafe(|| {
-        let result = subxact::run(|| {
+        let result = guarded(|| {
             Spi::get_one::<i64>(
                 "SELECT count(*) FILTER (WHERE changed) FROM centralcloud.learn_complexity_scores()",
             )
         });
         match result {
-            Ok(Ok(changes)) => {
+            Ok(changes) => {
                 succeeded(progress);
                 record(
                     "UPDATE centralcloud.worker_state SET last_learn_at = now(), updated_at = now()",
@@ -190,14 +189,17 @@ fn learn_once(progress: &mut Progress) {
                     changes.unwrap_or(0)
                 );
             }
-            Ok(Err(e)) => {
-                failed(progress, "learn", &e.to_string());
-            }
             Err(e) => {
                 failed(progress, "learn", &e);
             }
         }
     }));
+}
+
+/// Runs an SPI call in a subtransaction; a PostgreSQL error, a panic or an SPI error all come
+/// back as the error's text.
+fn guarded<T>(call: impl FnOnce() -> pgrx::spi::SpiResult<T>) -> Result<T, String> {
+    subxact::run(call).and_then(|result| result.map_err(|e| e.to_string()))
 }
 
 fn succeeded(progress: &mut Progress) {

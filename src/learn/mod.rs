@@ -173,44 +173,58 @@ fn read_cells(client: &SpiClient<'_>) -> SpiResult<Vec<Cell>> {
         .collect()
 }
 
-/// Moves each learned cell's watermark past the evidence it consumed, stores its new score,
-/// and records and publishes each change.
+/// Moves each learned cell's watermark past the evidence it consumed (one statement), then
+/// stores, records and publishes each change.
 fn apply(client: &mut SpiClient<'_>, decisions: &[Decision]) -> SpiResult<()> {
-    for d in decisions
+    let learned: Vec<&Decision> = decisions
         .iter()
         .filter(|d| matches!(d.step, Step::Learned { .. }))
-    {
-        let e = &d.cell.evidence;
-        client.update(
-            "UPDATE centralcloud.model_complexity_scores
-                SET learned_success_count = learned_success_count + $3,
-                    learned_failure_count = learned_failure_count + $4,
-                    learned_response_time_count = learned_response_time_count + $5,
-                    learned_response_time_sum = learned_response_time_sum + $6,
-                    learned_at = now()
-              WHERE model_name = $1 AND complexity_level = $2",
-            None,
-            &[
-                d.cell.model.as_str().into(),
-                d.cell.complexity.as_str().into(),
-                e.successes.into(),
-                e.failures.into(),
-                e.latency_count.into(),
-                e.latency_sum_ms.into(),
-            ],
-        )?;
-        if d.changed() {
-            let change = Change {
-                model: &d.cell.model,
-                complexity: &d.cell.complexity,
-                old_score: Some(d.cell.score),
-                new_score: d.new_score(),
-                source: "learned",
-                reason: d.reason(),
-                evidence: Some(e),
-            };
-            record_change(client, &change)?;
-        }
+        .collect();
+    let column = |f: fn(&Evidence) -> i64| {
+        learned
+            .iter()
+            .map(|d| f(&d.cell.evidence))
+            .collect::<Vec<i64>>()
+    };
+    client.update(
+        "UPDATE centralcloud.model_complexity_scores AS s
+            SET learned_success_count = learned_success_count + u.successes,
+                learned_failure_count = learned_failure_count + u.failures,
+                learned_response_time_count = learned_response_time_count + u.latency_count,
+                learned_response_time_sum = learned_response_time_sum + u.latency_sum,
+                learned_at = now()
+           FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[])
+                AS u(model, complexity, successes, failures, latency_count, latency_sum)
+          WHERE s.model_name = u.model AND s.complexity_level = u.complexity",
+        None,
+        &[
+            learned
+                .iter()
+                .map(|d| d.cell.model.as_str())
+                .collect::<Vec<_>>()
+                .into(),
+            learned
+                .iter()
+                .map(|d| d.cell.complexity.as_str())
+                .collect::<Vec<_>>()
+                .into(),
+            column(|e| e.successes).into(),
+            column(|e| e.failures).into(),
+            column(|e| e.latency_count).into(),
+            column(|e| e.latency_sum_ms).into(),
+        ],
+    )?;
+    for d in learned.into_iter().filter(|d| d.changed()) {
+        let change = Change {
+            model: &d.cell.model,
+            complexity: &d.cell.complexity,
+            old_score: Some(d.cell.score),
+            new_score: d.new_score(),
+            source: "learned",
+            reason: d.reason(),
+            evidence: Some(&d.cell.evidence),
+        };
+        record_change(client, &change)?;
     }
     Ok(())
 }
