@@ -23,7 +23,8 @@ SELECT test.empty($$
 $$, 'functions are commented');
 SELECT test.empty($$
     SELECT c.oid::regclass, a.attname FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid
-     WHERE c.relnamespace = 'centralcloud'::regnamespace AND c.relkind = 'r' AND a.attnum > 0
+     WHERE c.relnamespace = 'centralcloud'::regnamespace AND c.relkind IN ('r', 'p')
+       AND NOT c.relispartition AND a.attnum > 0
        AND NOT a.attisdropped AND a.attname NOT IN ('id', 'created_at')
        AND col_description(c.oid, a.attnum) IS NULL
 $$, 'columns are commented');
@@ -34,9 +35,11 @@ LOAD 'centralcloud';
 SELECT test.eq(
     (SELECT string_agg(name || '=' || setting, ' ' ORDER BY name COLLATE "C") FROM pg_settings WHERE name LIKE 'centralcloud.%'),
     'centralcloud.batch_size=1000 centralcloud.database=postgres centralcloud.ingest_interval_ms=250 '
-    || 'centralcloud.learn_interval_s=300 centralcloud.learning_policy=seed centralcloud.max_capabilities=32 '
+    || 'centralcloud.learn_interval_s=300 centralcloud.learning_policy=seed '
+    || 'centralcloud.maintenance_interval_s=3600 centralcloud.max_capabilities=32 '
     || 'centralcloud.max_response_time_ms=3600000 centralcloud.max_retries=5 centralcloud.max_string_chars=256 '
     || 'centralcloud.min_samples_for_learning=100 centralcloud.queue_name=model_routing_decisions '
+    || 'centralcloud.routing_records_retention=2592000 '
     || 'centralcloud.slowness_threshold_ms=2000 centralcloud.speed_step=0.1 centralcloud.success_step=0.2 '
     || 'centralcloud.success_threshold=0.95 centralcloud.visibility_timeout_s=30 centralcloud.worker_enabled=on',
     'GUC defaults');

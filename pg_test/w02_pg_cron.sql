@@ -13,7 +13,8 @@ SELECT * FROM centralcloud.schedule_with_pg_cron();
 SELECT * FROM centralcloud.schedule_with_pg_cron();
 SELECT test.eq((SELECT string_agg(jobname || ' ' || schedule || ' ' || command || ' ' || database, '; ' ORDER BY jobname) FROM cron.job),
     'centralcloud-ingest * * * * * CALL centralcloud.drain_routing_events() postgres; '
-    || 'centralcloud-learn */5 * * * * SELECT count(*) FROM centralcloud.learn_complexity_scores() postgres',
+    || 'centralcloud-learn */5 * * * * SELECT count(*) FROM centralcloud.learn_complexity_scores() postgres; '
+    || 'centralcloud-maintenance 17 * * * * SELECT count(*) FROM centralcloud.run_maintenance() postgres',
     'jobs created once');
 
 -- The job body, run directly: drains a backlog larger than a batch, committing per batch.
@@ -33,7 +34,7 @@ SELECT test.wait_until($$SELECT EXISTS (SELECT 1 FROM cron.job_run_details d JOI
 SELECT test.eq((SELECT count(*) FROM centralcloud.routing_records), 3600::bigint, 'cron ingested');
 SELECT test.empty('SELECT * FROM test.metrics_diff', 'metrics exact');
 
-SELECT test.eq(centralcloud.unschedule_pg_cron(), 2, 'unscheduled');
+SELECT test.eq(centralcloud.unschedule_pg_cron(), 3, 'unscheduled');
 SELECT test.eq((SELECT count(*) FROM cron.job), 0::bigint, 'jobs removed');
 
 ALTER SYSTEM RESET ALL;

@@ -1,5 +1,7 @@
--- centralcloud schema: the audit trail, per-cell metrics, dead letters, and the seed's
--- dashboard queries. Runs at the end of CREATE EXTENSION (after the Rust functions exist).
+-- centralcloud schema: the queues, the audit trail (partitioned by day), per-cell metrics,
+-- hourly rollups, dead letters, the score catalog, and the SQL-only functions that run it.
+-- Runs first in CREATE EXTENSION (bootstrap); dashboards.sql and security.sql follow the Rust
+-- functions.
 
 -- ---------------------------------------------------------------------------------------
 -- The queue routers publish to, and the seed's plain score-update queue (bound to the score
@@ -38,11 +40,15 @@ END
 $queue$;
 
 -- ---------------------------------------------------------------------------------------
--- Audit trail: one row per ingested routing event.
+-- Audit trail: one row per ingested routing event, partitioned by day (UTC) of received_at so
+-- retention drops whole partitions. received_at is pgmq's enqueued_at: set by the server, so
+-- it never lands far outside the partitions ingest keeps ready (unlike the instances' own
+-- timestamps). The key (msg_id, received_at) names one pgmq message: a queue that is dropped
+-- and recreated reuses msg_ids, but not with the same enqueue time.
 -- ---------------------------------------------------------------------------------------
 CREATE TABLE routing_records (
-    id                    BIGSERIAL PRIMARY KEY,
-    msg_id                BIGINT NOT NULL CONSTRAINT routing_records_msg_id_key UNIQUE,
+    id                    BIGSERIAL NOT NULL,
+    msg_id                BIGINT NOT NULL,
     "timestamp"           TIMESTAMPTZ NOT NULL,
     instance_id           VARCHAR NOT NULL,
     complexity            VARCHAR NOT NULL CHECK (complexity IN ('simple', 'medium', 'complex')),
@@ -55,14 +61,18 @@ CREATE TABLE routing_records (
     preference            VARCHAR CHECK (preference IN ('speed', 'cost')),
     user_model_request    VARCHAR,
     received_at           TIMESTAMPTZ NOT NULL,
-    created_at            TIMESTAMPTZ NOT NULL DEFAULT now()
-);
-CREATE INDEX idx_routing_records_model_complexity ON routing_records (model, complexity);
+    created_at            TIMESTAMPTZ NOT NULL DEFAULT now(),
+    CONSTRAINT routing_records_pkey PRIMARY KEY (msg_id, received_at)
+) PARTITION BY RANGE (received_at);
 CREATE INDEX idx_routing_records_timestamp ON routing_records ("timestamp" DESC);
+CREATE TABLE routing_records_default PARTITION OF routing_records DEFAULT;
+COMMENT ON TABLE routing_records_default IS
+  'Catch-all partition of routing_records for messages enqueued outside the daily partitions (before the first one, or in a gap nobody ingested during). Normally empty; retention deletes its expired rows.';
 
 COMMENT ON TABLE routing_records IS
-  'Audit trail: one row per routing event ingested from the pgmq queue (seed columns plus msg_id, user_model_request, received_at). Written only by ingest_routing_events().';
-COMMENT ON COLUMN routing_records.msg_id IS 'pgmq msg_id of the message; unique, so the same message never lands twice.';
+  'Audit trail: one row per routing event ingested from the pgmq queue (seed columns plus msg_id, user_model_request, received_at). Written only by ingest_routing_events(). Partitioned by day (UTC) of received_at: routing_records_pYYYYMMDD, created ahead by run_maintenance() and dropped whole after centralcloud.routing_records_retention.';
+COMMENT ON COLUMN routing_records.id IS 'Row number, in ingest order.';
+COMMENT ON COLUMN routing_records.msg_id IS 'pgmq msg_id of the message; with received_at the primary key, so the same message never lands twice.';
 COMMENT ON COLUMN routing_records."timestamp" IS 'When the instance made the decision (event timestamp, normalised to UTC).';
 COMMENT ON COLUMN routing_records.instance_id IS 'Router instance that published the event.';
 COMMENT ON COLUMN routing_records.complexity IS 'Task complexity: simple, medium or complex.';
@@ -112,6 +122,45 @@ COMMENT ON COLUMN model_routing_metrics.response_time_min IS 'Smallest reported 
 COMMENT ON COLUMN model_routing_metrics.response_time_max IS 'Largest reported response_time_ms.';
 COMMENT ON COLUMN model_routing_metrics.latency_sketch IS 'DDSketch of response_time_ms (1% relative accuracy, at most 2048 bins: a few KiB whatever the volume). Read with latency_quantile(latency_sketch, 0.95).';
 COMMENT ON COLUMN model_routing_metrics.updated_at IS 'Last batch that changed the row.';
+
+-- ---------------------------------------------------------------------------------------
+-- Hourly rollup, maintained by ingest in the same transaction as the records: what
+-- per-instance and time-window dashboards read instead of the audit trail. Kept by retention.
+-- ---------------------------------------------------------------------------------------
+CREATE TABLE routing_rollup_hourly (
+    hour                TIMESTAMPTZ NOT NULL,
+    instance_id         VARCHAR NOT NULL,
+    model               VARCHAR NOT NULL,
+    complexity          VARCHAR NOT NULL,
+    provider            VARCHAR NOT NULL,
+    usage_count         BIGINT NOT NULL DEFAULT 0,
+    success_count       BIGINT NOT NULL DEFAULT 0,
+    failure_count       BIGINT NOT NULL DEFAULT 0,
+    response_time_count BIGINT NOT NULL DEFAULT 0,
+    response_time_sum   BIGINT NOT NULL DEFAULT 0,
+    response_time_min   INTEGER,
+    response_time_max   INTEGER,
+    latency_sketch      BYTEA,
+    updated_at          TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (hour, instance_id, model, complexity, provider)
+);
+CREATE INDEX idx_routing_rollup_hourly_cell ON routing_rollup_hourly (model, complexity, hour);
+COMMENT ON TABLE routing_rollup_hourly IS
+  'One row per (hour of the event timestamp in UTC, instance, model, complexity, provider): the same counters as model_routing_metrics, and a mergeable latency sketch. Written by ingest in the batch''s transaction; dashboards merge it over any window (latency_quantiles(), latency_sketch_union()). Retention does not touch it.';
+COMMENT ON COLUMN routing_rollup_hourly.hour IS 'Start of the hour (UTC) of the events'' own timestamp.';
+COMMENT ON COLUMN routing_rollup_hourly.instance_id IS 'Router instance.';
+COMMENT ON COLUMN routing_rollup_hourly.model IS 'Model.';
+COMMENT ON COLUMN routing_rollup_hourly.complexity IS 'Task complexity.';
+COMMENT ON COLUMN routing_rollup_hourly.provider IS 'Provider of the model.';
+COMMENT ON COLUMN routing_rollup_hourly.usage_count IS 'Routing decisions (outcome routed).';
+COMMENT ON COLUMN routing_rollup_hourly.success_count IS 'Outcome events with outcome success.';
+COMMENT ON COLUMN routing_rollup_hourly.failure_count IS 'Outcome events with outcome failure.';
+COMMENT ON COLUMN routing_rollup_hourly.response_time_count IS 'Events that reported response_time_ms.';
+COMMENT ON COLUMN routing_rollup_hourly.response_time_sum IS 'Sum of reported response_time_ms.';
+COMMENT ON COLUMN routing_rollup_hourly.response_time_min IS 'Smallest reported response_time_ms.';
+COMMENT ON COLUMN routing_rollup_hourly.response_time_max IS 'Largest reported response_time_ms.';
+COMMENT ON COLUMN routing_rollup_hourly.latency_sketch IS 'DDSketch of the hour''s response times; merge with latency_sketch_union().';
+COMMENT ON COLUMN routing_rollup_hourly.updated_at IS 'Last batch that changed the row.';
 
 -- ---------------------------------------------------------------------------------------
 -- Dead letters: every message ingest could not turn into a record, with the reason.
@@ -186,6 +235,7 @@ CREATE TABLE score_history (
     changed_at           TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 CREATE INDEX idx_score_history_cell ON score_history (model_name, complexity_level, changed_at DESC);
+CREATE INDEX idx_score_history_changed_at ON score_history (changed_at DESC);
 COMMENT ON TABLE score_history IS
   'One row per score change (learned or set by an operator): old and new score, the evidence behind it, the policy, the reason, and how many queues the update was published to (same transaction as the change).';
 COMMENT ON COLUMN score_history.model_name IS 'Model.';
@@ -277,7 +327,8 @@ COMMENT ON PROCEDURE drain_routing_events(integer) IS
   'Drains the queue with ingest_routing_events(), one batch per transaction (COMMIT after each), until the queue has no full batch or time_budget_s has passed. The pg_cron ingest job: pg_cron 1.4 runs at most once a minute, so one run must drain the whole backlog.';
 
 CREATE FUNCTION schedule_with_pg_cron(ingest_schedule text DEFAULT '* * * * *',
-                                      learn_schedule text DEFAULT '*/5 * * * *')
+                                      learn_schedule text DEFAULT '*/5 * * * *',
+                                      maintenance_schedule text DEFAULT '17 * * * *')
 RETURNS TABLE (jobid bigint, jobname text, schedule text, command text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
@@ -292,12 +343,16 @@ BEGIN
     PERFORM cron.schedule_in_database('centralcloud-learn', learn_schedule,
                                       'SELECT count(*) FROM centralcloud.learn_complexity_scores()',
                                       current_database());
+    PERFORM cron.schedule_in_database('centralcloud-maintenance', maintenance_schedule,
+                                      'SELECT count(*) FROM centralcloud.run_maintenance()',
+                                      current_database());
     RETURN QUERY SELECT j.jobid, j.jobname::text, j.schedule::text, j.command::text FROM cron.job j
-                  WHERE j.jobname IN ('centralcloud-ingest', 'centralcloud-learn') ORDER BY j.jobname;
+                  WHERE j.jobname IN ('centralcloud-ingest', 'centralcloud-learn', 'centralcloud-maintenance')
+                  ORDER BY j.jobname;
 END
 $schedule$;
-COMMENT ON FUNCTION schedule_with_pg_cron(text, text) IS
-  'Creates (or updates, by job name) the pg_cron jobs centralcloud-ingest (CALL drain_routing_events()) and centralcloud-learn, in this database. For sites that do not preload centralcloud. Clear error if pg_cron is missing.';
+COMMENT ON FUNCTION schedule_with_pg_cron(text, text, text) IS
+  'Creates (or updates, by job name) the pg_cron jobs centralcloud-ingest (CALL drain_routing_events()), centralcloud-learn and centralcloud-maintenance (run_maintenance(): partitions ahead, retention), in this database. For sites that do not preload centralcloud. Clear error if pg_cron is missing.';
 
 CREATE FUNCTION unschedule_pg_cron()
 RETURNS integer
@@ -311,15 +366,143 @@ BEGIN
         RAISE EXCEPTION 'centralcloud: pg_cron is not installed in this database';
     END IF;
     SELECT count(*) INTO removed FROM cron.job j, LATERAL cron.unschedule(j.jobid) AS gone
-     WHERE j.jobname IN ('centralcloud-ingest', 'centralcloud-learn') AND gone;
+     WHERE j.jobname IN ('centralcloud-ingest', 'centralcloud-learn', 'centralcloud-maintenance') AND gone;
     RETURN removed;
 END
 $unschedule$;
 COMMENT ON FUNCTION unschedule_pg_cron() IS 'Removes the pg_cron jobs schedule_with_pg_cron() created; returns how many.';
 
+-- ---------------------------------------------------------------------------------------
+-- Partitions of routing_records and retention. Native partitioning: one daily range
+-- partition per UTC day, named routing_records_pYYYYMMDD (the name gives the day, so no bound
+-- parsing). pg_partman would add a dependency and a second scheduler for three small
+-- functions; run_maintenance() (worker or pg_cron) calls these.
+-- ---------------------------------------------------------------------------------------
+CREATE TABLE retention_log (
+    id             BIGSERIAL PRIMARY KEY,
+    partition_name TEXT NOT NULL,
+    range_from     TIMESTAMPTZ,
+    range_until    TIMESTAMPTZ NOT NULL,
+    rows_removed   BIGINT NOT NULL,
+    removed_at     TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE retention_log IS
+  'What retention removed from routing_records: one row per dropped daily partition, and one per sweep of expired rows from routing_records_default. Metrics and rollups keep counting these events.';
+COMMENT ON COLUMN retention_log.partition_name IS 'The dropped partition (or routing_records_default for a sweep).';
+COMMENT ON COLUMN retention_log.range_from IS 'Start of the partition''s range (NULL for the default partition).';
+COMMENT ON COLUMN retention_log.range_until IS 'End of the range removed (exclusive): the partition''s upper bound, or the cutoff.';
+COMMENT ON COLUMN retention_log.rows_removed IS 'Records removed.';
+COMMENT ON COLUMN retention_log.removed_at IS 'When.';
+
+CREATE FUNCTION add_routing_partition(day date)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $add$
+DECLARE
+    partition_name text := 'routing_records_p' || to_char(day, 'YYYYMMDD');
+    range_from timestamptz := day::timestamp AT TIME ZONE 'UTC';
+    range_until timestamptz := (day + 1)::timestamp AT TIME ZONE 'UTC';
+BEGIN
+    -- Concurrent ingests may both find a partition missing; one creates it.
+    PERFORM pg_advisory_xact_lock(hashtext('centralcloud.routing_records partitions'));
+    IF to_regclass(format('@extschema@.%I', partition_name)) IS NOT NULL THEN
+        RETURN partition_name;
+    END IF;
+    -- Created apart and attached: ATTACH takes SHARE UPDATE EXCLUSIVE on routing_records, so
+    -- concurrent ingest and dashboards go on (CREATE ... PARTITION OF would block them).
+    EXECUTE format('CREATE TABLE @extschema@.%I (LIKE @extschema@.routing_records INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                   partition_name);
+    EXECUTE format('ALTER TABLE @extschema@.routing_records ATTACH PARTITION @extschema@.%I FOR VALUES FROM (%L) TO (%L)',
+                   partition_name, range_from, range_until);
+    EXECUTE format('COMMENT ON TABLE @extschema@.%I IS %L', partition_name,
+                   format('Partition of routing_records: events received from %s to %s (UTC). Dropped whole by retention.',
+                          day, day + 1));
+    RETURN partition_name;
+END
+$add$;
+COMMENT ON FUNCTION add_routing_partition(date) IS
+  'Creates the routing_records partition for one UTC day (routing_records_pYYYYMMDD) unless it exists; returns its name. run_maintenance() and ingest call it; call it yourself to backfill history. Fails if routing_records_default already holds rows of that day.';
+
+CREATE FUNCTION ensure_routing_partitions(days_ahead integer DEFAULT 1)
+RETURNS SETOF text
+LANGUAGE plpgsql
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $ensure$
+DECLARE
+    today date := (now() AT TIME ZONE 'UTC')::date;
+    newest date;
+    day date;
+BEGIN
+    -- The common case, on every ingest call: the furthest partition exists already.
+    IF to_regclass('@extschema@.routing_records_p' || to_char(today + days_ahead, 'YYYYMMDD')) IS NOT NULL THEN
+        RETURN;
+    END IF;
+    SELECT max(to_date(substr(c.relname, 18), 'YYYYMMDD')) INTO newest
+      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+     WHERE i.inhparent = '@extschema@.routing_records'::regclass
+       AND c.relname ~ '^routing_records_p[0-9]{8}$';
+    -- Fill the days nobody ingested during too (up to 60), so their late messages get a
+    -- partition instead of the default one.
+    FOR day IN SELECT d::date FROM generate_series(greatest(coalesce(newest + 1, today), today - 60),
+                                                   today + days_ahead, interval '1 day') AS d
+    LOOP
+        IF to_regclass('@extschema@.routing_records_p' || to_char(day, 'YYYYMMDD')) IS NULL THEN
+            RETURN NEXT @extschema@.add_routing_partition(day);
+        END IF;
+    END LOOP;
+END
+$ensure$;
+COMMENT ON FUNCTION ensure_routing_partitions(integer) IS
+  'Makes sure routing_records has a partition for today and the next days_ahead days (UTC), filling any gap since the newest one; returns the partitions it created. A lookup when they exist: ingest calls it on every call.';
+
+CREATE FUNCTION drop_expired_routing_partitions(cutoff timestamptz)
+RETURNS TABLE (partition_name text, rows_removed bigint)
+LANGUAGE plpgsql
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $drop$
+DECLARE
+    expired record;
+    removed bigint;
+BEGIN
+    FOR expired IN
+        SELECT c.relname::text AS name, to_date(substr(c.relname, 18), 'YYYYMMDD') AS day
+          FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = '@extschema@.routing_records'::regclass
+           AND c.relname ~ '^routing_records_p[0-9]{8}$'
+           AND (to_date(substr(c.relname, 18), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC' <= cutoff
+         ORDER BY 1
+    LOOP
+        EXECUTE format('SELECT count(*) FROM @extschema@.%I', expired.name) INTO removed;
+        EXECUTE format('DROP TABLE @extschema@.%I', expired.name);
+        INSERT INTO @extschema@.retention_log (partition_name, range_from, range_until, rows_removed)
+        VALUES (expired.name, expired.day::timestamp AT TIME ZONE 'UTC',
+                (expired.day + 1)::timestamp AT TIME ZONE 'UTC', removed);
+        partition_name := expired.name;
+        rows_removed := removed;
+        RETURN NEXT;
+    END LOOP;
+    -- Stragglers in the default partition: normally none, so a plain DELETE.
+    DELETE FROM @extschema@.routing_records_default WHERE received_at < cutoff;
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    IF removed > 0 THEN
+        INSERT INTO @extschema@.retention_log (partition_name, range_until, rows_removed)
+        VALUES ('routing_records_default', cutoff, removed);
+        partition_name := 'routing_records_default';
+        rows_removed := removed;
+        RETURN NEXT;
+    END IF;
+END
+$drop$;
+COMMENT ON FUNCTION drop_expired_routing_partitions(timestamptz) IS
+  'Retention: drops every daily partition of routing_records that ends at or before cutoff (whole tables, no row-by-row DELETE), deletes older rows from the default partition, logs each in retention_log, and returns them. run_maintenance() calls it with now() - centralcloud.routing_records_retention.';
+
 -- pg_dump keeps the data of extension tables only when they are registered.
-SELECT pg_catalog.pg_extension_config_dump('routing_records', '');
+SELECT pg_catalog.pg_extension_config_dump('routing_records_default', '');
 SELECT pg_catalog.pg_extension_config_dump('routing_records_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('routing_rollup_hourly', '');
+SELECT pg_catalog.pg_extension_config_dump('retention_log', '');
+SELECT pg_catalog.pg_extension_config_dump('retention_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('model_routing_metrics', '');
 SELECT pg_catalog.pg_extension_config_dump('model_routing_metrics_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('routing_events_rejected', '');
@@ -329,62 +512,25 @@ SELECT pg_catalog.pg_extension_config_dump('score_history', '');
 SELECT pg_catalog.pg_extension_config_dump('score_history_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('score_subscriptions', '');
 
--- ---------------------------------------------------------------------------------------
--- The seed's dashboard queries 2 and 3, corrected (the seed selects a column "model" that
--- model_routing_metrics does not have, calls ROUND(double precision, integer), which does
--- not exist, and divides successes by all events).
--- ---------------------------------------------------------------------------------------
-CREATE VIEW model_success_rates AS
-SELECT model_name AS model,
-       complexity_level,
-       ROUND(success_count::numeric / NULLIF(success_count + failure_count, 0) * 100, 2) AS success_rate,
-       success_count + failure_count AS outcome_count,
-       usage_count
-  FROM model_routing_metrics
- ORDER BY success_rate DESC NULLS LAST, model, complexity_level;
-COMMENT ON VIEW model_success_rates IS
-  'Seed dashboard "Success rates", corrected: success_rate = success / (success + failure) in percent, with its sample size (outcome_count) and the number of routing decisions (usage_count).';
 
-CREATE VIEW model_response_times AS
-SELECT model_name AS model,
-       complexity_level,
-       ROUND(avg_response_time::numeric, 0) AS avg_ms,
-       latency_quantile(latency_sketch, 0.50) AS p50_ms,
-       latency_quantile(latency_sketch, 0.95) AS p95_ms,
-       latency_quantile(latency_sketch, 0.99) AS p99_ms,
-       response_time_max AS max_ms,
-       response_time_count AS samples
-  FROM model_routing_metrics
- WHERE response_time_count > 0
- ORDER BY avg_ms DESC, model, complexity_level;
-COMMENT ON VIEW model_response_times IS
-  'Seed dashboard "Response time trends", corrected: exact average and maximum, and p50/p95/p99 read from the latency sketch (within 1% relative error), per model and complexity.';
-
--- ---------------------------------------------------------------------------------------
--- Functions: documentation and privileges. Ingest mutates; PUBLIC may not run it.
--- ---------------------------------------------------------------------------------------
-COMMENT ON FUNCTION ingest_routing_events(integer, integer) IS
-  'Drains the routing-event queue (centralcloud.queue_name) batch by batch: valid events go to routing_records and model_routing_metrics, invalid ones to routing_events_rejected, all in the caller''s transaction (each batch in a subtransaction). batch_size NULL = centralcloud.batch_size; max_batches NULL = until the queue has no visible message. Returns what it did.';
-COMMENT ON FUNCTION routing_event_rejection(text) IS
-  'Validates one routing event (JSON text): NULL when valid, otherwise ARRAY[reason_code, reason]. Ingest calls it for every message; call it to check an event by hand.';
-COMMENT ON FUNCTION latency_sketch_merge(bytea, bytea) IS 'Merges two latency sketches (NULL = empty).';
-COMMENT ON FUNCTION latency_quantile(bytea, double precision) IS 'q-quantile (0..1) in ms from a latency sketch, within 1% relative error.';
-COMMENT ON FUNCTION latency_sketch_count(bytea) IS 'Number of samples in a latency sketch.';
-
-COMMENT ON FUNCTION learn_complexity_scores(boolean) IS
-  'Applies centralcloud.learning_policy to every cell with the evidence since its last learning step; records each change in score_history and publishes the seed''s model_score_update event to every subscribed instance, in the same transaction. One row per cell considered, with the reason (e.g. insufficient data: 37 < 100). dry_run: same rows, nothing changed or published.';
-COMMENT ON FUNCTION set_complexity_score(text, text, double precision, text) IS
-  'Sets a cell''s score by hand (validated), recorded and published like a learned change. False when the score already had that value.';
-COMMENT ON FUNCTION subscribe_instance(text) IS
-  'Creates the instance''s own score-update queue (cc_scores_<slug>_<hash>) and binds it to the score update topic; returns the queue name. Idempotent.';
-COMMENT ON FUNCTION unsubscribe_instance(text, boolean) IS
-  'Unbinds the instance''s score-update queue and, unless drop_queue is false, drops it. False if it was not subscribed.';
-
-REVOKE ALL ON FUNCTION ingest_routing_events(integer, integer) FROM PUBLIC;
-REVOKE ALL ON FUNCTION learn_complexity_scores(boolean) FROM PUBLIC;
-REVOKE ALL ON FUNCTION set_complexity_score(text, text, double precision, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION subscribe_instance(text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION unsubscribe_instance(text, boolean) FROM PUBLIC;
-REVOKE ALL ON PROCEDURE drain_routing_events(integer) FROM PUBLIC;
-REVOKE ALL ON FUNCTION schedule_with_pg_cron(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION unschedule_pg_cron() FROM PUBLIC;
+-- The first partitions. Created by this script, they would be members of the extension; like
+-- every later partition they are plain tables attached to routing_records (pg_dump dumps them
+-- with their data, DROP EXTENSION drops them with routing_records).
+SELECT count(*) FROM ensure_routing_partitions(2);
+DO $members$
+DECLARE
+    member record;
+BEGIN
+    FOR member IN
+        SELECT c.oid::regclass AS rel
+          FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class c ON c.oid = d.objid
+         WHERE d.classid = 'pg_catalog.pg_class'::regclass
+           AND d.refclassid = 'pg_catalog.pg_extension'::regclass
+           AND d.refobjid = (SELECT oid FROM pg_catalog.pg_extension WHERE extname = 'centralcloud')
+           AND d.deptype = 'e'
+           AND c.relname ~ '^routing_records_p[0-9]{8}$'
+    LOOP
+        EXECUTE format('ALTER EXTENSION centralcloud DROP TABLE %s', member.rel);
+    END LOOP;
+END
+$members$;

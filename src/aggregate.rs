@@ -1,5 +1,6 @@
-//! Batch aggregation: a batch of validated events becomes one delta per
-//! (model, complexity) cell, so ingest upserts each metrics row once per batch. Pure: no SPI.
+//! Batch aggregation: a batch of validated events becomes one delta per (model, complexity)
+//! cell, and one per hourly rollup key (hour, instance, model, complexity, provider), so ingest
+//! upserts each metrics and rollup row once per call. Pure: no SPI.
 //!
 //! Counting semantics (the seed double counts every event as a "use"):
 //! - `routed` counts routing decisions (`outcome = "routed"`): this is `usage_count`;
@@ -18,9 +19,25 @@ pub struct CellKey {
     pub complexity: &'static str,
 }
 
+/// An hourly rollup row. Ordered like the table's primary key, and upserted in this order for
+/// the same reason as [`CellKey`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RollupKey {
+    /// Start of the event's hour (UTC), in seconds since the Unix epoch.
+    pub hour: i64,
+    pub instance_id: String,
+    pub model: String,
+    pub complexity: &'static str,
+    pub provider: String,
+}
+
 /// What aggregation needs of one recorded event.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
+    /// Start of the hour of the event's timestamp (UTC), in seconds since the Unix epoch.
+    pub hour: i64,
+    pub instance_id: String,
+    pub provider: String,
     pub model: String,
     pub complexity: Complexity,
     pub outcome: Outcome,
@@ -85,8 +102,8 @@ fn combine(a: Option<i32>, b: Option<i32>, pick: fn(i32, i32) -> i32) -> Option<
     }
 }
 
-/// Per-cell deltas of several batches, merged: what one transaction upserts.
-pub fn merge_cells(total: &mut BTreeMap<CellKey, CellDelta>, batch: BTreeMap<CellKey, CellDelta>) {
+/// Per-key deltas of several batches, merged: what one transaction upserts.
+pub fn merge_cells<K: Ord>(total: &mut BTreeMap<K, CellDelta>, batch: BTreeMap<K, CellDelta>) {
     for (key, delta) in batch {
         match total.get_mut(&key) {
             Some(existing) => existing.merge(&delta),
@@ -99,15 +116,34 @@ pub fn merge_cells(total: &mut BTreeMap<CellKey, CellDelta>, batch: BTreeMap<Cel
 
 /// Folds a batch into per-cell deltas, in key order.
 pub fn aggregate<'a>(events: impl IntoIterator<Item = &'a Sample>) -> BTreeMap<CellKey, CellDelta> {
-    let mut cells: BTreeMap<CellKey, CellDelta> = BTreeMap::new();
+    fold(events, |e| CellKey {
+        model: e.model.clone(),
+        complexity: e.complexity.as_str(),
+    })
+}
+
+/// Folds a batch into hourly rollup deltas, in key order.
+pub fn aggregate_rollups<'a>(
+    events: impl IntoIterator<Item = &'a Sample>,
+) -> BTreeMap<RollupKey, CellDelta> {
+    fold(events, |e| RollupKey {
+        hour: e.hour,
+        instance_id: e.instance_id.clone(),
+        model: e.model.clone(),
+        complexity: e.complexity.as_str(),
+        provider: e.provider.clone(),
+    })
+}
+
+fn fold<'a, K: Ord>(
+    events: impl IntoIterator<Item = &'a Sample>,
+    key: impl Fn(&Sample) -> K,
+) -> BTreeMap<K, CellDelta> {
+    let mut deltas: BTreeMap<K, CellDelta> = BTreeMap::new();
     for e in events {
-        let key = CellKey {
-            model: e.model.clone(),
-            complexity: e.complexity.as_str(),
-        };
-        cells.entry(key).or_default().add(e);
+        deltas.entry(key(e)).or_default().add(e);
     }
-    cells
+    deltas
 }
 
 #[cfg(test)]
@@ -115,6 +151,9 @@ mod tests {
     use super::*;
     fn event(model: &str, complexity: Complexity, outcome: Outcome, ms: Option<i32>) -> Sample {
         Sample {
+            hour: 0,
+            instance_id: "i".into(),
+            provider: "p".into(),
             model: model.into(),
             complexity,
             outcome,
@@ -253,5 +292,45 @@ mod tests {
         assert_eq!(total, 1000);
         assert_eq!(sum, (0..1000).sum::<i64>());
         assert_eq!(cells.len(), 21);
+    }
+
+    #[test]
+    fn rollups_split_by_hour_instance_and_provider_and_add_up_to_the_cells() {
+        let mut batch = Vec::new();
+        for i in 0..600_i64 {
+            let mut e = event(
+                &format!("m{}", i % 2),
+                Complexity::ALL[(i % 3) as usize],
+                Outcome::ALL[((i / 3) % 3) as usize],
+                (i % 4 != 0).then_some(i as i32),
+            );
+            e.hour = 3600 * (i % 5);
+            e.instance_id = format!("inst-{}", i % 4);
+            e.provider = format!("prov-{}", i % 2);
+            batch.push(e);
+        }
+        let rollups = aggregate_rollups(&batch);
+        // Keys come in order; model and provider both follow i % 2; totals equal the cells'.
+        let keys: Vec<&RollupKey> = rollups.keys().collect();
+        assert!(keys.windows(2).all(|w| w[0] < w[1]));
+        assert!(rollups
+            .keys()
+            .all(|k| k.model.ends_with(&k.provider[5..]) && k.hour % 3600 == 0));
+        let cells = aggregate(&batch);
+        let count = |d: &CellDelta| (d.routed, d.success, d.failure, d.latency_count, d.latency_sum);
+        let sum = |it: Vec<(i64, i64, i64, i64, i64)>| {
+            it.into_iter().fold((0, 0, 0, 0, 0), |a, b| {
+                (a.0 + b.0, a.1 + b.1, a.2 + b.2, a.3 + b.3, a.4 + b.4)
+            })
+        };
+        let cell_totals = sum(cells.values().map(count).collect());
+        assert_eq!(sum(rollups.values().map(count).collect()), cell_totals);
+        assert_eq!(cell_totals.0 + cell_totals.1 + cell_totals.2, 600);
+        let in_hour_0: i64 = rollups
+            .iter()
+            .filter(|(k, _)| k.hour == 0)
+            .map(|(_, d)| d.routed + d.success + d.failure)
+            .sum();
+        assert_eq!(in_hour_0, 120);
     }
 }

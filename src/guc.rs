@@ -21,6 +21,8 @@ pub static WORKER_DATABASE: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"postgres"));
 pub static INGEST_INTERVAL_MS: GucSetting<i32> = GucSetting::<i32>::new(250);
 pub static LEARN_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(300);
+pub static MAINTENANCE_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(3600);
+pub static ROUTING_RECORDS_RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(30 * 86_400);
 
 pub static LEARNING_POLICY: GucSetting<Option<CString>> =
     GucSetting::<Option<CString>>::new(Some(c"seed"));
@@ -99,6 +101,16 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::default(),
     );
+    GucRegistry::define_int_guc(
+        c"centralcloud.routing_records_retention",
+        c"How long routing_records keeps events (by received_at); 0 keeps them forever.",
+        c"run_maintenance() drops whole daily partitions that ended before now() minus this; metrics and rollups keep counting them. Accepts units, e.g. '30d', '12h'.",
+        &ROUTING_RECORDS_RETENTION_S,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
     init_learning();
     init_worker();
 }
@@ -127,6 +139,16 @@ fn init_worker() {
         &INGEST_INTERVAL_MS,
         10,
         3_600_000,
+        GucContext::Sighup,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"centralcloud.maintenance_interval_s",
+        c"Seconds between the worker's run_maintenance() runs (partitions ahead, retention).",
+        c"The worker also runs it when it starts. Partitions are created two days ahead, so hourly is plenty.",
+        &MAINTENANCE_INTERVAL_S,
+        60,
+        86_400,
         GucContext::Sighup,
         GucFlags::default(),
     );

@@ -26,7 +26,7 @@
 //! in the queue for a later read; after `centralcloud.max_retries` reads it is dead-lettered
 //! with the error text. A poison message never blocks the queue.
 
-use crate::aggregate::{aggregate, merge_cells, CellDelta, CellKey, Sample};
+use crate::aggregate::{aggregate, aggregate_rollups, merge_cells, CellDelta, CellKey, RollupKey, Sample};
 use crate::event::{parse_event, Choice, Complexity, Limits, Outcome};
 use crate::spi_util::FirstValue;
 use crate::{guc, subxact};
@@ -38,8 +38,8 @@ use std::time::Instant;
 
 /// The batch statement. `%1$I` is the queue table (quoted by `format()`); `%2$s` is one of the
 /// two claim clauses below, which yield the msg_ids to take; `%3$s` is the careful path's
-/// `ON CONFLICT (msg_id) DO NOTHING`, or nothing on the fast path (speculative insertion costs
-/// a third of the insert; a duplicate msg_id there raises unique_violation, the batch is
+/// `ON CONFLICT (msg_id, received_at) DO NOTHING`, or nothing on the fast path (speculative insertion costs
+/// a third of the insert; a duplicate message there raises unique_violation, the batch is
 /// rolled back and the careful path dead-letters the duplicate).
 const BATCH_SQL: &str = r#"
 WITH claim AS (%2$s),
@@ -69,7 +69,9 @@ recorded AS (
       FROM claimed
      WHERE why IS NULL
     %3$s
-    RETURNING r.msg_id, r.model, r.complexity, r.outcome, r.response_time_ms, r.score
+    RETURNING r.msg_id, r.model, r.complexity, r.outcome, r.response_time_ms, r.score,
+              r.instance_id, r.provider,
+              extract(epoch FROM date_trunc('hour', r."timestamp", 'UTC'))::int8 AS hour
 ),
 rejected AS (
     INSERT INTO centralcloud.routing_events_rejected AS x
@@ -85,10 +87,11 @@ rejected AS (
      WHERE why IS NULL AND msg_id NOT IN (SELECT msg_id FROM recorded)
     RETURNING x.msg_id, x.reason_code
 )
-SELECT msg_id, model::text, complexity::text, outcome::text, response_time_ms, score, NULL::text
+SELECT msg_id, model::text, complexity::text, outcome::text, response_time_ms, score, NULL::text,
+       instance_id::text, provider::text, hour
   FROM recorded
 UNION ALL
-SELECT msg_id, NULL, NULL, NULL, NULL, NULL, reason_code
+SELECT msg_id, NULL, NULL, NULL, NULL, NULL, reason_code, NULL, NULL, NULL
   FROM rejected
 "#;
 
@@ -129,6 +132,31 @@ const UPSERT_SQL: &str = "WITH metrics AS (
           ORDER BY d.position
          ON CONFLICT (model_name, complexity_level) DO NOTHING";
 
+/// One upsert per hourly rollup row, like the metrics: $1.. are parallel arrays in key order.
+const ROLLUP_SQL: &str = "INSERT INTO centralcloud.routing_rollup_hourly AS h
+               (hour, instance_id, model, complexity, provider, usage_count, success_count,
+                failure_count, response_time_count, response_time_sum, response_time_min,
+                response_time_max, latency_sketch, updated_at)
+         SELECT to_timestamp(d.hour), d.instance_id, d.model, d.complexity, d.provider, d.routed,
+                d.success, d.failure, d.lat_count, d.lat_sum, d.lat_min, d.lat_max, d.sketch, now()
+           FROM unnest($1::int8[], $2::text[], $3::text[], $4::text[], $5::text[], $6::int8[],
+                       $7::int8[], $8::int8[], $9::int8[], $10::int8[], $11::int4[], $12::int4[],
+                       $13::bytea[])
+                WITH ORDINALITY AS d(hour, instance_id, model, complexity, provider, routed,
+                                     success, failure, lat_count, lat_sum, lat_min, lat_max,
+                                     sketch, position)
+          ORDER BY d.position
+         ON CONFLICT (hour, instance_id, model, complexity, provider) DO UPDATE SET
+                usage_count = h.usage_count + EXCLUDED.usage_count,
+                success_count = h.success_count + EXCLUDED.success_count,
+                failure_count = h.failure_count + EXCLUDED.failure_count,
+                response_time_count = h.response_time_count + EXCLUDED.response_time_count,
+                response_time_sum = h.response_time_sum + EXCLUDED.response_time_sum,
+                response_time_min = LEAST(h.response_time_min, EXCLUDED.response_time_min),
+                response_time_max = GREATEST(h.response_time_max, EXCLUDED.response_time_max),
+                latency_sketch = centralcloud.latency_sketch_merge(h.latency_sketch, EXCLUDED.latency_sketch),
+                updated_at = now()";
+
 /// Fast path: the next visible messages after msg_id $1, at most $2, skipping locked ones.
 const CLAIM_NEXT: &str = "SELECT msg_id FROM pgmq.%1$I
                            WHERE msg_id > $1 AND vt <= clock_timestamp()
@@ -136,8 +164,27 @@ const CLAIM_NEXT: &str = "SELECT msg_id FROM pgmq.%1$I
 /// Careful path: exactly the messages $1, already read (and locked) with `pgmq.read`.
 const CLAIM_READ: &str = "SELECT unnest($1::int8[]) AS msg_id";
 
-/// Per-cell metric deltas, in the key order upserts take.
-type Cells = BTreeMap<CellKey, CellDelta>;
+/// What a call's batches add to the metrics cells and to the hourly rollups, in the key order
+/// upserts take.
+#[derive(Default)]
+struct Deltas {
+    cells: BTreeMap<CellKey, CellDelta>,
+    rollups: BTreeMap<RollupKey, CellDelta>,
+}
+
+impl Deltas {
+    fn of(samples: &[Sample]) -> Self {
+        Deltas {
+            cells: aggregate(samples),
+            rollups: aggregate_rollups(samples),
+        }
+    }
+
+    fn merge(&mut self, batch: Deltas) {
+        merge_cells(&mut self.cells, batch.cells);
+        merge_cells(&mut self.rollups, batch.rollups);
+    }
+}
 
 /// Settings fixed for one call.
 struct IngestConfig {
@@ -195,20 +242,21 @@ fn ingest_routing_events(
     let started = Instant::now();
     let config = IngestConfig::current(batch_size);
     ensure_queue_exists(&config.queue);
+    ensure_partitions();
     let statements = Statements::prepare(&config.queue);
 
     let mut total = Counts::default();
-    let mut cells = Cells::new();
+    let mut deltas = Deltas::default();
     while max_batches.is_none_or(|max| total.batches < max) {
-        let batch = ingest_batch(&config, &statements, total.last_msg_id, &mut cells);
+        let batch = ingest_batch(&config, &statements, total.last_msg_id, &mut deltas);
         total.add(batch);
         if batch.read < i64::from(config.batch_size) {
             break;
         }
     }
-    // Metrics of every batch of this call, one upsert per cell: the same transaction as the
-    // records, and each row written once however many batches the backlog took.
-    Spi::connect_mut(|client| upsert_metrics(client, &statements.upsert, &cells))
+    // Metrics and rollups of every batch of this call, one upsert per row: the same
+    // transaction as the records, and each row written once however many batches it took.
+    Spi::connect_mut(|client| upsert_deltas(client, &statements, &deltas))
         .unwrap_or_else(|e| error!("centralcloud: updating metrics: {e}"));
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     TableIterator::once((
@@ -248,6 +296,13 @@ impl IngestConfig {
     }
 }
 
+/// Makes sure today's and tomorrow's partitions of routing_records exist (a cheap lookup once
+/// they do; the worker and pg_cron create them ahead through run_maintenance()).
+fn ensure_partitions() {
+    Spi::run("SELECT centralcloud.ensure_routing_partitions()")
+        .unwrap_or_else(|e| error!("centralcloud: creating routing_records partitions: {e}"));
+}
+
 fn ensure_queue_exists(queue: &str) {
     let exists = Spi::get_one_with_args::<bool>(
         "SELECT EXISTS (SELECT 1 FROM pgmq.meta WHERE queue_name = $1)",
@@ -263,11 +318,12 @@ fn ensure_queue_exists(queue: &str) {
     }
 }
 
-/// This call's statements, planned once: the two batch variants and the metrics upsert.
+/// This call's statements, planned once: the two batch variants and the two upserts.
 struct Statements {
     next: OwnedPreparedStatement,
     read: OwnedPreparedStatement,
     upsert: OwnedPreparedStatement,
+    rollup: OwnedPreparedStatement,
 }
 
 impl Statements {
@@ -302,28 +358,41 @@ impl Statements {
                 )?,
                 read: prepare(
                     CLAIM_READ,
-                    "ON CONFLICT (msg_id) DO NOTHING",
+                    "ON CONFLICT (msg_id, received_at) DO NOTHING",
                     &[PgBuiltInOids::INT8ARRAYOID.into()],
                 )?,
                 upsert: client.prepare_mut(UPSERT_SQL, &upsert_arg_types())?.keep(),
+                rollup: client.prepare_mut(ROLLUP_SQL, &rollup_arg_types())?.keep(),
             })
         })
         .unwrap_or_else(|e| error!("centralcloud: preparing ingest for queue \"{queue}\": {e}"))
     }
 }
 
+/// Argument types of the counter columns both upserts bind after their keys.
+const COUNTER_ARG_TYPES: [PgBuiltInOids; 8] = [
+    PgBuiltInOids::INT8ARRAYOID,
+    PgBuiltInOids::INT8ARRAYOID,
+    PgBuiltInOids::INT8ARRAYOID,
+    PgBuiltInOids::INT8ARRAYOID,
+    PgBuiltInOids::INT8ARRAYOID,
+    PgBuiltInOids::INT4ARRAYOID,
+    PgBuiltInOids::INT4ARRAYOID,
+    PgBuiltInOids::BYTEAARRAYOID,
+];
+
 fn upsert_arg_types() -> Vec<PgOid> {
-    let (text, int8, int4) = (
-        PgBuiltInOids::TEXTARRAYOID,
-        PgBuiltInOids::INT8ARRAYOID,
-        PgBuiltInOids::INT4ARRAYOID,
-    );
-    let types = [text, text, int8, int8, int8, int8, int8, int4, int4];
-    types
-        .into_iter()
-        .chain([PgBuiltInOids::BYTEAARRAYOID, PgBuiltInOids::FLOAT8ARRAYOID])
+    let keys = [PgBuiltInOids::TEXTARRAYOID, PgBuiltInOids::TEXTARRAYOID];
+    keys.into_iter()
+        .chain(COUNTER_ARG_TYPES)
+        .chain([PgBuiltInOids::FLOAT8ARRAYOID])
         .map(PgOid::from)
         .collect()
+}
+
+fn rollup_arg_types() -> Vec<PgOid> {
+    let keys = [PgBuiltInOids::INT8ARRAYOID].into_iter().chain([PgBuiltInOids::TEXTARRAYOID; 4]);
+    keys.chain(COUNTER_ARG_TYPES).map(PgOid::from).collect()
 }
 
 /// One batch on the fast path; if it fails, the careful path over the next `batch_size`.
@@ -331,24 +400,24 @@ fn ingest_batch(
     config: &IngestConfig,
     statements: &Statements,
     after: i64,
-    cells: &mut Cells,
+    deltas: &mut Deltas,
 ) -> Counts {
     let args = [after.into(), config.batch_size.into()];
     match subxact::run(|| apply(&statements.next, &args)) {
-        Ok((counts, batch_cells)) => {
-            merge_cells(cells, batch_cells);
+        Ok((counts, batch_deltas)) => {
+            deltas.merge(batch_deltas);
             counts
         }
         Err(error) => {
             debug1!("centralcloud: batch failed ({error}); taking the careful path");
-            ingest_carefully(config, statements, cells)
+            ingest_carefully(config, statements, deltas)
         }
     }
 }
 
-/// Runs a batch statement; returns what it did and the per-cell deltas of what it recorded.
-fn apply(batch: &OwnedPreparedStatement, args: &[DatumWithOid<'_>]) -> (Counts, Cells) {
-    Spi::connect_mut(|client| -> SpiResult<(Counts, Cells)> {
+/// Runs a batch statement; returns what it did and the deltas of what it recorded.
+fn apply(batch: &OwnedPreparedStatement, args: &[DatumWithOid<'_>]) -> (Counts, Deltas) {
+    Spi::connect_mut(|client| -> SpiResult<(Counts, Deltas)> {
         let mut counts = Counts::default();
         let mut samples = Vec::new();
         for row in client.update(batch, None, args)? {
@@ -365,7 +434,7 @@ fn apply(batch: &OwnedPreparedStatement, args: &[DatumWithOid<'_>]) -> (Counts, 
             }
         }
         counts.batches = i32::from(counts.read > 0);
-        Ok((counts, aggregate(&samples)))
+        Ok((counts, Deltas::of(&samples)))
     })
     .unwrap_or_else(|e| error!("centralcloud: {e}"))
 }
@@ -373,6 +442,9 @@ fn apply(batch: &OwnedPreparedStatement, args: &[DatumWithOid<'_>]) -> (Counts, 
 fn sample(row: &pgrx::spi::SpiHeapTupleData<'_>) -> SpiResult<Sample> {
     let text = |i: usize| -> SpiResult<String> { Ok(row.get::<String>(i)?.unwrap_or_default()) };
     Ok(Sample {
+        hour: row.get::<i64>(10)?.unwrap_or_default(),
+        instance_id: text(8)?,
+        provider: text(9)?,
         model: text(2)?,
         // The table's CHECK constraints guarantee these parse.
         complexity: Complexity::parse(&text(3)?).unwrap_or(Complexity::Simple),
@@ -393,12 +465,12 @@ struct ReadMessage {
 
 /// After a failed batch: `pgmq.read` (bumping `read_ct`), then the read messages together with
 /// duplicates tolerated; only if that fails too, each message alone.
-fn ingest_carefully(config: &IngestConfig, statements: &Statements, cells: &mut Cells) -> Counts {
+fn ingest_carefully(config: &IngestConfig, statements: &Statements, deltas: &mut Deltas) -> Counts {
     let messages = read_batch(config);
     let ids: Vec<i64> = messages.iter().map(|m| m.msg_id).collect();
     let all = [ids.into()];
-    if let Ok((counts, read_cells)) = subxact::run(|| apply(&statements.read, &all)) {
-        merge_cells(cells, read_cells);
+    if let Ok((counts, read_deltas)) = subxact::run(|| apply(&statements.read, &all)) {
+        deltas.merge(read_deltas);
         return counts;
     }
     let mut counts = Counts {
@@ -408,8 +480,8 @@ fn ingest_carefully(config: &IngestConfig, statements: &Statements, cells: &mut 
     for message in &messages {
         let one = [vec![message.msg_id].into()];
         match subxact::run(|| apply(&statements.read, &one)) {
-            Ok((applied, message_cells)) => {
-                merge_cells(cells, message_cells);
+            Ok((applied, message_deltas)) => {
+                deltas.merge(message_deltas);
                 counts.add(Counts {
                     batches: 0,
                     ..applied
@@ -520,44 +592,78 @@ fn dead_letter_failed(config: &IngestConfig, message: &ReadMessage, reason: &str
     .unwrap_or_else(|e| error!("centralcloud: {e}"))
 }
 
-/// One upsert per cell, in key order (the BTreeMap's), merging counters and sketches.
-fn upsert_metrics(
+/// The counter columns of a set of deltas, in key order: what both upserts bind after the keys.
+struct CounterColumns {
+    routed: Vec<i64>,
+    success: Vec<i64>,
+    failure: Vec<i64>,
+    latency_count: Vec<i64>,
+    latency_sum: Vec<i64>,
+    latency_min: Vec<Option<i32>>,
+    latency_max: Vec<Option<i32>>,
+    sketches: Vec<Option<Vec<u8>>>,
+}
+
+impl CounterColumns {
+    fn of<'a>(deltas: impl Iterator<Item = &'a CellDelta> + Clone) -> Self {
+        let column = |f: fn(&CellDelta) -> i64| deltas.clone().map(f).collect::<Vec<i64>>();
+        CounterColumns {
+            routed: column(|c| c.routed),
+            success: column(|c| c.success),
+            failure: column(|c| c.failure),
+            latency_count: column(|c| c.latency_count),
+            latency_sum: column(|c| c.latency_sum),
+            latency_min: deltas.clone().map(|c| c.latency_min).collect(),
+            latency_max: deltas.clone().map(|c| c.latency_max).collect(),
+            sketches: deltas
+                .map(|c| (c.latency_count > 0).then(|| c.sketch.to_bytes()))
+                .collect(),
+        }
+    }
+
+    fn into_args(self) -> [DatumWithOid<'static>; 8] {
+        [
+            self.routed.into(),
+            self.success.into(),
+            self.failure.into(),
+            self.latency_count.into(),
+            self.latency_sum.into(),
+            self.latency_min.into(),
+            self.latency_max.into(),
+            self.sketches.into(),
+        ]
+    }
+}
+
+/// One upsert per metrics cell and per rollup row, each in key order (the BTreeMaps'),
+/// adding counters and merging sketches.
+fn upsert_deltas(
     client: &mut SpiClient<'_>,
-    upsert: &OwnedPreparedStatement,
-    cells: &Cells,
+    statements: &Statements,
+    deltas: &Deltas,
 ) -> SpiResult<()> {
-    if cells.is_empty() {
+    if deltas.cells.is_empty() {
         return Ok(());
     }
-    let column = |f: fn(&CellDelta) -> i64| cells.values().map(f).collect::<Vec<i64>>();
-    let models: Vec<&str> = cells.keys().map(|k| k.model.as_str()).collect();
-    let complexities: Vec<&str> = cells.keys().map(|k| k.complexity).collect();
-    let first_scores: Vec<f64> = cells
-        .values()
-        .map(|c| c.first_score.unwrap_or(0.0))
-        .collect();
-    let latency_min: Vec<Option<i32>> = cells.values().map(|c| c.latency_min).collect();
-    let latency_max: Vec<Option<i32>> = cells.values().map(|c| c.latency_max).collect();
-    let sketches: Vec<Option<Vec<u8>>> = cells
-        .values()
-        .map(|c| (c.latency_count > 0).then(|| c.sketch.to_bytes()))
-        .collect();
-    client.update(
-        upsert,
-        None,
-        &[
-            models.into(),
-            complexities.into(),
-            column(|c| c.routed).into(),
-            column(|c| c.success).into(),
-            column(|c| c.failure).into(),
-            column(|c| c.latency_count).into(),
-            column(|c| c.latency_sum).into(),
-            latency_min.into(),
-            latency_max.into(),
-            sketches.into(),
-            first_scores.into(),
-        ],
-    )?;
+    let cells = &deltas.cells;
+    let mut args: Vec<DatumWithOid<'_>> = vec![
+        cells.keys().map(|k| k.model.as_str()).collect::<Vec<_>>().into(),
+        cells.keys().map(|k| k.complexity).collect::<Vec<_>>().into(),
+    ];
+    args.extend(CounterColumns::of(cells.values()).into_args());
+    let first_scores: Vec<f64> = cells.values().map(|c| c.first_score.unwrap_or(0.0)).collect();
+    args.push(first_scores.into());
+    client.update(&statements.upsert, None, &args)?;
+
+    let rollups = &deltas.rollups;
+    let mut args: Vec<DatumWithOid<'_>> = vec![
+        rollups.keys().map(|k| k.hour).collect::<Vec<_>>().into(),
+        rollups.keys().map(|k| k.instance_id.as_str()).collect::<Vec<_>>().into(),
+        rollups.keys().map(|k| k.model.as_str()).collect::<Vec<_>>().into(),
+        rollups.keys().map(|k| k.complexity).collect::<Vec<_>>().into(),
+        rollups.keys().map(|k| k.provider.as_str()).collect::<Vec<_>>().into(),
+    ];
+    args.extend(CounterColumns::of(rollups.values()).into_args());
+    client.update(&statements.rollup, None, &args)?;
     Ok(())
 }

@@ -18,6 +18,7 @@ mod guc;
 mod ingest;
 pub mod learn;
 mod publish;
+mod retention;
 mod sketch_sql;
 mod spi_util;
 mod subxact;
@@ -43,4 +44,21 @@ pub mod pg_test {
     }
 }
 
-extension_sql_file!("../sql/schema.sql", name = "schema", finalize);
+// Tables and SQL-only functions first; the dashboards need the sketch functions; the
+// security file (comments on the Rust functions, roles, grants) comes last.
+extension_sql_file!("../sql/schema.sql", name = "schema", bootstrap);
+extension_sql_file!(
+    "../sql/dashboards.sql",
+    name = "dashboards",
+    requires = [
+        "schema",
+        sketch_sql::latency_quantile,
+        sketch_sql::latency_sketch_union_trans,
+        sketch_sql::latency_sketch_add_trans,
+        sketch_sql::latency_sketch_combine,
+        sketch_sql::latency_sketch_serialize,
+        sketch_sql::latency_sketch_deserialize,
+        sketch_sql::latency_sketch_final,
+    ]
+);
+extension_sql_file!("../sql/security.sql", name = "security", finalize);

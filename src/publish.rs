@@ -10,10 +10,15 @@ use crate::event::Choice;
 use crate::spi_util::FirstValue;
 use chrono::{DateTime, SecondsFormat, Utc};
 use pgrx::prelude::*;
+use pgrx::spi::{SpiClient, SpiResult};
 use serde::Serialize;
 use std::time::SystemTime;
 
 /// The routing key every score update is published under.
+/// The group role whose members may read score-update queues unless subscribe_instance names
+/// a reader (sql/security.sql creates it).
+const PUBLISHER_ROLE: &str = "centralcloud_publisher";
+
 pub const ROUTING_KEY: &str = "centralcloud.model_score_update";
 /// pgmq's longest queue name.
 const MAX_QUEUE_NAME: usize = 47;
@@ -107,8 +112,9 @@ pub fn publish(update: &ScoreUpdate<'_>) -> i32 {
 /// Creates the instance's own score-update queue (if missing) and binds it, so it receives
 /// every score update from now on. Returns the queue's name. Idempotent.
 #[pg_extern]
-fn subscribe_instance(instance_id: &str) -> String {
+fn subscribe_instance(instance_id: &str, reader: default!(Option<&str>, "NULL")) -> String {
     let queue = instance_queue_name(instance_id).unwrap_or_else(|e| error!("centralcloud: {e}"));
+    let reader = reader.unwrap_or(PUBLISHER_ROLE);
     Spi::connect_mut(|client| -> pgrx::spi::SpiResult<()> {
         let existing = client
             .select(
@@ -134,10 +140,35 @@ fn subscribe_instance(instance_id: &str) -> String {
             None,
             &[ROUTING_KEY.into(), queue.as_str().into()],
         )?;
-        Ok(())
+        grant_reading(client, &queue, reader)
     })
     .unwrap_or_else(|e| error!("centralcloud: subscribing \"{instance_id}\": {e}"));
     queue
+}
+
+/// Lets `reader` read, delete and archive the messages of a score-update queue (what
+/// pgmq.read, pgmq.delete and pgmq.archive need), and nothing else. Names are quoted by %I.
+fn grant_reading(client: &mut SpiClient<'_>, queue: &str, reader: &str) -> SpiResult<()> {
+    let role_exists = client
+        .select("SELECT to_regrole(quote_ident($1)) IS NOT NULL", None, &[reader.into()])?
+        .first_value::<bool>()?;
+    if role_exists != Some(true) {
+        error!("centralcloud: role \"{reader}\" does not exist (the reader of the score-update queue)");
+    }
+    let grants = client
+        .select(
+            "SELECT unnest(ARRAY[
+                 format('GRANT SELECT, UPDATE, DELETE ON pgmq.%I TO %I', pgmq.format_table_name($1, 'q'), $2),
+                 format('GRANT SELECT, INSERT ON pgmq.%I TO %I', pgmq.format_table_name($1, 'a'), $2)])",
+            None,
+            &[queue.into(), reader.into()],
+        )?
+        .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
+        .collect::<SpiResult<Vec<String>>>()?;
+    for grant in grants {
+        client.update(grant.as_str(), None, &[])?;
+    }
+    Ok(())
 }
 
 /// Undoes `subscribe_instance`: unbinds the instance's queue and, unless `drop_queue` is false,

@@ -1,7 +1,9 @@
 //! SQL functions over encoded latency sketches (`bytea`), thin wrappers over `sketch`.
 
 use crate::sketch::{merge_encoded, LatencySketch};
+use pgrx::datum::Internal;
 use pgrx::prelude::*;
+use pgrx::PgMemoryContexts;
 
 fn decode(bytes: &[u8]) -> LatencySketch {
     LatencySketch::from_bytes(bytes).unwrap_or_else(|e| error!("centralcloud: {e}"))
@@ -23,4 +25,106 @@ fn latency_quantile(sketch: &[u8], q: f64) -> Option<f64> {
 #[pg_extern(immutable, parallel_safe)]
 fn latency_sketch_count(sketch: &[u8]) -> i64 {
     decode(sketch).count() as i64
+}
+
+// ---------------------------------------------------------------------------------------------
+// Aggregates: latency_sketch_union(bytea) merges stored sketches (e.g. hourly rollups over any
+// window), latency_sketch_agg(integer) builds one from raw response times. The state is a
+// decoded sketch in the aggregate's memory context, so each input row is decoded once and
+// nothing is re-encoded until the end. Both have a combine function and serial/deserial
+// functions, and are PARALLEL SAFE: partial states merge across parallel workers (and would
+// merge across shards the same way). CREATE AGGREGATE is in sql/schema.sql.
+// ---------------------------------------------------------------------------------------------
+
+/// The aggregate state, created empty on first use in the aggregate's memory context (and
+/// dropped with it).
+fn state_in_aggregate<'a>(
+    state: &'a mut Internal,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> &'a mut LatencySketch {
+    let mut aggregate_context: pg_sys::MemoryContext = std::ptr::null_mut();
+    // SAFETY: fcinfo is this call's own; AggCheckCallContext only reads it.
+    if unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut aggregate_context) } == 0 {
+        error!("centralcloud: latency sketch state functions only run inside an aggregate");
+    }
+    // SAFETY: the state datum is only ever a LatencySketch, created here.
+    unsafe {
+        PgMemoryContexts::For(aggregate_context)
+            .switch_to(|_| state.get_or_insert_default::<LatencySketch>())
+    }
+}
+
+/// Transition of latency_sketch_union: merges one stored sketch (NULL: skipped).
+#[pg_extern(immutable, parallel_safe)]
+fn latency_sketch_union_trans(
+    mut state: Internal,
+    sketch: Option<&[u8]>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
+    let into = state_in_aggregate(&mut state, fcinfo);
+    if let Some(bytes) = sketch {
+        into.merge(&decode(bytes))
+            .unwrap_or_else(|e| error!("centralcloud: {e}"));
+    }
+    state
+}
+
+/// Transition of latency_sketch_agg: adds one response time in ms (NULL: skipped).
+#[pg_extern(immutable, parallel_safe)]
+fn latency_sketch_add_trans(
+    mut state: Internal,
+    response_time_ms: Option<i32>,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
+    let into = state_in_aggregate(&mut state, fcinfo);
+    if let Some(ms) = response_time_ms {
+        into.add(ms);
+    }
+    state
+}
+
+/// Combine function of both aggregates: merges a partial state into another.
+#[pg_extern(immutable, parallel_safe)]
+fn latency_sketch_combine(
+    mut state: Internal,
+    other: Internal,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
+    // SAFETY: partial states are LatencySketch values made by state_in_aggregate.
+    let Some(partial) = (unsafe { other.get::<LatencySketch>() }) else {
+        return state;
+    };
+    let into = state_in_aggregate(&mut state, fcinfo);
+    into.merge(partial)
+        .unwrap_or_else(|e| error!("centralcloud: {e}"));
+    state
+}
+
+/// Serial function: a partial state as the stored sketch encoding.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn latency_sketch_serialize(state: Internal) -> Vec<u8> {
+    // SAFETY: as above.
+    unsafe { state.get::<LatencySketch>() }
+        .map(LatencySketch::to_bytes)
+        .unwrap_or_default()
+}
+
+/// Deserial function: the stored encoding back into a partial state.
+#[pg_extern(immutable, parallel_safe, strict)]
+fn latency_sketch_deserialize(
+    bytes: &[u8],
+    _unused: Internal,
+    fcinfo: pg_sys::FunctionCallInfo,
+) -> Internal {
+    let mut state = Internal::default();
+    *state_in_aggregate(&mut state, fcinfo) = decode(bytes);
+    state
+}
+
+/// Final function: the merged sketch, encoded (NULL when no row had one).
+#[pg_extern(immutable, parallel_safe)]
+fn latency_sketch_final(state: Internal) -> Option<Vec<u8>> {
+    // SAFETY: as above.
+    let sketch = unsafe { state.get::<LatencySketch>() }?;
+    (sketch.count() > 0).then(|| sketch.to_bytes())
 }

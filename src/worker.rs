@@ -1,8 +1,9 @@
 //! The background worker (when `shared_preload_libraries` includes centralcloud): one latch
 //! loop that calls the same SQL entry points users call — `ingest_routing_events()` one batch
 //! per transaction, at once again while batches come back full, otherwise after
-//! `centralcloud.ingest_interval_ms`; and `learn_complexity_scores()` every
-//! `centralcloud.learn_interval_s`. Each call runs in a subtransaction: an error (or a panic)
+//! `centralcloud.ingest_interval_ms`; `learn_complexity_scores()` every
+//! `centralcloud.learn_interval_s`; and `run_maintenance()` (partitions ahead, retention) at
+//! start and every `centralcloud.maintenance_interval_s`. Each call runs in a subtransaction: an error (or a panic)
 //! is logged once as a WARNING, rolled back, recorded in `centralcloud.worker_state`, and the
 //! loop goes on. SIGHUP reloads the settings; SIGTERM ends the loop at its next wake-up.
 
@@ -35,6 +36,7 @@ struct Progress {
     ingested: i64,
     rejected: i64,
     last_learn: Option<Instant>,
+    last_maintenance: Option<Instant>,
     /// The last error logged, so a repeating error is logged once.
     last_error: Option<String>,
     failures_in_a_row: u32,
@@ -114,8 +116,11 @@ fn turn(progress: &mut Progress) -> Turn {
         BackgroundWorker::transaction(|| record_state("disabled", None));
         return Turn::Disabled;
     }
+    if due(progress.last_maintenance, guc::MAINTENANCE_INTERVAL_S.get()) {
+        maintain_once(progress);
+    }
     let ingested = ingest_once(progress);
-    if learning_due(progress) {
+    if due(progress.last_learn, guc::LEARN_INTERVAL_S.get()) {
         learn_once(progress);
     }
     ingested
@@ -164,9 +169,32 @@ fn ingest_once(progress: &mut Progress) -> Turn {
     }))
 }
 
-fn learning_due(progress: &Progress) -> bool {
-    let every = Duration::from_secs(guc::LEARN_INTERVAL_S.get() as u64);
-    progress.last_learn.is_none_or(|at| at.elapsed() >= every)
+/// Whether a periodic job last run at `last` is due again.
+fn due(last: Option<Instant>, every_s: i32) -> bool {
+    let every = Duration::from_secs(every_s.max(1) as u64);
+    last.is_none_or(|at| at.elapsed() >= every)
+}
+
+/// Partitions ahead and retention, through the same entry point pg_cron calls.
+fn maintain_once(progress: &mut Progress) {
+    progress.last_maintenance = Some(Instant::now());
+    BackgroundWorker::transaction(AssertUnwindSafe(|| {
+        let result = guarded(|| {
+            Spi::get_one::<i64>("SELECT count(*) FROM centralcloud.run_maintenance()")
+        });
+        match result {
+            Ok(actions) => {
+                succeeded(progress);
+                debug1!(
+                    "centralcloud worker: maintenance did {} things",
+                    actions.unwrap_or(0)
+                );
+            }
+            Err(e) => {
+                failed(progress, "maintenance", &e);
+            }
+        }
+    }));
 }
 
 fn learn_once(progress: &mut Progress) {

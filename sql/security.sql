@@ -1,0 +1,136 @@
+-- centralcloud security: documentation of the Rust functions, the three group roles, and
+-- privileges. Runs last in CREATE EXTENSION.
+--
+-- centralcloud_publisher  router instances: send to the routing-event queue, read the
+--                         score-update queues subscribe_instance() lets them read. Nothing else.
+-- centralcloud_reader     dashboards: SELECT on the dashboard views, latency_quantiles().
+-- centralcloud_operator   operators (and their jobs): ingest, learn, set scores, manage
+--                         subscriptions, maintenance; reads every table. Member of reader.
+--
+-- Functions that act with the owner's rights (SECURITY DEFINER) pin search_path to this
+-- schema, pg_catalog, pg_temp, so objects in a caller's schemas or temp schema cannot stand in
+-- for the ones they use. Nothing that changes data is executable by PUBLIC.
+
+-- ---------------------------------------------------------------------------------------
+-- The Rust functions, documented.
+-- ---------------------------------------------------------------------------------------
+COMMENT ON FUNCTION ingest_routing_events(integer, integer) IS
+  'Drains the routing-event queue (centralcloud.queue_name) batch by batch: valid events go to routing_records, model_routing_metrics and routing_rollup_hourly, invalid ones to routing_events_rejected, all in the caller''s transaction (each batch in a subtransaction). batch_size NULL = centralcloud.batch_size; max_batches NULL = until the queue has no visible message. Returns what it did.';
+COMMENT ON FUNCTION routing_event_rejection(text) IS
+  'Validates one routing event (JSON text): NULL when valid, otherwise ARRAY[reason_code, reason]. Ingest calls it for every message; call it to check an event by hand.';
+COMMENT ON FUNCTION latency_sketch_merge(bytea, bytea) IS 'Merges two latency sketches (NULL = empty).';
+COMMENT ON FUNCTION latency_quantile(bytea, double precision) IS 'q-quantile (0..1) in ms from a latency sketch, within 1% relative error.';
+COMMENT ON FUNCTION latency_sketch_count(bytea) IS 'Number of samples in a latency sketch.';
+
+COMMENT ON FUNCTION learn_complexity_scores(boolean) IS
+  'Applies centralcloud.learning_policy to every cell with the evidence since its last learning step; records each change in score_history and publishes the seed''s model_score_update event to every subscribed instance, in the same transaction. One row per cell considered, with the reason (e.g. insufficient data: 37 < 100). dry_run: same rows, nothing changed or published.';
+COMMENT ON FUNCTION set_complexity_score(text, text, double precision, text) IS
+  'Sets a cell''s score by hand (validated), recorded and published like a learned change. False when the score already had that value.';
+COMMENT ON FUNCTION subscribe_instance(text, text) IS
+  'Creates the instance''s own score-update queue (cc_scores_<slug>_<hash>), binds it to the score update topic, and lets reader (a role; default the centralcloud_publisher group) read, delete and archive its messages; returns the queue name. Idempotent.';
+COMMENT ON FUNCTION unsubscribe_instance(text, boolean) IS
+  'Unbinds the instance''s score-update queue and, unless drop_queue is false, drops it. False if it was not subscribed.';
+
+COMMENT ON FUNCTION run_maintenance() IS
+  'Upkeep, called by the worker (every centralcloud.maintenance_interval_s) and the pg_cron job centralcloud-maintenance: creates the routing_records partitions of the next two days, then drops whole partitions older than centralcloud.routing_records_retention. One row per thing done.';
+COMMENT ON FUNCTION latency_sketch_union_trans(internal, bytea) IS 'State function of latency_sketch_union().';
+COMMENT ON FUNCTION latency_sketch_add_trans(internal, integer) IS 'State function of latency_sketch_agg().';
+COMMENT ON FUNCTION latency_sketch_combine(internal, internal) IS 'Combine function of the latency sketch aggregates (merges partial states of parallel workers).';
+COMMENT ON FUNCTION latency_sketch_serialize(internal) IS 'Serial function of the latency sketch aggregates.';
+COMMENT ON FUNCTION latency_sketch_deserialize(bytea, internal) IS 'Deserial function of the latency sketch aggregates.';
+COMMENT ON FUNCTION latency_sketch_final(internal) IS 'Final function of the latency sketch aggregates: the encoded sketch.';
+
+-- ---------------------------------------------------------------------------------------
+-- Roles: cluster-wide, so created only when missing (a second database, or a re-created
+-- extension, finds them). DROP EXTENSION leaves them.
+-- ---------------------------------------------------------------------------------------
+DO $roles$
+DECLARE
+    wanted record;
+BEGIN
+    FOR wanted IN SELECT * FROM (VALUES
+        ('centralcloud_publisher', 'centralcloud: router instances. Sends routing events to the model_routing_decisions queue and reads its score-update queue; nothing else.'),
+        ('centralcloud_reader', 'centralcloud: dashboards. SELECT on the dashboard views only.'),
+        ('centralcloud_operator', 'centralcloud: operators. Runs ingest, learning and maintenance, sets scores, manages subscriptions, reads every centralcloud table.'))
+        AS r(name, purpose)
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = wanted.name) THEN
+            EXECUTE format('CREATE ROLE %I NOLOGIN', wanted.name);
+        END IF;
+        EXECUTE format('COMMENT ON ROLE %I IS %L', wanted.name, wanted.purpose);
+    END LOOP;
+END
+$roles$;
+GRANT centralcloud_reader TO centralcloud_operator;
+
+-- ---------------------------------------------------------------------------------------
+-- Owner's rights, pinned search_path.
+-- ---------------------------------------------------------------------------------------
+ALTER FUNCTION ingest_routing_events(integer, integer)
+    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
+ALTER FUNCTION learn_complexity_scores(boolean)
+    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
+ALTER FUNCTION set_complexity_score(text, text, double precision, text)
+    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
+ALTER FUNCTION subscribe_instance(text, text)
+    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
+ALTER FUNCTION unsubscribe_instance(text, boolean)
+    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
+ALTER FUNCTION run_maintenance()
+    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
+ALTER FUNCTION add_routing_partition(date)
+    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
+ALTER FUNCTION ensure_routing_partitions(integer)
+    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
+ALTER FUNCTION drop_expired_routing_partitions(timestamptz)
+    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
+ALTER FUNCTION queue_health()
+    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
+ALTER FUNCTION latency_quantiles(text, text, timestamptz, timestamptz)
+    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
+
+-- ---------------------------------------------------------------------------------------
+-- PUBLIC: only pure functions (validation, sketch arithmetic) stay executable.
+-- ---------------------------------------------------------------------------------------
+REVOKE ALL ON FUNCTION ingest_routing_events(integer, integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION learn_complexity_scores(boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION set_complexity_score(text, text, double precision, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION subscribe_instance(text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unsubscribe_instance(text, boolean) FROM PUBLIC;
+REVOKE ALL ON FUNCTION run_maintenance() FROM PUBLIC;
+REVOKE ALL ON FUNCTION add_routing_partition(date) FROM PUBLIC;
+REVOKE ALL ON FUNCTION ensure_routing_partitions(integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION drop_expired_routing_partitions(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION queue_health() FROM PUBLIC;
+REVOKE ALL ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE drain_routing_events(integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION schedule_with_pg_cron(text, text, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION unschedule_pg_cron() FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------------------
+-- Grants.
+-- ---------------------------------------------------------------------------------------
+GRANT USAGE ON SCHEMA pgmq TO centralcloud_publisher;
+-- pgmq.send inserts and returns msg_id: INSERT, and SELECT of that one column (not of the
+-- messages other instances sent).
+DO $publisher$
+BEGIN
+    EXECUTE format('GRANT INSERT, SELECT (msg_id) ON pgmq.%I TO centralcloud_publisher',
+                   pgmq.format_table_name('model_routing_decisions', 'q'));
+END
+$publisher$;
+
+GRANT USAGE ON SCHEMA @extschema@ TO centralcloud_reader, centralcloud_operator;
+GRANT SELECT ON model_usage_by_instance, model_success_rates, model_response_times, model_rankings,
+                ingest_health, score_updates_recent, worker_status
+   TO centralcloud_reader;
+GRANT EXECUTE ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz), queue_health()
+   TO centralcloud_reader;
+
+GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO centralcloud_operator;
+GRANT EXECUTE ON FUNCTION ingest_routing_events(integer, integer), learn_complexity_scores(boolean),
+                          set_complexity_score(text, text, double precision, text),
+                          subscribe_instance(text, text), unsubscribe_instance(text, boolean),
+                          run_maintenance(), add_routing_partition(date)
+   TO centralcloud_operator;
+GRANT EXECUTE ON PROCEDURE drain_routing_events(integer) TO centralcloud_operator;
