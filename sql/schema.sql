@@ -290,10 +290,21 @@ COMMENT ON COLUMN worker_state.last_error IS 'Last error caught (and rolled back
 COMMENT ON COLUMN worker_state.last_error_at IS 'When it happened.';
 COMMENT ON COLUMN worker_state.updated_at IS 'Last write.';
 
+-- Runs as the owner (security.sql): reading shared_preload_libraries needs pg_read_all_settings,
+-- which dashboard readers do not have.
+CREATE FUNCTION worker_preloaded()
+RETURNS boolean
+LANGUAGE sql STABLE
+AS $preloaded$
+    SELECT current_setting('shared_preload_libraries') ~ '(^|[ ,])"?centralcloud"?($|[ ,])'
+$preloaded$;
+COMMENT ON FUNCTION worker_preloaded() IS
+  'Whether shared_preload_libraries includes centralcloud (so the background worker runs). For worker_status.';
+
 CREATE VIEW worker_status AS
 SELECT w.pid,
        CASE
-           WHEN NOT current_setting('shared_preload_libraries') ~ '(^|[ ,])"?centralcloud"?($|[ ,])'
+           WHEN NOT worker_preloaded()
                THEN 'not preloaded: schedule with pg_cron or call ingest yourself'
            WHEN w.pid IS NULL THEN 'starting'
            WHEN a.pid IS NULL THEN 'not running'
@@ -438,13 +449,14 @@ BEGIN
     IF to_regclass('@extschema@.routing_records_p' || to_char(today + days_ahead, 'YYYYMMDD')) IS NOT NULL THEN
         RETURN;
     END IF;
+    -- From the day after the newest partition up to today: the days nobody ingested during
+    -- (up to 60) get theirs too, so their late messages do not land in the default partition.
     SELECT max(to_date(substr(c.relname, 18), 'YYYYMMDD')) INTO newest
       FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
      WHERE i.inhparent = '@extschema@.routing_records'::regclass
-       AND c.relname ~ '^routing_records_p[0-9]{8}$';
-    -- Fill the days nobody ingested during too (up to 60), so their late messages get a
-    -- partition instead of the default one.
-    FOR day IN SELECT d::date FROM generate_series(greatest(coalesce(newest + 1, today), today - 60),
+       AND c.relname ~ '^routing_records_p[0-9]{8}$'
+       AND to_date(substr(c.relname, 18), 'YYYYMMDD') <= today;
+    FOR day IN SELECT d::date FROM generate_series(greatest(least(coalesce(newest + 1, today), today), today - 60),
                                                    today + days_ahead, interval '1 day') AS d
     LOOP
         IF to_regclass('@extschema@.routing_records_p' || to_char(day, 'YYYYMMDD')) IS NULL THEN

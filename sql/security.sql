@@ -88,6 +88,10 @@ ALTER FUNCTION queue_health()
     SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
 ALTER FUNCTION latency_quantiles(text, text, timestamptz, timestamptz)
     SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
+ALTER FUNCTION worker_preloaded()
+    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
+ALTER FUNCTION check_invariants(text)
+    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
 
 -- ---------------------------------------------------------------------------------------
 -- PUBLIC: only pure functions (validation, sketch arithmetic) stay executable.
@@ -103,6 +107,8 @@ REVOKE ALL ON FUNCTION ensure_routing_partitions(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION drop_expired_routing_partitions(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION queue_health() FROM PUBLIC;
 REVOKE ALL ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION check_invariants(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION worker_preloaded() FROM PUBLIC;
 REVOKE ALL ON PROCEDURE drain_routing_events(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION schedule_with_pg_cron(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION unschedule_pg_cron() FROM PUBLIC;
@@ -124,13 +130,14 @@ GRANT USAGE ON SCHEMA @extschema@ TO centralcloud_reader, centralcloud_operator;
 GRANT SELECT ON model_usage_by_instance, model_success_rates, model_response_times, model_rankings,
                 ingest_health, score_updates_recent, worker_status
    TO centralcloud_reader;
-GRANT EXECUTE ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz), queue_health()
+GRANT EXECUTE ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz), queue_health(),
+                          worker_preloaded()
    TO centralcloud_reader;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO centralcloud_operator;
 GRANT EXECUTE ON FUNCTION ingest_routing_events(integer, integer), learn_complexity_scores(boolean),
                           set_complexity_score(text, text, double precision, text),
                           subscribe_instance(text, text), unsubscribe_instance(text, boolean),
-                          run_maintenance(), add_routing_partition(date)
+                          run_maintenance(), add_routing_partition(date), check_invariants(text)
    TO centralcloud_operator;
 GRANT EXECUTE ON PROCEDURE drain_routing_events(integer) TO centralcloud_operator;

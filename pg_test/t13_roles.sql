@@ -1,0 +1,187 @@
+-- Roles and security: the publisher can only send (and read the score-update queue it is
+-- given), the reader can only read the dashboards, the operator runs everything but cannot
+-- rewrite history; PUBLIC runs nothing that changes data; SECURITY DEFINER functions pin
+-- search_path, so objects in a caller's schema cannot hijack them.
+\ir lib.sql
+GRANT USAGE ON SCHEMA test TO PUBLIC;
+
+-- Expects `statement` to fail for lack of privilege.
+CREATE FUNCTION test.denied(statement text, label text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE statement;
+    RAISE EXCEPTION 'FAILED %: allowed: %', label, statement;
+EXCEPTION WHEN insufficient_privilege THEN NULL;
+END $$;
+
+SELECT test.eq((SELECT array_agg(rolname::text ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'centralcloud\_%'),
+               ARRAY['centralcloud_operator', 'centralcloud_publisher', 'centralcloud_reader'], 'the three roles');
+SELECT test.eq((SELECT bool_and(NOT rolcanlogin AND shobj_description(oid, 'pg_authid') IS NOT NULL) FROM pg_roles
+                 WHERE rolname LIKE 'centralcloud\_%'), true, 'group roles, documented');
+CREATE ROLE router_eu LOGIN IN ROLE centralcloud_publisher;
+CREATE ROLE router_us LOGIN IN ROLE centralcloud_publisher;
+CREATE ROLE dash LOGIN IN ROLE centralcloud_reader;
+CREATE ROLE ops LOGIN IN ROLE centralcloud_operator;
+CREATE ROLE nobody LOGIN;
+
+-- Some data, ingested and learned from, and two subscriptions.
+INSERT INTO test.published (msg) SELECT test.events(600);
+SELECT test.publish();
+SELECT * FROM centralcloud.ingest_routing_events();
+SELECT centralcloud.subscribe_instance('eu-1', 'router_eu');
+SELECT centralcloud.subscribe_instance('shared-1');
+SELECT centralcloud.set_complexity_score('gpt-4o', 'simple', 3.3, 'operator: for the roles test');
+
+-- ---------------------------------------------------------------------------------------
+-- Publisher.
+-- ---------------------------------------------------------------------------------------
+SET ROLE router_eu;
+SELECT test.eq((SELECT count(*) FROM pgmq.send('model_routing_decisions', test.event('eu-1', 'gpt-4o', 'simple', 'routed'))),
+               1::bigint, 'publisher sends');
+SELECT test.eq((SELECT count(*) FROM pgmq.send_batch('model_routing_decisions', ARRAY(SELECT test.events(3, 9000)))),
+               3::bigint, 'publisher sends batches');
+SELECT test.denied($$SELECT message FROM pgmq.q_model_routing_decisions$$, 'publisher reads others'' events');
+SELECT test.denied($$SELECT * FROM pgmq.read('model_routing_decisions', 30, 1)$$, 'publisher consumes the queue');
+SELECT test.denied($$SELECT pgmq.send('model_score_updates', '{}')$$, 'publisher sends elsewhere');
+SELECT test.denied($$SELECT pgmq.purge_queue('model_routing_decisions')$$, 'publisher purges');
+SELECT test.denied($$SELECT count(*) FROM centralcloud.routing_records$$, 'publisher reads the audit trail');
+SELECT test.denied($$SELECT * FROM centralcloud.ingest_routing_events()$$, 'publisher ingests');
+SELECT test.denied($$SELECT * FROM centralcloud.model_rankings$$, 'publisher reads dashboards');
+RESET ROLE;
+-- Its own score-update queue: read, delete, archive.
+CREATE TEMP TABLE queues AS SELECT instance_id, queue_name FROM centralcloud.score_subscriptions;
+GRANT SELECT ON queues TO PUBLIC;
+SET ROLE router_eu;
+SELECT test.eq((SELECT message->>'model' FROM pgmq.read((SELECT queue_name FROM queues WHERE instance_id = 'eu-1'), 30, 1)),
+               'gpt-4o', 'publisher reads its score updates');
+SELECT test.eq(pgmq.archive((SELECT queue_name FROM queues WHERE instance_id = 'eu-1'), 1::bigint), true, 'and archives them');
+SELECT test.eq((SELECT count(*) FROM pgmq.read((SELECT queue_name FROM queues WHERE instance_id = 'shared-1'), 30, 1)),
+               1::bigint, 'a queue subscribed without a reader is the publishers'' group''s');
+RESET ROLE;
+SET ROLE router_us;
+SELECT test.denied($$SELECT * FROM pgmq.read((SELECT queue_name FROM queues WHERE instance_id = 'eu-1'), 30, 1)$$,
+                   'another instance reads eu-1''s queue');
+RESET ROLE;
+DO $$
+BEGIN
+    PERFORM centralcloud.subscribe_instance('x', 'no_such_role');
+    RAISE EXCEPTION 'FAILED: unknown reader accepted';
+EXCEPTION WHEN others THEN
+    PERFORM test.eq(SQLERRM, 'centralcloud: role "no_such_role" does not exist (the reader of the score-update queue)', 'unknown reader');
+END $$;
+
+-- ---------------------------------------------------------------------------------------
+-- Dashboard reader.
+-- ---------------------------------------------------------------------------------------
+SET ROLE dash;
+SELECT test.eq((SELECT count(*) > 0 FROM centralcloud.model_usage_by_instance), true, 'reader: usage');
+SELECT test.eq((SELECT count(*) > 0 FROM centralcloud.model_success_rates), true, 'reader: success rates');
+SELECT test.eq((SELECT count(*) > 0 FROM centralcloud.model_response_times), true, 'reader: response times');
+SELECT test.eq((SELECT count(*) > 0 FROM centralcloud.model_rankings), true, 'reader: rankings');
+SELECT test.eq((SELECT queue_length FROM centralcloud.ingest_health), 4::bigint, 'reader: ingest health');
+SELECT test.eq((SELECT count(*) FROM centralcloud.score_updates_recent), 1::bigint, 'reader: score updates');
+SELECT test.eq((SELECT state FROM centralcloud.worker_status),
+               'not preloaded: schedule with pg_cron or call ingest yourself', 'reader: worker status');
+SELECT test.eq((SELECT worker_state FROM centralcloud.ingest_health),
+               'not preloaded: schedule with pg_cron or call ingest yourself', 'reader: worker state in ingest health');
+SELECT test.eq((SELECT samples > 0 FROM centralcloud.latency_quantiles('gpt-4o', NULL, now() - interval '1 day')), true,
+               'reader: latency_quantiles');
+SELECT test.denied($$SELECT count(*) FROM centralcloud.routing_records$$, 'reader reads the audit trail');
+SELECT test.denied($$SELECT count(*) FROM centralcloud.model_routing_metrics$$, 'reader reads tables');
+SELECT test.denied($$DELETE FROM centralcloud.model_routing_metrics$$, 'reader deletes');
+SELECT test.denied($$INSERT INTO centralcloud.score_history (model_name, complexity_level, new_score, policy, reason, published_to) VALUES ('m', 'simple', 1, 'p', 'r', 0)$$, 'reader writes');
+SELECT test.denied($$SELECT * FROM centralcloud.ingest_routing_events()$$, 'reader ingests');
+SELECT test.denied($$SELECT * FROM centralcloud.learn_complexity_scores()$$, 'reader learns');
+SELECT test.denied($$SELECT centralcloud.set_complexity_score('gpt-4o', 'simple', 1, 'x')$$, 'reader sets scores');
+SELECT test.denied($$SELECT * FROM centralcloud.run_maintenance()$$, 'reader runs maintenance');
+SELECT test.denied($$SELECT centralcloud.subscribe_instance('evil')$$, 'reader subscribes');
+SELECT test.denied($$CALL centralcloud.drain_routing_events()$$, 'reader drains');
+SELECT test.denied($$SELECT pgmq.send('model_routing_decisions', '{}')$$, 'reader publishes');
+RESET ROLE;
+
+-- ---------------------------------------------------------------------------------------
+-- Operator.
+-- ---------------------------------------------------------------------------------------
+SET ROLE ops;
+SELECT test.eq((SELECT ingested FROM centralcloud.ingest_routing_events()), 4::bigint, 'operator ingests');
+CALL centralcloud.drain_routing_events();
+SELECT test.eq((SELECT count(*) > 0 FROM centralcloud.learn_complexity_scores(true)), true, 'operator learns');
+SELECT test.eq(centralcloud.set_complexity_score('gpt-4o', 'simple', 3.4, 'operator: adjust'), true, 'operator sets scores');
+SELECT test.eq(centralcloud.subscribe_instance('ops-1', 'ops'), centralcloud.subscribe_instance('ops-1', 'ops'), 'operator subscribes');
+SELECT test.eq(centralcloud.unsubscribe_instance('ops-1'), true, 'operator unsubscribes');
+SELECT count(*) FROM centralcloud.run_maintenance();
+SELECT test.empty('SELECT * FROM centralcloud.check_invariants()', 'operator checks');
+SELECT test.eq((SELECT count(*) FROM centralcloud.routing_records), 604::bigint, 'operator reads the audit trail');
+SELECT test.denied($$DELETE FROM centralcloud.routing_records$$, 'operator rewrites the audit trail');
+SELECT test.denied($$UPDATE centralcloud.model_routing_metrics SET usage_count = 0$$, 'operator edits metrics');
+SELECT test.denied($$UPDATE centralcloud.model_complexity_scores SET score = 0$$, 'operator edits scores behind the log');
+SELECT test.denied($$SELECT * FROM centralcloud.schedule_with_pg_cron()$$, 'operator schedules jobs as the owner');
+SELECT test.denied($$SELECT * FROM centralcloud.drop_expired_routing_partitions(now())$$, 'operator drops partitions directly');
+RESET ROLE;
+
+-- ---------------------------------------------------------------------------------------
+-- PUBLIC: only pure functions; every SECURITY DEFINER function pins search_path.
+-- ---------------------------------------------------------------------------------------
+SELECT test.empty($$
+    SELECT p.oid::regprocedure, p.prosecdef, p.provolatile FROM pg_proc p
+     WHERE p.pronamespace = 'centralcloud'::regnamespace
+       AND has_function_privilege('nobody', p.oid, 'EXECUTE')
+       AND (p.prosecdef OR (p.prokind <> 'a' AND p.provolatile = 'v'))
+$$, 'PUBLIC executes only pure functions');
+SELECT test.empty($$
+    SELECT p.oid::regprocedure, p.proconfig FROM pg_proc p
+     WHERE p.pronamespace = 'centralcloud'::regnamespace AND p.prosecdef
+       AND p.proconfig IS DISTINCT FROM ARRAY['search_path=centralcloud, pg_catalog, pg_temp']
+$$, 'SECURITY DEFINER functions pin search_path');
+SELECT test.eq((SELECT count(*) FROM pg_proc WHERE pronamespace = 'centralcloud'::regnamespace AND prosecdef) >= 11,
+               true, 'the mutating entry points run as the owner');
+
+-- ---------------------------------------------------------------------------------------
+-- Shadowing: an operator's own schema, first on its search_path, with look-alikes of the
+-- catalog functions the entry points use, and temp tables named like ours.
+-- ---------------------------------------------------------------------------------------
+CREATE SCHEMA evil AUTHORIZATION ops;
+-- pgmq's own functions do not pin search_path, so publish before the trap is set.
+SELECT pgmq.send('model_routing_decisions', test.event('eu-1', 'mistral-large', 'complex', 'success', 250));
+SET ROLE ops;
+CREATE TABLE evil.hijacked (what text);
+CREATE FUNCTION evil.now() RETURNS timestamptz LANGUAGE sql AS
+    $$ INSERT INTO evil.hijacked VALUES ('now') RETURNING pg_catalog.now() $$;
+CREATE FUNCTION evil.clock_timestamp() RETURNS timestamptz LANGUAGE sql AS
+    $$ INSERT INTO evil.hijacked VALUES ('clock_timestamp') RETURNING pg_catalog.clock_timestamp() $$;
+CREATE FUNCTION evil.format(text, text) RETURNS text LANGUAGE sql AS
+    $$ INSERT INTO evil.hijacked VALUES ('format') RETURNING pg_catalog.format($1, $2) $$;
+CREATE FUNCTION evil.to_regclass(text) RETURNS regclass LANGUAGE sql AS
+    $$ INSERT INTO evil.hijacked VALUES ('to_regclass') RETURNING pg_catalog.to_regclass($1) $$;
+CREATE FUNCTION evil.jsonb_typeof(jsonb) RETURNS text LANGUAGE sql AS
+    $$ INSERT INTO evil.hijacked VALUES ('jsonb_typeof') RETURNING pg_catalog.jsonb_typeof($1) $$;
+CREATE FUNCTION evil.round(numeric, integer) RETURNS numeric LANGUAGE sql AS
+    $$ INSERT INTO evil.hijacked VALUES ('round') RETURNING pg_catalog.round($1, $2) $$;
+CREATE FUNCTION evil.date_trunc(text, timestamptz, text) RETURNS timestamptz LANGUAGE sql AS
+    $$ INSERT INTO evil.hijacked VALUES ('date_trunc') RETURNING pg_catalog.date_trunc($1, $2, $3) $$;
+CREATE FUNCTION evil.to_timestamp(double precision) RETURNS timestamptz LANGUAGE sql AS
+    $$ INSERT INTO evil.hijacked VALUES ('to_timestamp') RETURNING pg_catalog.to_timestamp($1) $$;
+CREATE FUNCTION evil.current_setting(text, boolean) RETURNS text LANGUAGE sql AS
+    $$ INSERT INTO evil.hijacked VALUES ('current_setting') RETURNING pg_catalog.current_setting($1, $2) $$;
+CREATE TEMP TABLE model_routing_metrics (LIKE centralcloud.model_routing_metrics);
+CREATE TEMP TABLE routing_records (LIKE centralcloud.routing_records);
+SET search_path = evil, pg_catalog, centralcloud, public;
+
+-- The look-alikes do fire for code that does not pin its search_path ...
+SELECT now() IS NOT NULL;
+SELECT test.eq((SELECT count(*) FROM evil.hijacked), 1::bigint, 'the trap works');
+TRUNCATE evil.hijacked;
+-- ... and never inside the entry points (nor in pgmq's functions they call: the pinned
+-- search_path holds for everything they run).
+SELECT test.eq((SELECT ingested FROM centralcloud.ingest_routing_events()), 1::bigint, 'ingest under a hostile search_path');
+SELECT count(*) FROM centralcloud.learn_complexity_scores();
+SELECT centralcloud.set_complexity_score('mistral-large', 'complex', 2.2, 'operator: hostile path');
+SELECT centralcloud.subscribe_instance('evil-1', 'ops');
+SELECT count(*) FROM centralcloud.run_maintenance();
+SELECT * FROM centralcloud.latency_quantiles('mistral-large', 'complex', pg_catalog.now() - interval '1 day');
+SELECT * FROM centralcloud.ingest_health;
+SELECT count(*) FROM centralcloud.check_invariants();
+SELECT test.eq((SELECT string_agg(DISTINCT what, ',') FROM evil.hijacked), NULL, 'no look-alike ran inside SECURITY DEFINER code');
+SELECT test.eq((SELECT count(*) FROM pg_temp.model_routing_metrics), 0::bigint, 'temp look-alike tables untouched');
+RESET search_path;
+RESET ROLE;
+SELECT test.empty('SELECT * FROM centralcloud.check_invariants()', 'all exact at the end');
