@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 export PROFILE ?= release
 
-.PHONY: demo test setup install unit pgrx_test pg_test bench bench-worker clean
+.PHONY: demo test setup install unit pgrx_test pg_test bench bench-worker bench-dashboards clean
 
 demo: setup install
 	scripts/demo.sh
@@ -40,6 +40,10 @@ bench: setup install
 # Worker latency at a steady rate, and backlog drain: worker vs direct call.
 bench-worker: setup install
 	scripts/bench_worker.sh
+
+# Dashboard views at 10 million events (bulk load + 200k through ingest), and retention.
+bench-dashboards: setup install
+	scripts/bench_dashboards.sh
 
 clean:
 	cargo clean
