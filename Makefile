@@ -4,12 +4,12 @@
 SHELL := /bin/bash
 export PROFILE ?= release
 
-.PHONY: demo test setup install unit pgrx_test pg_test bench bench-worker bench-dashboards clean
+.PHONY: demo test setup install unit pgrx_test pg_test stress_quick stress bench bench-worker bench-dashboards clean
 
 demo: setup install
 	scripts/demo.sh
 
-test: setup unit pgrx_test install pg_test
+test: setup unit pgrx_test install pg_test stress_quick
 
 setup:
 	scripts/setup.sh
@@ -32,6 +32,15 @@ pgrx_test:
 # SQL-level tests against a throwaway cluster with real pgmq.
 pg_test:
 	pg_test/run.sh
+
+# Adversarial suites (crash, concurrency, malformed input, poison, learning under load), each
+# on a fresh preloaded cluster, checked with centralcloud.check_invariants(): quick counts here,
+# larger ones in `make stress`.
+stress_quick:
+	pg_test/stress.sh quick
+
+stress: setup install
+	pg_test/stress.sh long
 
 # Ingest throughput vs bare drain vs seed-style consumer (not part of the tests).
 bench: setup install

@@ -53,7 +53,7 @@ RETURNS SETOF jsonb LANGUAGE sql AS $$
         (ARRAY['gpt-4o', 'claude-3.5-sonnet', 'llama-3-70b', 'mistral-large'])[1 + (i / 3) % 4],
         (ARRAY['simple', 'medium', 'complex'])[1 + i % 3],
         (ARRAY['routed', 'success', 'routed', 'failure', 'success'])[1 + (i / 12) % 5],
-        CASE WHEN (i / 12) % 5 IN (0, 2) THEN NULL ELSE 40 + (i * 7919 + seed) % 5000 END,
+        CASE WHEN (i / 12) % 5 IN (0, 2) THEN NULL ELSE 40 + ((i::bigint * 7919 + seed) % 5000)::int END,
         round(((i % 51) / 10.0)::numeric, 1),
         now() - make_interval(mins => i % 600))
     FROM generate_series(seed + 1, seed + n) AS i
@@ -64,18 +64,25 @@ CREATE TABLE IF NOT EXISTS test.published (
     k        bigserial PRIMARY KEY,
     msg      jsonb,
     expected text,   -- NULL: valid; otherwise the reason_code ingest must give it
-    sent     boolean NOT NULL DEFAULT false
+    sent     boolean NOT NULL DEFAULT false,
+    msg_id   bigint  -- pgmq's msg_id, once sent
 );
 
--- Sends every not yet sent row of test.published with one pgmq.send_batch, in k order.
+-- Sends every not yet sent row of test.published with one pgmq.send_batch, in k order, and
+-- remembers each one's msg_id (send_batch returns them in the order of its array).
 CREATE OR REPLACE FUNCTION test.publish()
 RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     sent_count bigint;
 BEGIN
-    SELECT count(*) INTO sent_count FROM pgmq.send_batch('model_routing_decisions',
-        ARRAY(SELECT msg FROM test.published WHERE NOT sent ORDER BY k));
-    UPDATE test.published SET sent = true WHERE NOT sent;
+    WITH batch AS (SELECT k, row_number() OVER (ORDER BY k) AS n FROM test.published WHERE NOT sent),
+    ids AS (SELECT msg_id, row_number() OVER () AS n
+              FROM pgmq.send_batch('model_routing_decisions',
+                                   ARRAY(SELECT msg FROM test.published WHERE NOT sent ORDER BY k)) AS msg_id)
+    UPDATE test.published p SET sent = true, msg_id = ids.msg_id
+      FROM batch JOIN ids USING (n)
+     WHERE p.k = batch.k;
+    GET DIAGNOSTICS sent_count = ROW_COUNT;
     RETURN sent_count;
 END $$;
 

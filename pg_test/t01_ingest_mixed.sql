@@ -103,6 +103,15 @@ SELECT test.eq(
 
 -- Metrics equal what SQL computes from the published events.
 SELECT test.empty('SELECT * FROM test.metrics_diff', 'metrics match published events');
+-- The invariant checker agrees: each published msg_id in one place, counters = a recount.
+SELECT test.empty($$SELECT * FROM centralcloud.check_invariants('test.published')$$, 'checker: exact');
+-- ... and it notices a lost message and a message nobody published.
+BEGIN;
+DELETE FROM centralcloud.routing_records WHERE msg_id = (SELECT min(msg_id) FROM test.published WHERE expected IS NULL);
+INSERT INTO centralcloud.routing_events_rejected (msg_id, reason_code, reason, read_ct) VALUES (987654, 'x', 'planted', 0);
+SELECT test.eq((SELECT array_agg(problem ORDER BY problem) FROM centralcloud.check_invariants('test.published')),
+               ARRAY['metrics', 'missing', 'not published', 'rollup'], 'checker: finds the difference');
+ROLLBACK;
 SELECT test.eq((SELECT count(*) FROM centralcloud.model_routing_metrics), 12::bigint, '4 models x 3 complexities');
 SELECT test.eq(
     (SELECT count(*) FROM centralcloud.model_routing_metrics

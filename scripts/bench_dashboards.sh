@@ -29,15 +29,16 @@ start=$SECONDS
 cpsql -d bench -v bulk="$BULK" -v days="$DAYS" <<'SQL'
 SELECT count(*) FROM (SELECT centralcloud.add_routing_partition((now() AT TIME ZONE 'UTC')::date - d)
                         FROM generate_series(1, :days) AS d) AS created \g /dev/null
--- 20 instances, 8 models (one provider each), 3 complexities; half decisions, half outcomes
+-- 20 instances x 8 models (one provider each) x 3 complexities, every combination in every
+-- hour (480 rollup rows an hour); half decisions, half outcomes
 -- (95% success) with a response time. Received times spread evenly from midnight (UTC) DAYS
 -- days ago until now, so the oldest partition holds a whole day.
 INSERT INTO centralcloud.routing_records
        (msg_id, "timestamp", instance_id, complexity, model, provider, score, outcome,
         response_time_ms, capabilities_required, preference, received_at)
 SELECT 1000000000 + g, t - interval '2 seconds', 'router-' || (g % 20),
-       (ARRAY['simple', 'medium', 'complex'])[1 + g % 3],
-       'model-' || (g / 3) % 8, 'provider-' || (g / 3) % 8 % 3,
+       (ARRAY['simple', 'medium', 'complex'])[1 + (g / 160) % 3],
+       'model-' || (g / 20) % 8, 'provider-' || (g / 20) % 8 % 3,
        ((g % 50) / 10.0)::float8,
        CASE WHEN g % 2 = 0 THEN 'routed' WHEN g % 20 = 1 THEN 'failure' ELSE 'success' END,
        CASE WHEN g % 2 = 1 THEN 40 + (g * 7919) % 4000 END,
@@ -77,9 +78,9 @@ SELECT count(*) FROM pgmq.send_batch('model_routing_decisions', ARRAY(
         'timestamp', to_char((now() - make_interval(secs => g % 3600)) AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
         'instance_id', 'router-' || (g % 20),
         'routing_decision', jsonb_build_object(
-            'complexity', (ARRAY['simple', 'medium', 'complex'])[1 + g % 3],
-            'selected_model', 'model-' || (g / 3) % 8,
-            'selected_provider', 'provider-' || (g / 3) % 8 % 3,
+            'complexity', (ARRAY['simple', 'medium', 'complex'])[1 + (g / 160) % 3],
+            'selected_model', 'model-' || (g / 20) % 8,
+            'selected_provider', 'provider-' || (g / 20) % 8 % 3,
             'complexity_score', ((g % 50) / 10.0),
             'outcome', CASE WHEN g % 2 = 0 THEN 'routed' WHEN g % 20 = 1 THEN 'failure' ELSE 'success' END,
             'response_time_ms', CASE WHEN g % 2 = 1 THEN 40 + (g * 7919) % 4000 END)) END

@@ -134,7 +134,7 @@ SELECT queue_name, queue_length FROM pgmq.metrics_all()
  WHERE queue_name IN ('model_score_updates', (SELECT queue_name FROM centralcloud.score_subscriptions));
 SQL
 
-log "the seed's dashboard query 'Models used per instance' (last day), verbatim"
+log "the seed's dashboard query 'Models used per instance' (last day), verbatim, on the audit trail"
 cpsql -d demo <<'SQL'
 SET search_path = centralcloud, public;
 SELECT instance_id, model, COUNT(*) as usage_count
@@ -142,6 +142,36 @@ FROM routing_records
 WHERE timestamp > NOW() - INTERVAL '1 day'
 GROUP BY instance_id, model
 ORDER BY usage_count DESC
-LIMIT 8;
+LIMIT 5;
+SQL
+
+log "the dashboards, as the centralcloud_reader role sees them (views over rollups and metrics)"
+cpsql -d demo <<'SQL'
+CREATE ROLE demo_dashboard LOGIN IN ROLE centralcloud_reader;
+SET ROLE demo_dashboard;
+\echo '-- centralcloud.model_usage_by_instance (last 24 h, from the hourly rollup)'
+SELECT * FROM centralcloud.model_usage_by_instance LIMIT 8;
+\echo '-- centralcloud.model_success_rates'
+SELECT * FROM centralcloud.model_success_rates LIMIT 8;
+\echo '-- centralcloud.model_response_times'
+SELECT model, complexity_level, avg_ms, round(p50_ms) AS p50_ms, round(p95_ms) AS p95_ms,
+       round(p99_ms) AS p99_ms, max_ms, samples
+  FROM centralcloud.model_response_times LIMIT 8;
+\echo '-- centralcloud.model_rankings'
+SELECT complexity_level, rank, model, score, success_rate, outcome_count, round(p95_ms) AS p95_ms,
+       previous_score, last_change_source, left(last_change_reason, 50) AS last_change_reason
+  FROM centralcloud.model_rankings;
+\echo '-- centralcloud.score_updates_recent'
+SELECT changed_at::time(0), model, complexity_level, old_score, new_score, change, left(reason, 60) AS reason
+  FROM centralcloud.score_updates_recent LIMIT 6;
+\echo '-- centralcloud.latency_quantiles(model, complexity, since): any window, from the rollup'
+SELECT * FROM centralcloud.latency_quantiles('gpt-4o', 'complex', now() - interval '1 hour');
+\echo '-- centralcloud.ingest_health'
+\x on
+SELECT * FROM centralcloud.ingest_health;
+\x off
+\echo '-- the reader sees the views, not the audit trail:'
+\set ON_ERROR_STOP 0
+SELECT count(*) FROM centralcloud.routing_records;
 SQL
 log "demo done (cluster in $CLUSTER_DIR is stopped on exit)"

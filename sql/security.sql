@@ -90,7 +90,7 @@ ALTER FUNCTION latency_quantiles(text, text, timestamptz, timestamptz)
     SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
 ALTER FUNCTION worker_preloaded()
     SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
-ALTER FUNCTION check_invariants(text)
+ALTER FUNCTION check_invariants(regclass, text)
     SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
 
 -- ---------------------------------------------------------------------------------------
@@ -107,7 +107,7 @@ REVOKE ALL ON FUNCTION ensure_routing_partitions(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION drop_expired_routing_partitions(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION queue_health() FROM PUBLIC;
 REVOKE ALL ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION check_invariants(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION check_invariants(regclass, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION worker_preloaded() FROM PUBLIC;
 REVOKE ALL ON PROCEDURE drain_routing_events(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION schedule_with_pg_cron(text, text, text) FROM PUBLIC;
@@ -138,6 +138,6 @@ GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO centralcloud_operator;
 GRANT EXECUTE ON FUNCTION ingest_routing_events(integer, integer), learn_complexity_scores(boolean),
                           set_complexity_score(text, text, double precision, text),
                           subscribe_instance(text, text), unsubscribe_instance(text, boolean),
-                          run_maintenance(), add_routing_partition(date), check_invariants(text)
+                          run_maintenance(), add_routing_partition(date), check_invariants(regclass, text)
    TO centralcloud_operator;
 GRANT EXECUTE ON PROCEDURE drain_routing_events(integer) TO centralcloud_operator;
