@@ -15,6 +15,18 @@ SELECT test.wait_until($$SELECT count(*) = 2500 FROM centralcloud.routing_record
 SELECT test.wait_until($$SELECT count(*) = 1 FROM centralcloud.routing_events_rejected$$, '10 s', 'dead letter by the worker');
 SELECT test.empty('SELECT * FROM test.metrics_diff', 'worker metrics exact');
 SELECT test.wait_until($$SELECT ingested_since_start = 2500 AND rejected_since_start = 1 AND last_ingest_at IS NOT NULL FROM centralcloud.worker_status$$, '10 s', 'status counters');
+-- The worker also ran maintenance when it started: partitions for the next days exist.
+SELECT test.eq(to_regclass('centralcloud.routing_records_p' || to_char((now() AT TIME ZONE 'UTC')::date + 2, 'YYYYMMDD')) IS NOT NULL,
+               true, 'maintenance created partitions ahead');
+-- A dashboard reader sees the running worker's state (not its own lack of privileges).
+CREATE ROLE w01_dashboard IN ROLE centralcloud_reader;
+GRANT USAGE ON SCHEMA test TO w01_dashboard;
+SET ROLE w01_dashboard;
+SELECT test.eq((SELECT state IN ('idle', 'ingesting') FROM centralcloud.worker_status), true, 'reader sees the worker');
+SELECT test.eq((SELECT worker_state IN ('idle', 'ingesting') FROM centralcloud.ingest_health), true, 'reader sees it in ingest_health');
+RESET ROLE;
+REVOKE USAGE ON SCHEMA test FROM w01_dashboard;
+DROP ROLE w01_dashboard;
 
 -- Learning on its interval (shortened, and with a lower sample minimum, through SIGHUP).
 ALTER SYSTEM SET centralcloud.learn_interval_s = 1;

@@ -290,31 +290,33 @@ COMMENT ON COLUMN worker_state.last_error IS 'Last error caught (and rolled back
 COMMENT ON COLUMN worker_state.last_error_at IS 'When it happened.';
 COMMENT ON COLUMN worker_state.updated_at IS 'Last write.';
 
--- Runs as the owner (security.sql): reading shared_preload_libraries needs pg_read_all_settings,
--- which dashboard readers do not have.
-CREATE FUNCTION worker_preloaded()
-RETURNS boolean
+-- Runs as the owner (security.sql): reading shared_preload_libraries needs pg_read_all_settings
+-- and seeing another user's backend in pg_stat_activity needs pg_read_all_stats, which
+-- dashboard readers do not have.
+CREATE FUNCTION worker_liveness(worker_pid integer)
+RETURNS text
 LANGUAGE sql STABLE
-AS $preloaded$
-    SELECT current_setting('shared_preload_libraries') ~ '(^|[ ,])"?centralcloud"?($|[ ,])'
-$preloaded$;
-COMMENT ON FUNCTION worker_preloaded() IS
-  'Whether shared_preload_libraries includes centralcloud (so the background worker runs). For worker_status.';
+AS $liveness$
+    SELECT CASE
+               WHEN NOT current_setting('shared_preload_libraries') ~ '(^|[ ,])"?centralcloud"?($|[ ,])'
+                   THEN 'not preloaded: schedule with pg_cron or call ingest yourself'
+               WHEN worker_pid IS NULL THEN 'starting'
+               WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                                 WHERE a.pid = worker_pid AND a.backend_type = 'centralcloud worker')
+                   THEN 'not running'
+               ELSE 'running'
+           END
+$liveness$;
+COMMENT ON FUNCTION worker_liveness(integer) IS
+  'For worker_status: whether centralcloud is preloaded, and whether the worker process that last wrote worker_state (its pid) is alive: not preloaded, starting, not running, or running.';
 
 CREATE VIEW worker_status AS
 SELECT w.pid,
-       CASE
-           WHEN NOT worker_preloaded()
-               THEN 'not preloaded: schedule with pg_cron or call ingest yourself'
-           WHEN w.pid IS NULL THEN 'starting'
-           WHEN a.pid IS NULL THEN 'not running'
-           ELSE w.state
-       END AS state,
+       CASE worker_liveness(w.pid) WHEN 'running' THEN w.state ELSE worker_liveness(w.pid) END AS state,
        w.started_at, w.last_ingest_at, w.last_learn_at, w.ingested_since_start,
        w.rejected_since_start, w.last_error, w.last_error_at, w.updated_at
   FROM (SELECT 1) AS one
-  LEFT JOIN worker_state w ON true
-  LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = w.pid AND a.backend_type = 'centralcloud worker';
+  LEFT JOIN worker_state w ON true;
 COMMENT ON VIEW worker_status IS
   'The background worker, for dashboards: pid, state (idle, ingesting, disabled, error, not running, or not preloaded), last ingest and learn, events ingested and rejected since it started, last error and when.';
 

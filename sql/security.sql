@@ -88,7 +88,7 @@ ALTER FUNCTION queue_health()
     SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
 ALTER FUNCTION latency_quantiles(text, text, timestamptz, timestamptz)
     SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
-ALTER FUNCTION worker_preloaded()
+ALTER FUNCTION worker_liveness(integer)
     SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
 ALTER FUNCTION check_invariants(regclass, text)
     SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
@@ -108,7 +108,7 @@ REVOKE ALL ON FUNCTION drop_expired_routing_partitions(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION queue_health() FROM PUBLIC;
 REVOKE ALL ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION check_invariants(regclass, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION worker_preloaded() FROM PUBLIC;
+REVOKE ALL ON FUNCTION worker_liveness(integer) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE drain_routing_events(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION schedule_with_pg_cron(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION unschedule_pg_cron() FROM PUBLIC;
@@ -131,7 +131,7 @@ GRANT SELECT ON model_usage_by_instance, model_success_rates, model_response_tim
                 ingest_health, score_updates_recent, worker_status
    TO centralcloud_reader;
 GRANT EXECUTE ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz), queue_health(),
-                          worker_preloaded()
+                          worker_liveness(integer)
    TO centralcloud_reader;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO centralcloud_operator;
