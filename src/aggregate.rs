@@ -317,7 +317,15 @@ mod tests {
             .keys()
             .all(|k| k.model.ends_with(&k.provider[5..]) && k.hour % 3600 == 0));
         let cells = aggregate(&batch);
-        let count = |d: &CellDelta| (d.routed, d.success, d.failure, d.latency_count, d.latency_sum);
+        let count = |d: &CellDelta| {
+            (
+                d.routed,
+                d.success,
+                d.failure,
+                d.latency_count,
+                d.latency_sum,
+            )
+        };
         let sum = |it: Vec<(i64, i64, i64, i64, i64)>| {
             it.into_iter().fold((0, 0, 0, 0, 0), |a, b| {
                 (a.0 + b.0, a.1 + b.1, a.2 + b.2, a.3 + b.3, a.4 + b.4)

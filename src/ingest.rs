@@ -1,15 +1,16 @@
 //! `centralcloud.ingest_routing_events()`: the pgmq queue becomes the audit trail
-//! (`routing_records`), per-cell metrics (`model_routing_metrics`) and dead letters
-//! (`routing_events_rejected`). Thin SPI layer over `event` (validation) and `aggregate`.
+//! (`routing_records`), per-cell metrics (`model_routing_metrics`), hourly rollups
+//! (`routing_rollup_hourly`) and dead letters (`routing_events_rejected`). Thin SPI layer over
+//! `event` (validation) and `aggregate`.
 //!
 //! Per batch, in a subtransaction of the caller's transaction, one statement (`BATCH_SQL`)
 //! claims up to `batch_size` visible messages (SKIP LOCKED, in msg_id order after the last one
 //! this call took), deletes them from the queue, validates each with
-//! `routing_event_rejection()`, inserts the valid ones into `routing_records` (`msg_id` is
-//! unique: a message never lands twice) and dead-letters the others with their reason. The
-//! recorded events come back to Rust and are aggregated per (model, complexity). At the end of
-//! the call the deltas of all its batches are merged and each cell is upserted once, in key
-//! order (so concurrent callers cannot deadlock, and a long drain writes each metrics row
+//! `routing_event_rejection()`, inserts the valid ones into `routing_records` (its key
+//! `(msg_id, received_at)` names one message: it never lands twice) and dead-letters the others
+//! with their reason. The recorded events come back to Rust and are aggregated per (model,
+//! complexity) and per hourly rollup row. At the end of the call the deltas of all its batches
+//! are merged and each metrics and rollup row is upserted once, in key order (so concurrent callers cannot deadlock, and a long drain writes each metrics row
 //! once instead of once per batch). Records, dead letters, queue deletes and metrics share the
 //! caller's transaction: they commit together or not at all.
 //!
@@ -20,13 +21,15 @@
 //!
 //! If a batch raises an unexpected error, its subtransaction is rolled back (the messages are
 //! back in the queue, untouched) and the careful path takes over: `pgmq.read` (which bumps
-//! `read_ct`), the read messages again together with `ON CONFLICT (msg_id) DO NOTHING` (so a
+//! `read_ct`), the read messages again with `ON CONFLICT (msg_id, received_at) DO NOTHING` (so a
 //! duplicate is dead-lettered set-based), and if that fails too, each message alone in its own
 //! subtransaction. One that still fails stays
 //! in the queue for a later read; after `centralcloud.max_retries` reads it is dead-lettered
 //! with the error text. A poison message never blocks the queue.
 
-use crate::aggregate::{aggregate, aggregate_rollups, merge_cells, CellDelta, CellKey, RollupKey, Sample};
+use crate::aggregate::{
+    aggregate, aggregate_rollups, merge_cells, CellDelta, CellKey, RollupKey, Sample,
+};
 use crate::event::{parse_event, Choice, Complexity, Limits, Outcome};
 use crate::spi_util::FirstValue;
 use crate::{guc, subxact};
@@ -391,7 +394,9 @@ fn upsert_arg_types() -> Vec<PgOid> {
 }
 
 fn rollup_arg_types() -> Vec<PgOid> {
-    let keys = [PgBuiltInOids::INT8ARRAYOID].into_iter().chain([PgBuiltInOids::TEXTARRAYOID; 4]);
+    let keys = [PgBuiltInOids::INT8ARRAYOID]
+        .into_iter()
+        .chain([PgBuiltInOids::TEXTARRAYOID; 4]);
     keys.chain(COUNTER_ARG_TYPES).map(PgOid::from).collect()
 }
 
@@ -647,21 +652,48 @@ fn upsert_deltas(
     }
     let cells = &deltas.cells;
     let mut args: Vec<DatumWithOid<'_>> = vec![
-        cells.keys().map(|k| k.model.as_str()).collect::<Vec<_>>().into(),
-        cells.keys().map(|k| k.complexity).collect::<Vec<_>>().into(),
+        cells
+            .keys()
+            .map(|k| k.model.as_str())
+            .collect::<Vec<_>>()
+            .into(),
+        cells
+            .keys()
+            .map(|k| k.complexity)
+            .collect::<Vec<_>>()
+            .into(),
     ];
     args.extend(CounterColumns::of(cells.values()).into_args());
-    let first_scores: Vec<f64> = cells.values().map(|c| c.first_score.unwrap_or(0.0)).collect();
+    let first_scores: Vec<f64> = cells
+        .values()
+        .map(|c| c.first_score.unwrap_or(0.0))
+        .collect();
     args.push(first_scores.into());
     client.update(&statements.upsert, None, &args)?;
 
     let rollups = &deltas.rollups;
     let mut args: Vec<DatumWithOid<'_>> = vec![
         rollups.keys().map(|k| k.hour).collect::<Vec<_>>().into(),
-        rollups.keys().map(|k| k.instance_id.as_str()).collect::<Vec<_>>().into(),
-        rollups.keys().map(|k| k.model.as_str()).collect::<Vec<_>>().into(),
-        rollups.keys().map(|k| k.complexity).collect::<Vec<_>>().into(),
-        rollups.keys().map(|k| k.provider.as_str()).collect::<Vec<_>>().into(),
+        rollups
+            .keys()
+            .map(|k| k.instance_id.as_str())
+            .collect::<Vec<_>>()
+            .into(),
+        rollups
+            .keys()
+            .map(|k| k.model.as_str())
+            .collect::<Vec<_>>()
+            .into(),
+        rollups
+            .keys()
+            .map(|k| k.complexity)
+            .collect::<Vec<_>>()
+            .into(),
+        rollups
+            .keys()
+            .map(|k| k.provider.as_str())
+            .collect::<Vec<_>>()
+            .into(),
     ];
     args.extend(CounterColumns::of(rollups.values()).into_args());
     client.update(&statements.rollup, None, &args)?;

@@ -61,5 +61,9 @@ extension_sql_file!(
         sketch_sql::latency_sketch_final,
     ]
 );
-extension_sql_file!("../sql/invariants.sql", name = "invariants", requires = ["dashboards"]);
+extension_sql_file!(
+    "../sql/invariants.sql",
+    name = "invariants",
+    requires = ["dashboards"]
+);
 extension_sql_file!("../sql/security.sql", name = "security", finalize);

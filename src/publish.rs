@@ -150,10 +150,16 @@ fn subscribe_instance(instance_id: &str, reader: default!(Option<&str>, "NULL"))
 /// pgmq.read, pgmq.delete and pgmq.archive need), and nothing else. Names are quoted by %I.
 fn grant_reading(client: &mut SpiClient<'_>, queue: &str, reader: &str) -> SpiResult<()> {
     let role_exists = client
-        .select("SELECT to_regrole(quote_ident($1)) IS NOT NULL", None, &[reader.into()])?
+        .select(
+            "SELECT to_regrole(quote_ident($1)) IS NOT NULL",
+            None,
+            &[reader.into()],
+        )?
         .first_value::<bool>()?;
     if role_exists != Some(true) {
-        error!("centralcloud: role \"{reader}\" does not exist (the reader of the score-update queue)");
+        error!(
+            "centralcloud: role \"{reader}\" does not exist (the reader of the score-update queue)"
+        );
     }
     let grants = client
         .select(

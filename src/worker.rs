@@ -178,47 +178,42 @@ fn due(last: Option<Instant>, every_s: i32) -> bool {
 /// Partitions ahead and retention, through the same entry point pg_cron calls.
 fn maintain_once(progress: &mut Progress) {
     progress.last_maintenance = Some(Instant::now());
-    BackgroundWorker::transaction(AssertUnwindSafe(|| {
-        let result = guarded(|| {
-            Spi::get_one::<i64>("SELECT count(*) FROM centralcloud.run_maintenance()")
-        });
-        match result {
-            Ok(actions) => {
-                succeeded(progress);
-                debug1!(
-                    "centralcloud worker: maintenance did {} things",
-                    actions.unwrap_or(0)
-                );
-            }
-            Err(e) => {
-                failed(progress, "maintenance", &e);
-            }
-        }
-    }));
+    run_periodic(
+        progress,
+        "maintenance",
+        "SELECT count(*) FROM centralcloud.run_maintenance()",
+        || {},
+    );
 }
 
 fn learn_once(progress: &mut Progress) {
     progress.last_learn = Some(Instant::now());
-    BackgroundWorker::transaction(AssertUnwindSafe(|| {
-        let result = guarded(|| {
-            Spi::get_one::<i64>(
-                "SELECT count(*) FILTER (WHERE changed) FROM centralcloud.learn_complexity_scores()",
+    run_periodic(
+        progress,
+        "learn",
+        "SELECT count(*) FILTER (WHERE changed) FROM centralcloud.learn_complexity_scores()",
+        || {
+            record(
+                "UPDATE centralcloud.worker_state SET last_learn_at = now(), updated_at = now()",
+                &[],
             )
-        });
-        match result {
-            Ok(changes) => {
+        },
+    );
+}
+
+/// One periodic job in its own transaction: `sql` (returning a count, for the log) in a
+/// subtransaction, then `after_success` in the same transaction; an error is recorded, not
+/// raised.
+fn run_periodic(progress: &mut Progress, what: &str, sql: &str, after_success: impl FnOnce()) {
+    BackgroundWorker::transaction(AssertUnwindSafe(|| {
+        match guarded(|| Spi::get_one::<i64>(sql)) {
+            Ok(count) => {
                 succeeded(progress);
-                record(
-                    "UPDATE centralcloud.worker_state SET last_learn_at = now(), updated_at = now()",
-                    &[],
-                );
-                debug1!(
-                    "centralcloud worker: learning changed {} scores",
-                    changes.unwrap_or(0)
-                );
+                after_success();
+                debug1!("centralcloud worker: {what}: {}", count.unwrap_or(0));
             }
             Err(e) => {
-                failed(progress, "learn", &e);
+                failed(progress, what, &e);
             }
         }
     }));
