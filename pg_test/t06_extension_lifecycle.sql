@@ -109,6 +109,18 @@ SELECT pgmq.send('model_routing_decisions', jsonb_set(test.event('singularity-1'
 SELECT test.eq((SELECT (ingested, retry_later) FROM centralcloud.ingest_routing_events())::text, '(1,0)', 'underflowing score');
 SELECT test.eq((SELECT score FROM centralcloud.routing_records WHERE model = 'tiny'), 0::float8, 'stored as 0');
 
+-- Timestamps are stored as the validator normalised them: PostgreSQL's own input rules differ
+-- (offsets beyond 15:59, leap seconds, nine fractional digits), so it never re-parses the text.
+SELECT pgmq.send_batch('model_routing_decisions', ARRAY[
+    jsonb_set(test.event('tz-1', 'tz', 'simple', 'routed'), '{timestamp}', '"2025-10-27T06:55:00+20:00"'),
+    jsonb_set(test.event('tz-2', 'tz', 'simple', 'routed'), '{timestamp}', '"2025-10-27T06:55:00.123456789-23:59"'),
+    jsonb_set(test.event('tz-3', 'tz', 'simple', 'routed'), '{timestamp}', '"2016-12-31T23:59:60Z"')]);
+SELECT test.eq((SELECT (ingested, retry_later) FROM centralcloud.ingest_routing_events())::text, '(3,0)', 'unusual timestamps');
+SELECT test.eq((SELECT array_agg(to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') ORDER BY instance_id)
+                  FROM centralcloud.routing_records WHERE model = 'tz'),
+               ARRAY['2025-10-26 10:55:00.000000', '2025-10-28 06:54:00.123456', '2017-01-01 00:00:00.000000'],
+               'normalised to UTC');
+
 -- Operators can check an event by hand.
 SELECT test.eq(centralcloud.routing_event_rejection(test.event('i', 'm', 'simple', 'routed')::text), NULL::text[], 'valid event');
 SELECT test.eq(centralcloud.routing_event_rejection('{"timestamp": 1}'),

@@ -6,7 +6,7 @@
 //! Per batch, in a subtransaction of the caller's transaction, one statement (`BATCH_SQL`)
 //! claims up to `batch_size` visible messages (SKIP LOCKED, in msg_id order after the last one
 //! this call took), deletes them from the queue, validates each with
-//! `routing_event_rejection()`, inserts the valid ones into `routing_records` (its key
+//! `routing_event_verdict()`, inserts the valid ones into `routing_records` (its key
 //! `(msg_id, received_at)` names one message: it never lands twice) and dead-letters the others
 //! with their reason. The recorded events come back to Rust and are aggregated per (model,
 //! complexity) and per hourly rollup row. At the end of the call the deltas of all its batches
@@ -50,13 +50,13 @@ claimed AS (
     DELETE FROM pgmq.%1$I AS q USING claim
      WHERE q.msg_id = claim.msg_id
     RETURNING q.msg_id, q.read_ct, q.enqueued_at, q.message,
-              centralcloud.routing_event_rejection(q.message::text) AS why
+              centralcloud.routing_event_verdict(q.message::text) AS verdict
 ),
 recorded AS (
     INSERT INTO centralcloud.routing_records AS r
            (msg_id, "timestamp", instance_id, complexity, model, provider, score, outcome,
             response_time_ms, capabilities_required, preference, user_model_request, received_at)
-    SELECT msg_id, (message ->> 'timestamp')::timestamptz, message ->> 'instance_id',
+    SELECT msg_id, verdict[3]::timestamptz, message ->> 'instance_id',
            message #>> '{routing_decision,complexity}',
            message #>> '{routing_decision,selected_model}',
            message #>> '{routing_decision,selected_provider}',
@@ -70,7 +70,7 @@ recorded AS (
            message #>> '{routing_decision,user_model_request}',
            enqueued_at
       FROM claimed
-     WHERE why IS NULL
+     WHERE verdict[1] IS NULL
     %3$s
     RETURNING r.msg_id, r.model, r.complexity, r.outcome, r.response_time_ms, r.score,
               r.instance_id, r.provider,
@@ -79,15 +79,15 @@ recorded AS (
 rejected AS (
     INSERT INTO centralcloud.routing_events_rejected AS x
            (msg_id, message, reason_code, reason, read_ct, enqueued_at)
-    SELECT msg_id, message, why[1], why[2], read_ct, enqueued_at
+    SELECT msg_id, message, verdict[1], verdict[2], read_ct, enqueued_at
       FROM claimed
-     WHERE why IS NOT NULL
+     WHERE verdict[1] IS NOT NULL
     UNION ALL
     SELECT msg_id, message, 'duplicate',
            'msg_id ' || msg_id || ' is already in routing_records (delivered twice)',
            read_ct, enqueued_at
       FROM claimed
-     WHERE why IS NULL AND msg_id NOT IN (SELECT msg_id FROM recorded)
+     WHERE verdict[1] IS NULL AND msg_id NOT IN (SELECT msg_id FROM recorded)
     RETURNING x.msg_id, x.reason_code
 )
 SELECT msg_id, model::text, complexity::text, outcome::text, response_time_ms, score, NULL::text,
@@ -272,6 +272,19 @@ fn ingest_routing_events(
         total.batches,
         ms,
     ))
+}
+
+/// Ingest's view of a message: `{NULL, NULL, timestamp}` when it is a valid routing event (the
+/// timestamp normalised to UTC by the validator, so PostgreSQL never re-parses the instance's
+/// text: its input rules differ, e.g. on offsets beyond 15:59), otherwise `{reason_code,
+/// reason}`.
+#[pg_extern(stable, parallel_safe)]
+fn routing_event_verdict(body: Option<&str>) -> Vec<Option<String>> {
+    let limits: Limits = guc::limits();
+    match parse_event(body, &limits) {
+        Ok(event) => vec![None, None, Some(event.timestamp)],
+        Err(why) => vec![Some(why.code().to_string()), Some(why.to_string())],
+    }
 }
 
 /// NULL when the message body is a valid routing event; otherwise `{reason_code, reason}`.
