@@ -5,7 +5,7 @@
 //! field broke which rule. Unknown extra fields are tolerated, so instances can add fields
 //! without breaking ingestion.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use serde_json::{Map, Value};
 use std::fmt;
 
@@ -466,23 +466,53 @@ fn response_time(v: Option<&Value>, limits: &Limits) -> Result<Option<i32>, Reje
 /// `timestamp`: RFC 3339 (the ISO 8601 profile Elixir's `DateTime.to_iso8601` emits), with an
 /// explicit offset, normalised to UTC. A timestamp without offset is ambiguous and rejected;
 /// so is one before 1970 (no router ran then; PostgreSQL also refuses year 0).
+///
+/// Ingest casts the original text with `::timestamptz`, so whatever chrono accepts but
+/// PostgreSQL refuses is rejected here too: more than [`MAX_TIMESTAMP_CHARS`] characters (chrono
+/// takes any number of fractional digits, PostgreSQL about 128), a non-ASCII character (chrono
+/// takes U+2212 MINUS SIGN as the offset's sign), an offset beyond ±15:59 (chrono goes to
+/// ±23:59) and a leap second (chrono takes `:60` anywhere, PostgreSQL not `23:59:60.5`).
 fn timestamp(v: &Value, path: &'static str) -> Result<String, Rejection> {
     let text = string(v, path)?;
-    let parsed = DateTime::parse_from_rfc3339(text).map_err(|e| Rejection::BadTimestamp {
+    if text.len() > MAX_TIMESTAMP_CHARS {
+        let chars = text.chars().count();
+        if chars > MAX_TIMESTAMP_CHARS {
+            return Err(Rejection::TooLong {
+                path,
+                chars,
+                max: MAX_TIMESTAMP_CHARS,
+            });
+        }
+    }
+    let bad = |detail: String| Rejection::BadTimestamp {
         path,
-        detail: e.to_string(),
+        detail,
         got: shown(v),
-    })?;
+    };
+    if !text.is_ascii() {
+        return Err(bad("non-ASCII character".into()));
+    }
+    let parsed = DateTime::parse_from_rfc3339(text).map_err(|e| bad(e.to_string()))?;
+    let out_of_range = |rule: &str| Rejection::OutOfRange {
+        path,
+        rule: rule.into(),
+        got: shown(v),
+    };
     let utc = parsed.with_timezone(&Utc);
     if utc < DateTime::UNIX_EPOCH {
-        return Err(Rejection::OutOfRange {
-            path,
-            rule: "1970 or later".into(),
-            got: shown(v),
-        });
+        return Err(out_of_range("1970 or later"));
+    }
+    if parsed.offset().local_minus_utc().abs() >= 16 * 3600 {
+        return Err(out_of_range("at a UTC offset within ±15:59"));
+    }
+    if parsed.nanosecond() >= 1_000_000_000 {
+        return Err(out_of_range("free of leap seconds (second 60)"));
     }
     Ok(utc.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
+
+/// Longest accepted `timestamp`: nanoseconds and an offset take 35 characters.
+const MAX_TIMESTAMP_CHARS: usize = 64;
 
 #[cfg(test)]
 mod tests {
@@ -861,5 +891,1433 @@ mod tests {
             );
         }
         assert!(check(&with(&["timestamp"], json!("1970-01-01T00:00:00Z"))).is_ok());
+    }
+}
+
+/// Property-based tests (proptest) of the validator, and the check of the labels that
+/// `pg_test/malformed_events.py` writes for the SQL-level test.
+#[cfg(test)]
+mod props {
+    use super::*;
+    use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone};
+    use proptest::collection::{btree_map, vec};
+    use proptest::prelude::*;
+    use proptest::sample::select;
+    use proptest::strategy::Union;
+    use serde_json::json;
+
+    fn config(cases: u32) -> ProptestConfig {
+        ProptestConfig {
+            cases,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
+    /// Longest reason a rejection may give, in characters.
+    const MAX_REASON_CHARS: usize = 300;
+
+    const ROOT_KEYS: [&str; 3] = ["timestamp", "instance_id", "routing_decision"];
+    const DECISION_KEYS: [&str; 9] = [
+        "complexity",
+        "selected_model",
+        "selected_provider",
+        "complexity_score",
+        "outcome",
+        "response_time_ms",
+        "capabilities_required",
+        "prefer",
+        "user_model_request",
+    ];
+
+    /// Every path a field of the event can sit at (the root is `[]`).
+    fn field_paths() -> Vec<Vec<&'static str>> {
+        let mut paths = vec![vec![]];
+        paths.extend(ROOT_KEYS.iter().map(|k| vec![*k]));
+        paths.extend(DECISION_KEYS.iter().map(|k| vec!["routing_decision", *k]));
+        paths
+    }
+
+    /// Sets (`Some`) or removes (`None`) the value at `path`; `[]` replaces the root.
+    fn put(root: &mut Value, path: &[&str], value: Option<Value>) {
+        let Some((last, parents)) = path.split_last() else {
+            *root = value.unwrap_or(Value::Null);
+            return;
+        };
+        let mut cur = root;
+        for key in parents {
+            cur = cur.get_mut(*key).expect("parent exists");
+        }
+        let obj = cur.as_object_mut().expect("parent is an object");
+        match value {
+            Some(v) => {
+                obj.insert(last.to_string(), v);
+            }
+            None => {
+                obj.remove(*last);
+            }
+        }
+    }
+
+    fn depth(v: &Value) -> usize {
+        match v {
+            Value::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+            Value::Object(map) => 1 + map.values().map(depth).max().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    /// serde_json refuses documents nested deeper than this (its recursion limit).
+    const SERDE_MAX_DEPTH: usize = 127;
+
+    fn check_reason(err: &Rejection) -> Result<(), TestCaseError> {
+        let text = err.to_string();
+        let chars = text.chars().count();
+        prop_assert!(chars < MAX_REASON_CHARS, "{} chars: {}", chars, text);
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- strategies: leaves
+
+    /// Characters that tend to break things: controls, bidi and zero-width marks, combining
+    /// marks, 4-byte characters, JSON's own metacharacters.
+    fn special_char() -> impl Strategy<Value = char> {
+        select(SPECIALS.to_vec())
+    }
+
+    #[rustfmt::skip]
+    const SPECIALS: [char; 32] = [
+        '\u{202E}', '\u{202B}', '\u{200F}', '\u{200B}', '\u{200D}', '\u{2060}', '\u{FEFF}',
+        '\u{0301}', '\u{0308}', '\u{1F600}', '\u{1F680}', '\u{1F469}', '\u{10FFFF}',
+        '\u{FFFD}', '\u{FFFF}', 'é', 'א', 'ع', 'ß', '\u{7F}', '\u{1}', '\u{1F}', '\n', '\t',
+        '"', '\\', '/', '\u{2028}', '\u{E000}', '\u{1D518}', '\u{2212}', '\u{FF10}',
+    ];
+
+    /// `len` characters, anything but NUL: mostly ASCII identifier characters, then any
+    /// Unicode scalar (1- to 4-byte) and the special characters above. Built from a seed
+    /// rather than character by character: proptest's per-element trees cost ~20 µs a
+    /// character in a debug build.
+    fn chars_from_seed(len: usize, seed: u64) -> String {
+        let mut x = seed | 1;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        (0..len)
+            .map(|_| {
+                let r = next();
+                let pick = (r >> 32) as u32;
+                match r % 10 {
+                    0..=3 => char::from(b'a' + (pick % 26) as u8),
+                    4 => ['-', '_', '.', ':', '0', '7', 'A', 'Z'][pick as usize % 8],
+                    5 | 6 => SPECIALS[pick as usize % SPECIALS.len()],
+                    7 => char::from_u32(1 + pick % 0x7FF).unwrap(),
+                    8 => char::from_u32(0xE000 + pick % 0x2000).unwrap(),
+                    _ => char::from_u32(0x10000 + pick % 0x100000).unwrap(),
+                }
+            })
+            .collect()
+    }
+
+    fn string_of(
+        chars: impl Strategy<Value = char>,
+        len: std::ops::RangeInclusive<usize>,
+    ) -> impl Strategy<Value = String> {
+        vec(chars, len).prop_map(|cs| cs.into_iter().collect())
+    }
+
+    fn chars(len: std::ops::RangeInclusive<usize>) -> impl Strategy<Value = String> {
+        (len, any::<u64>()).prop_map(|(len, seed)| chars_from_seed(len, seed))
+    }
+
+    /// A valid identifier-like string: 1 to 256 characters, no NUL.
+    fn name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            6 => chars(1..=24),
+            1 => chars(1..=256),
+            1 => chars(256..=256),
+        ]
+    }
+
+    /// 64 KiB strings of one character each.
+    fn huge_string() -> impl Strategy<Value = String> {
+        select(vec![
+            'x',
+            '\0',
+            '\u{1F600}',
+            '\u{0301}',
+            '\u{202E}',
+            '"',
+            '\\',
+        ])
+        .prop_map(|c| std::iter::repeat_n(c, 65_536 / c.len_utf8()).collect())
+    }
+
+    fn any_string() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => any::<String>(),
+            4 => string_of(prop_oneof![any::<char>(), special_char(), Just('\0')], 0..=40),
+            2 => chars(0..=300),
+            1 => prop_oneof![19 => Just(String::new()), 1 => huge_string()],
+        ]
+    }
+
+    fn finite(f: f64) -> Option<Value> {
+        serde_json::Number::from_f64(f).map(Value::Number)
+    }
+
+    fn json_number() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            any::<i64>().prop_map(Value::from),
+            any::<u64>().prop_map(Value::from),
+            any::<f64>().prop_filter_map("finite", finite),
+            select(vec![
+                f64::MAX,
+                f64::MIN,
+                f64::MIN_POSITIVE,
+                5e-324,
+                -5e-324,
+                -0.0,
+                0.0,
+                5.0,
+                5.000000000000001,
+                4.999999999999999,
+                1e308,
+                -1e-300,
+                1e300,
+            ])
+            .prop_filter_map("finite", finite),
+            select(vec![
+                Value::from(i64::MIN),
+                Value::from(u64::MAX),
+                Value::from(i64::MAX)
+            ]),
+        ]
+    }
+
+    fn leaf() -> impl Strategy<Value = Value> {
+        prop_oneof![
+            1 => Just(Value::Null),
+            1 => any::<bool>().prop_map(Value::Bool),
+            3 => json_number(),
+            3 => any_string().prop_map(Value::String),
+        ]
+    }
+
+    /// Small recursive JSON values (up to 5 levels, a few dozen nodes).
+    fn small_json() -> BoxedStrategy<Value> {
+        leaf()
+            .prop_recursive(5, 48, 6, |inner| {
+                prop_oneof![
+                    vec(inner.clone(), 0..6).prop_map(Value::Array),
+                    btree_map(any_string(), inner, 0..6)
+                        .prop_map(|m| Value::Object(m.into_iter().collect())),
+                ]
+            })
+            .boxed()
+    }
+
+    /// Arbitrary JSON: small recursive values, now and then containers of 64 KiB and more
+    /// (16 Ki array entries, 8 Ki object keys) or nesting up to 300 levels (past serde_json's
+    /// recursion limit).
+    fn any_json() -> BoxedStrategy<Value> {
+        // Small elements only: 16 Ki copies of a 64 KiB string would be 1 GiB.
+        let element = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            json_number(),
+            string_of(prop_oneof![any::<char>(), special_char()], 0..=8).prop_map(Value::String),
+        ];
+        let big = prop_oneof![
+            element.clone().prop_map(|v| Value::Array(vec![v; 16_384])),
+            element.prop_map(|v| {
+                Value::Object((0..8_192).map(|i| (format!("k{i}"), v.clone())).collect())
+            }),
+        ];
+        let deep = (1usize..=300, vec(any::<bool>(), 1..8), leaf()).prop_map(|(n, kinds, v)| {
+            (0..n).fold(v, |inner, i| {
+                if kinds[i % kinds.len()] {
+                    Value::Array(vec![inner])
+                } else {
+                    json!({ "k": inner })
+                }
+            })
+        });
+        prop_oneof![40 => small_json(), 1 => big, 3 => deep].boxed()
+    }
+
+    #[derive(Clone, Copy, Debug, PartialEq)]
+    enum Kind {
+        Null,
+        Bool,
+        Number,
+        String,
+        Array,
+        Object,
+    }
+
+    fn of_kind(kind: Kind) -> BoxedStrategy<Value> {
+        match kind {
+            Kind::Null => Just(Value::Null).boxed(),
+            Kind::Bool => any::<bool>().prop_map(Value::Bool).boxed(),
+            Kind::Number => json_number().boxed(),
+            Kind::String => prop_oneof![
+                any_string(),
+                select(vec![
+                    "NaN",
+                    "Infinity",
+                    "-Infinity",
+                    "4.8",
+                    "1e400",
+                    "",
+                    "null",
+                    "[]"
+                ])
+                .prop_map(String::from),
+            ]
+            .prop_map(Value::String)
+            .boxed(),
+            // Mostly flat containers (cheap to generate), sometimes nested or huge ones.
+            Kind::Array => prop_oneof![
+                6 => vec(leaf(), 0..4).prop_map(Value::Array),
+                2 => vec(small_json(), 1..3).prop_map(Value::Array),
+                1 => any_json().prop_filter("an array", Value::is_array),
+            ]
+            .boxed(),
+            Kind::Object => prop_oneof![
+                6 => btree_map(any_string(), leaf(), 0..4),
+                2 => btree_map(any_string(), small_json(), 1..3),
+            ]
+            .prop_map(|m| Value::Object(m.into_iter().collect()))
+            .boxed(),
+        }
+    }
+
+    /// A value of any JSON type but the given ones.
+    fn any_but(excluded: &[Kind]) -> BoxedStrategy<Value> {
+        let all = [
+            Kind::Null,
+            Kind::Bool,
+            Kind::Number,
+            Kind::String,
+            Kind::Array,
+            Kind::Object,
+        ];
+        Union::new(
+            all.into_iter()
+                .filter(|k| !excluded.contains(k))
+                .map(of_kind),
+        )
+        .boxed()
+    }
+
+    // ---------------------------------------------------------------- strategies: valid events
+
+    #[derive(Clone, Debug)]
+    enum Field<T> {
+        Absent,
+        Null,
+        Present(T),
+    }
+
+    fn field<T: Clone + fmt::Debug + 'static>(
+        present: impl Strategy<Value = T> + 'static,
+    ) -> BoxedStrategy<Field<T>> {
+        prop_oneof![
+            1 => Just(Field::Absent),
+            1 => Just(Field::Null),
+            3 => present.prop_map(Field::Present),
+        ]
+        .boxed()
+    }
+
+    fn epoch_date() -> NaiveDate {
+        NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()
+    }
+
+    /// `(offset_minutes) -> "Z" | "+HH:MM" | ...` (every spelling of zero).
+    fn offset_text(minutes: i32, zero_style: usize) -> String {
+        if minutes == 0 {
+            return ["Z", "z", "+00:00", "-00:00"][zero_style % 4].to_string();
+        }
+        let sign = if minutes < 0 { '-' } else { '+' };
+        let m = minutes.abs();
+        format!("{sign}{:02}:{:02}", m / 60, m % 60)
+    }
+
+    /// Fractional seconds as text: the first `digits.min(9)` digits of `nanos`, then noise
+    /// digits that chrono ignores. Returns the text and the nanoseconds it stands for.
+    fn fraction(nanos: u32, digits: usize, noise: u64) -> (String, u32) {
+        if digits == 0 {
+            return (String::new(), 0);
+        }
+        let kept = digits.min(9);
+        let nine = format!("{nanos:09}");
+        let mut text = format!(".{}", &nine[..kept]);
+        let mut n = noise;
+        for _ in kept..digits {
+            text.push(char::from(b'0' + (n % 10) as u8));
+            n = n / 10 + 0x9E37_79B9_7F4A_7C15_u64.wrapping_mul(n | 1) % 1_000_003;
+        }
+        let value = nine[..kept].parse::<u32>().unwrap() * 10u32.pow(9 - kept as u32);
+        (text, value)
+    }
+
+    fn local_text(local: NaiveDateTime, sep: char) -> String {
+        format!(
+            "{}{sep}{}",
+            local.format("%Y-%m-%d"),
+            local.format("%H:%M:%S")
+        )
+    }
+
+    /// What the validator normalises an instant to (computed without parsing anything).
+    fn normalised(utc: NaiveDateTime) -> String {
+        if utc.year() <= 9999 {
+            format!(
+                "{}.{:06}Z",
+                utc.format("%Y-%m-%dT%H:%M:%S"),
+                utc.and_utc().timestamp_subsec_micros()
+            )
+        } else {
+            Utc.from_utc_datetime(&utc)
+                .to_rfc3339_opts(SecondsFormat::Micros, true)
+        }
+    }
+
+    /// A valid timestamp text (year 1970..9999 local, offset within ±15:59, 0 to 38
+    /// fractional digits, separators T/t/space, every spelling of UTC) and its normalised UTC.
+    fn valid_timestamp() -> impl Strategy<Value = (String, String)> {
+        let last_day = (NaiveDate::from_ymd_opt(9999, 12, 31).unwrap() - epoch_date()).num_days();
+        (
+            (0..=last_day, 0u32..86_400, 0u32..1_000_000_000),
+            prop_oneof![6 => 0usize..=9, 1 => 10usize..=38],
+            any::<u64>(),
+            prop_oneof![
+                2 => -959i32..=959,
+                1 => select(vec![0, 0, 959, -959, 330, -210, 840, -720, 345]),
+            ],
+            select(vec!['T', 'T', 'T', 't', ' ']),
+            0usize..4,
+        )
+            .prop_filter_map(
+                "before 1970 in UTC",
+                |(day_time, digits, noise, offset, sep, zero)| {
+                    let (day, secs, nanos) = day_time;
+                    let (frac, nanos) = fraction(nanos, digits, noise);
+                    let local = (epoch_date() + Duration::days(day)).and_hms_opt(0, 0, 0)?
+                        + Duration::seconds(secs.into())
+                        + Duration::nanoseconds(nanos.into());
+                    let utc = local - Duration::minutes(offset.into());
+                    if utc < epoch_date().and_hms_opt(0, 0, 0)? {
+                        return None;
+                    }
+                    let zone = offset_text(offset, zero);
+                    Some((
+                        format!("{}{frac}{zone}", local_text(local, sep)),
+                        normalised(utc),
+                    ))
+                },
+            )
+    }
+
+    /// A complexity_score within [0, 5] as JSON and as the f64 it stands for.
+    fn valid_score() -> impl Strategy<Value = (Value, f64)> {
+        prop_oneof![
+            4 => (0.0f64..=5.0).prop_map(|f| (json!(f), f)),
+            2 => (0u64..=5).prop_map(|n| (json!(n), n as f64)),
+            1 => select(vec![0.0, -0.0, 5.0, 5e-324, f64::MIN_POSITIVE, 4.999999999999999, 2.5])
+                .prop_map(|f| (json!(f), f)),
+        ]
+    }
+
+    fn extra_fields(known: &'static [&'static str]) -> impl Strategy<Value = Vec<(String, Value)>> {
+        vec(
+            (
+                chars(1..=12).prop_filter("not a known key", move |k| !known.contains(&k.as_str())),
+                leaf(),
+            ),
+            0..3,
+        )
+    }
+
+    #[derive(Clone, Debug)]
+    struct ValidEvent {
+        value: Value,
+        expected: RoutingEvent,
+    }
+
+    type Optionals = (
+        Field<i32>,
+        Field<Vec<String>>,
+        Field<Preference>,
+        Field<String>,
+    );
+
+    fn valid_event() -> impl Strategy<Value = ValidEvent> {
+        let caps = prop_oneof![
+            5 => vec(name(), 0..=4),
+            1 => vec(name(), 0..=32),
+            1 => vec(name(), 32),
+        ];
+        (
+            (
+                valid_timestamp(),
+                name(),
+                select(Complexity::ALL.to_vec()),
+                name(),
+            ),
+            (name(), valid_score(), select(Outcome::ALL.to_vec())),
+            (
+                field(prop_oneof![0..=3_600_000i32, select(vec![0, 3_600_000])]),
+                field(caps),
+                field(select(Preference::ALL.to_vec())),
+                field(name()),
+            ),
+            (extra_fields(&ROOT_KEYS), extra_fields(&DECISION_KEYS)),
+        )
+            .prop_map(|(a, b, optionals, extras)| build_event(a, b, optionals, extras))
+    }
+
+    /// Puts an optional field in `d` as generated: left out, null, or the value.
+    fn put_optional<T>(
+        d: &mut Map<String, Value>,
+        key: &str,
+        f: &Field<T>,
+        to: impl Fn(&T) -> Value,
+    ) {
+        match f {
+            Field::Absent => {}
+            Field::Null => {
+                d.insert(key.into(), Value::Null);
+            }
+            Field::Present(t) => {
+                d.insert(key.into(), to(t));
+            }
+        }
+    }
+
+    fn present<T>(f: Field<T>) -> Option<T> {
+        match f {
+            Field::Present(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn build_event(
+        ((ts, ts_norm), instance, complexity, model): (
+            (String, String),
+            String,
+            Complexity,
+            String,
+        ),
+        (provider, (score_json, score), outcome): (String, (Value, f64), Outcome),
+        (rt, caps, prefer, umr): Optionals,
+        (root_extra, decision_extra): (Vec<(String, Value)>, Vec<(String, Value)>),
+    ) -> ValidEvent {
+        // Extra (unknown) fields first, so the known ones win a name clash.
+        let mut decision: Map<String, Value> = decision_extra.into_iter().collect();
+        decision.insert("complexity".into(), json!(complexity.as_str()));
+        decision.insert("selected_model".into(), json!(model));
+        decision.insert("selected_provider".into(), json!(provider));
+        decision.insert("complexity_score".into(), score_json);
+        decision.insert("outcome".into(), json!(outcome.as_str()));
+        put_optional(&mut decision, "response_time_ms", &rt, |n| json!(n));
+        put_optional(&mut decision, "capabilities_required", &caps, |c| json!(c));
+        put_optional(&mut decision, "prefer", &prefer, |p| json!(p.as_str()));
+        put_optional(&mut decision, "user_model_request", &umr, |s| json!(s));
+        let mut root: Map<String, Value> = root_extra.into_iter().collect();
+        root.insert("timestamp".into(), json!(ts));
+        root.insert("instance_id".into(), json!(instance));
+        root.insert("routing_decision".into(), Value::Object(decision));
+        ValidEvent {
+            value: Value::Object(root),
+            expected: RoutingEvent {
+                timestamp: ts_norm,
+                instance_id: instance,
+                complexity,
+                model,
+                provider,
+                score,
+                outcome,
+                response_time_ms: present(rt),
+                capabilities: present(caps).unwrap_or_default(),
+                prefer: present(prefer),
+                user_model_request: present(umr),
+            },
+        }
+    }
+
+    /// Distance in units in the last place between two floats of the same sign.
+    fn ulps(a: f64, b: f64) -> u64 {
+        if a == b {
+            0
+        } else {
+            (a.to_bits() as i64 - b.to_bits() as i64).unsigned_abs()
+        }
+    }
+
+    // ---------------------------------------------------------------- strategies: one broken rule
+
+    /// A change to a valid event that breaks exactly one rule, with the code it must yield and
+    /// the path its reason must start with.
+    #[derive(Clone, Debug)]
+    struct Break {
+        path: Vec<&'static str>,
+        value: Option<Value>,
+        code: &'static str,
+        reason_path: String,
+    }
+
+    fn brk(path: &[&'static str], value: Option<Value>, code: &'static str) -> Break {
+        let reason_path = if path.is_empty() {
+            "$".to_string()
+        } else {
+            path.join(".")
+        };
+        Break {
+            path: path.to_vec(),
+            value,
+            code,
+            reason_path,
+        }
+    }
+
+    const REQUIRED: [&[&str]; 8] = [
+        &["timestamp"],
+        &["instance_id"],
+        &["routing_decision"],
+        &["routing_decision", "complexity"],
+        &["routing_decision", "selected_model"],
+        &["routing_decision", "selected_provider"],
+        &["routing_decision", "complexity_score"],
+        &["routing_decision", "outcome"],
+    ];
+    /// Bounded non-empty strings.
+    const NAMES: [&[&str]; 4] = [
+        &["instance_id"],
+        &["routing_decision", "selected_model"],
+        &["routing_decision", "selected_provider"],
+        &["routing_decision", "user_model_request"],
+    ];
+    const ENUMS: [&[&str]; 3] = [
+        &["routing_decision", "complexity"],
+        &["routing_decision", "outcome"],
+        &["routing_decision", "prefer"],
+    ];
+    const CAPS: &[&str] = &["routing_decision", "capabilities_required"];
+    const CAP_ITEM: &str = "routing_decision.capabilities_required[]";
+
+    fn path_of(
+        paths: &'static [&'static [&'static str]],
+    ) -> impl Strategy<Value = &'static [&'static str]> {
+        select(paths.to_vec())
+    }
+
+    /// `capabilities_required` holding `bad` among valid names.
+    fn caps_with(
+        bad: impl Strategy<Value = Value> + 'static,
+        code: &'static str,
+    ) -> BoxedStrategy<Break> {
+        (vec(name(), 0..=31), any::<prop::sample::Index>(), bad)
+            .prop_map(move |(names, at, bad)| {
+                let mut items: Vec<Value> = names.into_iter().map(Value::String).collect();
+                let at = at.index(items.len() + 1);
+                items.insert(at, bad);
+                Break {
+                    path: CAPS.to_vec(),
+                    value: Some(Value::Array(items)),
+                    code,
+                    reason_path: CAP_ITEM.to_string(),
+                }
+            })
+            .boxed()
+    }
+
+    fn too_long_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            4 => chars(257..=700),
+            1 => select(vec!['x', '\u{1F600}', '\u{0301}', 'é'])
+                .prop_map(|c| std::iter::repeat_n(c, 100_000).collect()),
+        ]
+    }
+
+    fn with_nul() -> impl Strategy<Value = String> {
+        (chars(0..=255), any::<prop::sample::Index>()).prop_map(|(s, at)| {
+            let mut cs: Vec<char> = s.chars().collect();
+            let at = at.index(cs.len() + 1);
+            cs.insert(at, '\0');
+            cs.into_iter().collect()
+        })
+    }
+
+    fn not_in<T: Choice>() -> impl Strategy<Value = String> {
+        let near: Vec<String> = T::ALL
+            .iter()
+            .flat_map(|c| {
+                let s = c.as_str();
+                [
+                    s.to_uppercase(),
+                    format!("{}{}", s[..1].to_uppercase(), &s[1..]),
+                    format!(" {s}"),
+                    format!("{s} "),
+                    format!("{s}\n"),
+                    format!("{s}\u{200B}"),
+                    format!("\u{202E}{s}"),
+                    format!("{s}\u{0301}"),
+                    format!("{s}\0"),
+                    s.chars()
+                        .map(|ch| char::from_u32(ch as u32 - 'a' as u32 + 0xFF41).unwrap())
+                        .collect(),
+                    s.repeat(2),
+                    s[..s.len() - 1].to_string(),
+                ]
+            })
+            .chain(["", "null", "quality", "extreme", "timeout", "speed,cost"].map(String::from))
+            .collect();
+        prop_oneof![select(near), any_string()]
+            .prop_filter("not an allowed value", |s| T::parse(s).is_none())
+    }
+
+    fn bad_timestamp_text() -> impl Strategy<Value = String> {
+        let fixed = select(vec![
+            "2025-10-27",
+            "2025-10-27T06:55:00",
+            "2025-01-01 00:00:00",
+            "2025-10-27T06:55",
+            "06:55:00Z",
+            "27/10/2025 06:55",
+            "2025/10/27T06:55:00Z",
+            "2025-13-01T00:00:00Z",
+            "2025-00-10T00:00:00Z",
+            "2025-01-32T00:00:00Z",
+            "2025-02-29T00:00:00Z",
+            "2025-04-31T00:00:00Z",
+            "2025-10-27T24:00:00Z",
+            "2025-10-27T25:00:00Z",
+            "2025-10-27T06:60:00Z",
+            "2025-10-27T06:55:61Z",
+            "2025-10-27T06:55:00+24:00",
+            "2025-10-27T06:55:00+05:60",
+            "2025-10-27T06:55:00+0530",
+            "2025-10-27T06:55:00+05",
+            "2025-10-27T06:55:00 +05:00",
+            "2025-10-27T06:55:00.Z",
+            "2025-10-27T06:55:00Z ",
+            " 2025-10-27T06:55:00Z",
+            "2025-10-27T06:55:00ZZ",
+            "2025-10-27T06:55:00UTC",
+            "2025-10-27T06:55:00 GMT",
+            "+2025-10-27T06:55:00Z",
+            "25-10-27T06:55:00Z",
+            "20251027T065500Z",
+            "2025-W44-1T06:55:00Z",
+            "2025-300T06:55:00Z",
+            "Mon, 27 Oct 2025 06:55:00 +0000",
+            "1761548100",
+            "1761548100000",
+            "yesterday",
+            "now",
+            "null",
+            "",
+            "2025-10-27T06:55:00\u{2212}05:00",
+            "２０２５-10-27T06:55:00Z",
+            "2025-10-27T06:55:00\u{FF3A}",
+            "\u{0662}\u{0660}\u{0662}\u{0665}-10-27T06:55:00Z",
+            "2025\u{2010}10-27T06:55:00Z",
+            "2025-10-27\u{2009}06:55:00Z",
+            "2025-10-27T06:55:00Z\u{200B}",
+            "\u{202E}2025-10-27T06:55:00Z",
+            "2025-10-27T06:55:00.123\u{0301}Z",
+        ])
+        .prop_map(String::from);
+        // A valid timestamp with one digit replaced by a non-digit, or its offset cut off.
+        let corrupted = (
+            valid_timestamp(),
+            any::<prop::sample::Index>(),
+            any::<char>(),
+            any::<bool>(),
+        )
+            .prop_filter_map("has a digit", |((text, _), at, with, cut)| {
+                if cut {
+                    let end = text
+                        .find(['Z', 'z', '+'])
+                        .or_else(|| text.rfind('-').filter(|&i| i > 10))?;
+                    return Some(text[..end].to_string());
+                }
+                if with.is_ascii_digit() {
+                    return None;
+                }
+                let digits: Vec<usize> = text
+                    .char_indices()
+                    .filter(|(_, c)| c.is_ascii_digit())
+                    .map(|(i, _)| i)
+                    .collect();
+                let i = digits[at.index(digits.len())];
+                Some(format!("{}{with}{}", &text[..i], &text[i + 1..]))
+            });
+        prop_oneof![fixed, corrupted]
+    }
+
+    /// Timestamps that parse but are out of range: before 1970, an offset beyond ±15:59, a
+    /// leap second.
+    fn out_of_range_timestamp() -> impl Strategy<Value = String> {
+        let since_year0 = (epoch_date() - NaiveDate::from_ymd_opt(0, 1, 1).unwrap()).num_days();
+        let span = (NaiveDate::from_ymd_opt(9999, 12, 30).unwrap() - epoch_date()).num_days();
+        let before_1970 = (1..=since_year0 * 86_400, -1439i32..=1439, 0usize..4).prop_filter_map(
+            "local year 0..9999",
+            |(secs_before, offset, zero)| {
+                let utc = epoch_date().and_hms_opt(0, 0, 0)? - Duration::seconds(secs_before);
+                let local = utc + Duration::minutes(offset.into());
+                (local.year() >= 0)
+                    .then(|| format!("{}{}", local_text(local, 'T'), offset_text(offset, zero)))
+            },
+        );
+        let far_offset = (1..=span, 0u32..86_400, 960i32..=1439, any::<bool>()).prop_map(
+            |(day, secs, m, neg)| {
+                let local = (epoch_date() + Duration::days(day))
+                    .and_hms_opt(0, 0, 0)
+                    .unwrap()
+                    + Duration::seconds(secs.into());
+                format!(
+                    "{}{}",
+                    local_text(local, 'T'),
+                    offset_text(if neg { -m } else { m }, 0)
+                )
+            },
+        );
+        let leap = (
+            1..=span,
+            0u32..24,
+            0u32..60,
+            0usize..=9,
+            0u32..1_000_000_000,
+            -959i32..=959,
+        )
+            .prop_map(|(day, h, m, digits, nanos, offset)| {
+                let date = epoch_date() + Duration::days(day);
+                let (frac, _) = fraction(nanos, digits, 7);
+                format!(
+                    "{}T{h:02}:{m:02}:60{frac}{}",
+                    date.format("%Y-%m-%d"),
+                    offset_text(offset, 0)
+                )
+            });
+        prop_oneof![
+            before_1970,
+            select(vec![
+                "1969-12-31T23:59:59Z",
+                "1970-01-01T00:59:59+01:00",
+                "0000-01-01T00:00:00Z",
+                "1969-12-31T23:59:60Z"
+            ])
+            .prop_map(String::from),
+            far_offset,
+            select(vec![
+                "2025-10-27T06:55:00+16:00",
+                "2025-10-27T06:55:00-16:00",
+                "2025-10-27T06:55:00+23:59"
+            ])
+            .prop_map(String::from),
+            leap,
+            select(vec![
+                "2016-12-31T23:59:60Z",
+                "2025-12-31T23:59:60.5Z",
+                "2025-10-27T12:34:60+02:00"
+            ])
+            .prop_map(String::from),
+        ]
+    }
+
+    fn too_long_timestamp() -> impl Strategy<Value = String> {
+        prop_oneof![
+            (valid_timestamp(), 65usize..=2_000).prop_map(|((_, _), len)| {
+                // Pad the fraction with zeros until the text is `len` characters long.
+                let base = "2025-10-27T06:55:00.";
+                format!("{base}{}Z", "0".repeat(len - base.len() - 1))
+            }),
+            chars(65..=300),
+            Just("\u{1F600}".repeat(100_000)),
+        ]
+    }
+
+    fn one_broken_rule() -> BoxedStrategy<Break> {
+        let non_object = || any_but(&[Kind::Object, Kind::Null]);
+        prop_oneof![
+            // A required field missing, or null.
+            path_of(&REQUIRED).prop_map(|p| brk(p, None, "missing_field")),
+            path_of(&REQUIRED).prop_map(|p| brk(p, Some(Value::Null), "missing_field")),
+            // The root or routing_decision of another type.
+            any_but(&[Kind::Object]).prop_map(|v| brk(&[], Some(v), "not_an_object")),
+            non_object().prop_map(|v| brk(&["routing_decision"], Some(v), "not_an_object")),
+            // Every string field (required or optional) of another type.
+            (
+                select(vec![
+                    &["timestamp"][..],
+                    &["instance_id"],
+                    &["routing_decision", "complexity"],
+                    &["routing_decision", "selected_model"],
+                    &["routing_decision", "selected_provider"],
+                    &["routing_decision", "outcome"],
+                    &["routing_decision", "prefer"],
+                    &["routing_decision", "user_model_request"]
+                ]),
+                any_but(&[Kind::String, Kind::Null]),
+            )
+                .prop_map(|(p, v)| brk(p, Some(v), "wrong_type")),
+            any_but(&[Kind::Number, Kind::Null]).prop_map(|v| brk(
+                &["routing_decision", "complexity_score"],
+                Some(v),
+                "wrong_type"
+            )),
+            any_but(&[Kind::Number, Kind::Null]).prop_map(|v| brk(
+                &["routing_decision", "response_time_ms"],
+                Some(v),
+                "wrong_type"
+            )),
+            any_but(&[Kind::Array, Kind::Null]).prop_map(|v| brk(CAPS, Some(v), "wrong_type")),
+            caps_with(any_but(&[Kind::String]), "wrong_type"),
+            // Numbers out of range.
+            prop_oneof![
+                any::<f64>().prop_filter_map("finite, outside [0, 5]", |f| {
+                    (f.is_finite() && !(0.0..=5.0).contains(&f))
+                        .then(|| finite(f))
+                        .flatten()
+                }),
+                (5.0f64..10.0)
+                    .prop_filter_map("above 5", |f| (f > 5.0).then(|| finite(f)).flatten()),
+                (6u64..).prop_map(Value::from),
+                (i64::MIN..0).prop_map(Value::from),
+                select(vec![
+                    5.000000000000001,
+                    5.0000001,
+                    -5e-324,
+                    -0.1,
+                    7.5,
+                    1e308,
+                    -1e-300,
+                    f64::MAX,
+                    f64::MIN
+                ])
+                .prop_filter_map("finite", finite),
+            ]
+            .prop_map(|v| brk(
+                &["routing_decision", "complexity_score"],
+                Some(v),
+                "out_of_range"
+            )),
+            prop_oneof![
+                (i64::MIN..0).prop_map(Value::from),
+                (3_600_001i64..).prop_map(Value::from),
+                (i64::MAX as u64 + 1..).prop_map(Value::from),
+                // Any float, even an integral one: a JSON number with a fraction or exponent.
+                any::<f64>().prop_filter_map("finite", finite),
+                select(vec![-1i64, 3_600_001, i64::MIN, i64::MAX]).prop_map(Value::from),
+                select(vec![12.0, 0.0, -0.0, 1e12, 12.5]).prop_filter_map("finite", finite),
+            ]
+            .prop_map(|v| brk(
+                &["routing_decision", "response_time_ms"],
+                Some(v),
+                "out_of_range"
+            )),
+            // Empty strings.
+            path_of(&NAMES).prop_map(|p| brk(p, Some(json!("")), "empty_string")),
+            caps_with(Just(json!("")), "empty_string"),
+            path_of(&ENUMS).prop_map(|p| brk(p, Some(json!("")), "not_allowed")),
+            Just(brk(&["timestamp"], Some(json!("")), "bad_timestamp")),
+            // Overlong strings and lists.
+            (path_of(&NAMES), too_long_name()).prop_map(|(p, s)| brk(
+                p,
+                Some(json!(s)),
+                "too_long"
+            )),
+            caps_with(too_long_name().prop_map(Value::String), "too_long"),
+            prop_oneof![
+                vec(name().prop_map(Value::String), 33..=200),
+                vec(small_json(), 33..=40)
+            ]
+            .prop_map(|items| brk(CAPS, Some(Value::Array(items)), "too_many")),
+            too_long_timestamp().prop_map(|s| brk(&["timestamp"], Some(json!(s)), "too_long")),
+            // NUL inside a bounded string.
+            (path_of(&NAMES), with_nul()).prop_map(|(p, s)| brk(p, Some(json!(s)), "out_of_range")),
+            caps_with(with_nul().prop_map(Value::String), "out_of_range"),
+            // Values outside the enumerations.
+            not_in::<Complexity>().prop_map(|s| brk(
+                &["routing_decision", "complexity"],
+                Some(json!(s)),
+                "not_allowed"
+            )),
+            not_in::<Outcome>().prop_map(|s| brk(
+                &["routing_decision", "outcome"],
+                Some(json!(s)),
+                "not_allowed"
+            )),
+            not_in::<Preference>().prop_map(|s| brk(
+                &["routing_decision", "prefer"],
+                Some(json!(s)),
+                "not_allowed"
+            )),
+            // Timestamps.
+            bad_timestamp_text().prop_map(|s| brk(&["timestamp"], Some(json!(s)), "bad_timestamp")),
+            out_of_range_timestamp().prop_map(|s| brk(
+                &["timestamp"],
+                Some(json!(s)),
+                "out_of_range"
+            )),
+        ]
+        .boxed()
+    }
+
+    /// Soup of JSON tokens, broken escapes included, for parse_event on arbitrary text.
+    fn json_soup() -> impl Strategy<Value = String> {
+        let tokens = select(vec![
+            "{",
+            "}",
+            "[",
+            "]",
+            ",",
+            ":",
+            "\"",
+            "\\",
+            " ",
+            "\n",
+            "\"\\ud800\"",
+            "\"\\udc00\"",
+            "\"\\ud800\\udc00\"",
+            "\"\\ud83d\\ude00\"",
+            "\"\\u0000\"",
+            "\"\\u00\"",
+            "\"\\x41\"",
+            "1e400",
+            "-1e400",
+            "1e-400",
+            "-",
+            "-0",
+            "0.",
+            ".5",
+            "01",
+            "1.7976931348623159e308",
+            "18446744073709551616",
+            "true",
+            "false",
+            "null",
+            "nul",
+            "NaN",
+            "Infinity",
+            "\"timestamp\"",
+            "\"routing_decision\"",
+            "\"complexity_score\"",
+            "\u{FEFF}",
+            "\u{202E}",
+            "\u{1F600}",
+            "\0",
+            "\"\u{0301}\"",
+            "\"2025-10-27T06:55:00Z\"",
+        ]);
+        vec(tokens, 0..60).prop_map(|t| t.concat())
+    }
+
+    /// A valid event's text, cut, spliced or overwritten at arbitrary char boundaries.
+    fn mangled_event_text() -> impl Strategy<Value = String> {
+        (
+            valid_event(),
+            any::<prop::sample::Index>(),
+            any::<prop::sample::Index>(),
+            any_string(),
+            0..3u8,
+        )
+            .prop_map(|(ev, a, b, insert, op)| {
+                let text = ev.value.to_string();
+                let bounds: Vec<usize> = text
+                    .char_indices()
+                    .map(|(i, _)| i)
+                    .chain([text.len()])
+                    .collect();
+                let (mut i, mut j) = (bounds[a.index(bounds.len())], bounds[b.index(bounds.len())]);
+                if i > j {
+                    std::mem::swap(&mut i, &mut j);
+                }
+                match op {
+                    0 => text[..i].to_string(),
+                    1 => format!("{}{insert}{}", &text[..i], &text[i..]),
+                    _ => format!("{}{insert}{}", &text[..i], &text[j..]),
+                }
+            })
+    }
+
+    // ---------------------------------------------------------------- properties
+
+    #[test]
+    fn null_body_is_a_null_message() {
+        let err = parse_event(None, &Limits::default()).unwrap_err();
+        assert_eq!(err.code(), "null_message");
+        assert_eq!(err.to_string(), "message is NULL");
+    }
+
+    proptest! {
+        #![proptest_config(config(4000))]
+
+        /// parse_event never panics on any text, and every reason stays short.
+        #[test]
+        fn parse_never_panics_on_arbitrary_text(
+            body in prop_oneof![
+                3 => any::<String>(),
+                3 => json_soup(),
+                3 => mangled_event_text(),
+                1 => (1usize..5_000, select(vec!["[", "{\"a\":"])).prop_map(|(n, open)| open.repeat(n)),
+            ]
+        ) {
+            if let Err(err) = parse_event(Some(&body), &Limits::default()) {
+                check_reason(&err)?;
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(config(3000))]
+
+        /// validate_event and parse_event never panic on any JSON value, agree with each
+        /// other (parsing the value's text changes nothing but past serde_json's depth limit),
+        /// and every reason stays short.
+        #[test]
+        fn never_panics_on_arbitrary_json(v in any_json()) {
+            let direct = validate_event(&v, &Limits::default());
+            let text = v.to_string();
+            let parsed = parse_event(Some(&text), &Limits::default());
+            if let Err(err) = &direct {
+                check_reason(err)?;
+            }
+            if let Err(err) = &parsed {
+                check_reason(err)?;
+            }
+            if depth(&v) > SERDE_MAX_DEPTH {
+                prop_assert_eq!(parsed.unwrap_err().code(), "unparseable");
+            } else {
+                prop_assert_eq!(parsed.map_err(|e| e.code()), direct.map_err(|e| e.code()));
+            }
+        }
+
+    }
+
+    proptest! {
+        #![proptest_config(config(2000))]
+
+        /// Any field of a valid event (the root and routing_decision included) replaced by
+        /// any JSON value: no panic, and a rejection names a path of the schema.
+        #[test]
+        fn any_field_replaced_by_any_json(
+            ev in valid_event(),
+            path in select(field_paths()),
+            v in any_json(),
+        ) {
+            let mut event = ev.value;
+            put(&mut event, &path, Some(v));
+            let limits = Limits::default();
+            if let Err(err) = validate_event(&event, &limits) {
+                check_reason(&err)?;
+                let reason = err.to_string();
+                let mut paths = vec!["$".to_string(), CAP_ITEM.to_string()];
+                paths.extend(ROOT_KEYS.iter().map(|k| k.to_string()));
+                paths.extend(DECISION_KEYS.iter().map(|k| format!("routing_decision.{k}")));
+                let named = paths.iter().any(|p| reason.starts_with(&format!("{p}: ")));
+                prop_assert!(named, "{}", reason);
+            }
+            if let Err(err) = parse_event(Some(&event.to_string()), &limits) {
+                check_reason(&err)?;
+            }
+        }
+
+    }
+
+    proptest! {
+        #![proptest_config(config(3000))]
+
+        /// Every valid event is accepted, and what comes out is what went in (the timestamp
+        /// normalised to UTC with microseconds, absent and null optional fields alike).
+        #[test]
+        fn valid_events_are_accepted_and_normalised(ev in valid_event()) {
+            let limits = Limits::default();
+            prop_assert_eq!(validate_event(&ev.value, &limits), Ok(ev.expected.clone()));
+            let text = ev.value.to_string();
+            let mut parsed = match parse_event(Some(&text), &limits) {
+                Ok(e) => e,
+                Err(err) => return Err(TestCaseError::fail(format!("{err}: {text}"))),
+            };
+            // serde_json (without its float_roundtrip feature) may parse a decimal one unit in
+            // the last place off; everything else must be exact.
+            let (got, want) = (parsed.score, ev.expected.score);
+            prop_assert!(ulps(got, want) <= 1, "{} vs {}", got, want);
+            parsed.score = ev.expected.score;
+            prop_assert_eq!(parsed, ev.expected);
+        }
+
+        /// A valid event with exactly one rule broken is rejected with the code of that rule,
+        /// and the reason starts with the field's path and stays short.
+        #[test]
+        fn one_broken_rule_is_rejected_precisely(ev in valid_event(), b in one_broken_rule()) {
+            let mut event = ev.value;
+            put(&mut event, &b.path, b.value.clone());
+            let err = match validate_event(&event, &Limits::default()) {
+                Ok(_) => return Err(TestCaseError::fail(format!("accepted: {b:?}"))),
+                Err(err) => err,
+            };
+            prop_assert_eq!(err.code(), b.code, "{}", err);
+            let reason = err.to_string();
+            prop_assert!(reason.starts_with(&format!("{}: ", b.reason_path)), "{}", reason);
+            check_reason(&err)?;
+            // The same through the text, unless the break made it too deep for serde_json.
+            let parsed = parse_event(Some(&event.to_string()), &Limits::default()).unwrap_err();
+            if depth(&event) > SERDE_MAX_DEPTH {
+                prop_assert_eq!(parsed.code(), "unparseable");
+            } else {
+                // Same code and path; the value shown may differ in the last digit (serde_json
+                // parses decimals to within one unit in the last place).
+                prop_assert_eq!(parsed.code(), b.code);
+                let prefix = format!("{}: ", b.reason_path);
+                prop_assert!(parsed.to_string().starts_with(&prefix), "{}", parsed);
+            }
+        }
+    }
+
+    /// Beyond f64, or not JSON numbers at all.
+    const BAD_NUMBERS: [&str; 19] = [
+        "1e309",
+        "-1e309",
+        "1e400",
+        "1E99999",
+        "-1e400",
+        "1.7976931348623159e308",
+        "NaN",
+        "Infinity",
+        "-Infinity",
+        "nan",
+        "+1",
+        "01",
+        ".5",
+        "5.",
+        "0x10",
+        "1_000",
+        "--1",
+        "1e",
+        "1e+",
+    ];
+    /// Valid scores however they are written: underflow to (-)0, excess digits round to 5.
+    const FINE_SCORES: [&str; 9] = [
+        "1e-99999",
+        "-1e-99999",
+        "0e99999",
+        "-0",
+        "4.99999999999999999999999",
+        "0.000000000000000000000000000001",
+        "5e0",
+        "50e-1",
+        "0.5E1",
+    ];
+
+    proptest! {
+        #![proptest_config(config(2000))]
+
+        /// Numbers beyond f64 (or no JSON numbers at all) anywhere in the text make it
+        /// unparseable; tiny ones and excess digits round to a valid score.
+        #[test]
+        fn number_literals_in_text(
+            ev in valid_event(),
+            at in select(vec!["complexity_score", "response_time_ms", "extra"]),
+            bad in prop_oneof![
+                select(BAD_NUMBERS.to_vec()).prop_map(String::from),
+                (309usize..2_000, select(vec!["", "-"]))
+                    .prop_map(|(zeros, sign)| format!("{sign}1{}", "0".repeat(zeros))),
+            ],
+            fine in select(FINE_SCORES.to_vec()),
+        ) {
+            let limits = Limits::default();
+            let mut event = ev.value;
+            let key = if at == "extra" { "extra" } else { at };
+            put(&mut event, &["routing_decision", key], Some(json!("@@RAW@@")));
+            let text = event.to_string();
+            let bad_text = text.replace("\"@@RAW@@\"", &bad);
+            let err = parse_event(Some(&bad_text), &limits).unwrap_err();
+            prop_assert_eq!(err.code(), "unparseable", "{}", err);
+            check_reason(&err)?;
+            if at == "complexity_score" {
+                let fine_text = text.replace("\"@@RAW@@\"", fine);
+                prop_assert!(parse_event(Some(&fine_text), &limits).is_ok(), "{}", fine);
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- the timestamp fix
+
+    /// Timestamps chrono accepts but PostgreSQL's `::timestamptz` refuses (ingest casts the
+    /// original text) are rejected, so they are dead-lettered with a reason instead of failing
+    /// the batch's INSERT.
+    #[test]
+    fn timestamps_postgresql_refuses_are_rejected() {
+        let check = |ts: &str| {
+            let mut v = json!({
+                "timestamp": ts, "instance_id": "i",
+                "routing_decision": {"complexity": "simple", "selected_model": "m",
+                    "selected_provider": "p", "complexity_score": 1, "outcome": "routed"}
+            });
+            let r = validate_event(&v, &Limits::default());
+            v["timestamp"] = json!("2025-10-27T06:55:00Z");
+            assert!(validate_event(&v, &Limits::default()).is_ok());
+            r.map(|e| e.timestamp)
+                .map_err(|e| (e.code(), e.to_string()))
+        };
+        for (ts, code) in [
+            ("2025-10-27T06:55:00+16:00", "out_of_range"),
+            ("2025-10-27T06:55:00-23:59", "out_of_range"),
+            ("2025-10-27T06:55:00\u{2212}05:00", "bad_timestamp"),
+            ("2025-12-31T23:59:60.5Z", "out_of_range"),
+            ("2025-10-27T12:34:60Z", "out_of_range"),
+        ] {
+            assert_eq!(check(ts).unwrap_err().0, code, "{ts}");
+        }
+        let long = format!("2025-10-27T06:55:00.{}Z", "1".repeat(200));
+        assert_eq!(check(&long).unwrap_err().0, "too_long");
+        assert_eq!(
+            check(&long).unwrap_err().1,
+            "timestamp: 221 characters, at most 64 allowed"
+        );
+        // The bounds themselves are accepted.
+        let at_limit = format!("2025-10-27T06:55:00.{}+05:30", "1".repeat(38));
+        assert_eq!(at_limit.len(), 64);
+        assert_eq!(check(&at_limit).unwrap(), "2025-10-27T01:25:00.111111Z");
+        assert_eq!(
+            check("2025-10-27T06:55:00-15:59").unwrap(),
+            "2025-10-27T22:54:00.000000Z"
+        );
+        assert_eq!(
+            check("2025-10-27 06:55:00z").unwrap(),
+            "2025-10-27T06:55:00.000000Z"
+        );
+    }
+
+    // ---------------------------------------------------------------- pg_test/malformed_events.py
+
+    /// Nesting depth of JSON text (brackets outside strings).
+    fn text_depth(text: &str) -> usize {
+        let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+        for b in text.bytes() {
+            if in_string {
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        max
+    }
+
+    /// Every line the generator labels "valid" or "invalid" gets that verdict (and code) from
+    /// parse_event with the default limits; every message is something jsonb accepts (no
+    /// `\u0000`, nesting at most 200) on a line under 2 MB.
+    #[test]
+    fn malformed_events_labels_match_the_validator() {
+        let root = env!("CARGO_MANIFEST_DIR");
+        let out = std::process::Command::new("python3")
+            .current_dir(root)
+            .args([
+                "pg_test/malformed_events.py",
+                "--count",
+                "3000",
+                "--seed",
+                "7",
+            ])
+            .output()
+            .expect("python3 runs");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let stdout = String::from_utf8(out.stdout).expect("UTF-8 output");
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), 3000);
+        let limits = Limits::default();
+        let mut mismatches = Vec::new();
+        let mut counts: std::collections::BTreeMap<String, usize> = Default::default();
+        const KEY: &str = ", \"message\": ";
+        for (n, line) in lines.iter().enumerate() {
+            assert!(line.len() < 2 << 20, "line {n}: {} bytes", line.len());
+            // The message is the last key; its text can be deeper than serde_json's limit.
+            let at = line
+                .find(KEY)
+                .unwrap_or_else(|| panic!("line {n}: no message"));
+            let head: Value = serde_json::from_str(&format!("{}}}", &line[..at])).expect("label");
+            let message = line[at + KEY.len()..]
+                .strip_suffix('}')
+                .expect("closing brace");
+            assert!(
+                !message.to_ascii_lowercase().contains("\\u0000"),
+                "line {n}: \\u0000"
+            );
+            assert!(text_depth(message) <= 200, "line {n}: deeper than 200");
+            let expect = head["expect"].as_str().expect("expect");
+            let code = head["code"].as_str();
+            *counts
+                .entry(format!("{expect}/{}", code.unwrap_or("-")))
+                .or_default() += 1;
+            let got = parse_event(Some(message), &limits);
+            let ok = match (expect, code, &got) {
+                ("valid", None, Ok(_)) => true,
+                ("invalid", Some(c), Err(e)) => e.code() == c,
+                ("either", None, _) => true,
+                _ => false,
+            };
+            if !ok {
+                let got = got.map(|_| "valid".to_string()).map_err(|e| e.to_string());
+                let shown: String = message.chars().take(200).collect();
+                mismatches.push(format!(
+                    "line {n}: labelled {expect}/{code:?}, got {got:?}: {shown}"
+                ));
+            }
+        }
+        println!("{counts:#?}");
+        assert!(
+            mismatches.is_empty(),
+            "{} mismatches:\n{}",
+            mismatches.len(),
+            mismatches[..mismatches.len().min(20)].join("\n")
+        );
+        let valid = counts
+            .iter()
+            .filter(|(k, _)| k.starts_with("valid/"))
+            .map(|(_, n)| n)
+            .sum::<usize>();
+        assert!((450..=750).contains(&valid), "{valid} valid of 3000");
+        for code in [
+            "unparseable",
+            "not_an_object",
+            "missing_field",
+            "wrong_type",
+            "empty_string",
+            "too_long",
+            "too_many",
+            "not_allowed",
+            "out_of_range",
+            "bad_timestamp",
+        ] {
+            assert!(
+                counts.contains_key(&format!("invalid/{code}")),
+                "no {code} line"
+            );
+        }
     }
 }
