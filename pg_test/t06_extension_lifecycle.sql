@@ -109,17 +109,24 @@ SELECT pgmq.send('model_routing_decisions', jsonb_set(test.event('singularity-1'
 SELECT test.eq((SELECT (ingested, retry_later) FROM centralcloud.ingest_routing_events())::text, '(1,0)', 'underflowing score');
 SELECT test.eq((SELECT score FROM centralcloud.routing_records WHERE model = 'tiny'), 0::float8, 'stored as 0');
 
--- Timestamps are stored as the validator normalised them: PostgreSQL's own input rules differ
--- (offsets beyond 15:59, leap seconds, nine fractional digits), so it never re-parses the text.
+-- Timestamps and scores are stored as the validator read them: PostgreSQL's own input rules
+-- differ at the edges, so it never re-reads the instance's text. Forms PostgreSQL would refuse
+-- are rejected with a reason, not left to fail the batch.
 SELECT pgmq.send_batch('model_routing_decisions', ARRAY[
-    jsonb_set(test.event('tz-1', 'tz', 'simple', 'routed'), '{timestamp}', '"2025-10-27T06:55:00+20:00"'),
-    jsonb_set(test.event('tz-2', 'tz', 'simple', 'routed'), '{timestamp}', '"2025-10-27T06:55:00.123456789-23:59"'),
-    jsonb_set(test.event('tz-3', 'tz', 'simple', 'routed'), '{timestamp}', '"2016-12-31T23:59:60Z"')]);
-SELECT test.eq((SELECT (ingested, retry_later) FROM centralcloud.ingest_routing_events())::text, '(3,0)', 'unusual timestamps');
+    jsonb_set(test.event('tz-1', 'tz', 'simple', 'routed'), '{timestamp}', '"2025-10-27T06:55:00+14:00"'),
+    jsonb_set(test.event('tz-2', 'tz', 'simple', 'routed'), '{timestamp}', '"2025-10-27T06:55:00.123456789-15:59"'),
+    jsonb_set(test.event('tz-3', 'tz', 'simple', 'routed'), '{routing_decision,complexity_score}', '4.99999999999999999999'),
+    jsonb_set(test.event('tz-4', 'tz', 'simple', 'routed'), '{timestamp}', '"2025-10-27T06:55:00+20:00"'),
+    jsonb_set(test.event('tz-5', 'tz', 'simple', 'routed'), '{timestamp}', '"2016-12-31T23:59:60Z"'),
+    jsonb_set(test.event('tz-6', 'tz', 'simple', 'routed'), '{routing_decision,complexity_score}', '5.00000000000000050000000000000001')]);
+SELECT test.eq((SELECT (ingested, rejected, retry_later) FROM centralcloud.ingest_routing_events())::text, '(3,3,0)', 'edge timestamps and scores');
 SELECT test.eq((SELECT array_agg(to_char("timestamp" AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') ORDER BY instance_id)
-                  FROM centralcloud.routing_records WHERE model = 'tz'),
-               ARRAY['2025-10-26 10:55:00.000000', '2025-10-28 06:54:00.123456', '2017-01-01 00:00:00.000000'],
-               'normalised to UTC');
+                  FROM centralcloud.routing_records WHERE model = 'tz' AND instance_id IN ('tz-1', 'tz-2')),
+               ARRAY['2025-10-26 16:55:00.000000', '2025-10-27 22:54:00.123456'], 'timestamps normalised to UTC');
+SELECT test.eq((SELECT score FROM centralcloud.routing_records WHERE instance_id = 'tz-3'), 5::float8, 'score a hair below 5 is 5');
+SELECT test.eq((SELECT array_agg(reason_code ORDER BY message->>'instance_id') FROM centralcloud.routing_events_rejected
+                 WHERE message->>'instance_id' IN ('tz-4', 'tz-5', 'tz-6')),
+               ARRAY['out_of_range', 'out_of_range', 'out_of_range'], 'refused with a reason');
 
 -- Operators can check an event by hand.
 SELECT test.eq(centralcloud.routing_event_rejection(test.event('i', 'm', 'simple', 'routed')::text), NULL::text[], 'valid event');

@@ -126,7 +126,7 @@ pub struct RoutingEvent {
 pub enum Rejection {
     /// The message body is SQL NULL.
     NullMessage,
-    /// The body could not be parsed (a number beyond f64, nesting deeper than 128, ...).
+    /// The body could not be parsed (a number beyond f64, nesting of 128 levels or more, ...).
     Unparseable {
         detail: String,
     },

@@ -60,7 +60,7 @@ recorded AS (
            message #>> '{routing_decision,complexity}',
            message #>> '{routing_decision,selected_model}',
            message #>> '{routing_decision,selected_provider}',
-           round((message #>> '{routing_decision,complexity_score}')::numeric, 15)::float8,
+           verdict[4]::float8,
            message #>> '{routing_decision,outcome}',
            (message #>> '{routing_decision,response_time_ms}')::int,
            CASE WHEN jsonb_typeof(message #> '{routing_decision,capabilities_required}') = 'array'
@@ -274,15 +274,16 @@ fn ingest_routing_events(
     ))
 }
 
-/// Ingest's view of a message: `{NULL, NULL, timestamp}` when it is a valid routing event (the
-/// timestamp normalised to UTC by the validator, so PostgreSQL never re-parses the instance's
-/// text: its input rules differ, e.g. on offsets beyond 15:59), otherwise `{reason_code,
-/// reason}`.
+/// Ingest's view of a message: `{NULL, NULL, timestamp, score}` when it is a valid routing
+/// event, otherwise `{reason_code, reason}`. The timestamp (normalised to UTC) and the score
+/// are the values the validator checked, so PostgreSQL never re-reads the instance's text: its
+/// rules differ at the edges (a score a hair above 5 that parses to 5.0, timestamp forms).
 #[pg_extern(stable, parallel_safe)]
 fn routing_event_verdict(body: Option<&str>) -> Vec<Option<String>> {
     let limits: Limits = guc::limits();
     match parse_event(body, &limits) {
-        Ok(event) => vec![None, None, Some(event.timestamp)],
+        // f64's Display is the shortest text that reads back as the same double.
+        Ok(event) => vec![None, None, Some(event.timestamp), Some(event.score.to_string())],
         Err(why) => vec![Some(why.code().to_string()), Some(why.to_string())],
     }
 }
