@@ -467,11 +467,12 @@ fn response_time(v: Option<&Value>, limits: &Limits) -> Result<Option<i32>, Reje
 /// explicit offset, normalised to UTC. A timestamp without offset is ambiguous and rejected;
 /// so is one before 1970 (no router ran then; PostgreSQL also refuses year 0).
 ///
-/// Ingest casts the original text with `::timestamptz`, so whatever chrono accepts but
-/// PostgreSQL refuses is rejected here too: more than [`MAX_TIMESTAMP_CHARS`] characters (chrono
-/// takes any number of fractional digits, PostgreSQL about 128), a non-ASCII character (chrono
-/// takes U+2212 MINUS SIGN as the offset's sign), an offset beyond ±15:59 (chrono goes to
-/// ±23:59) and a leap second (chrono takes `:60` anywhere, PostgreSQL not `23:59:60.5`).
+/// What chrono accepts but PostgreSQL's `timestamptz` refuses is rejected too, so an event is
+/// valid by one rule everywhere (ingest stores the normalised value, never the text): more than
+/// [`MAX_TIMESTAMP_CHARS`] characters (chrono takes any number of fractional digits, PostgreSQL
+/// about 128), a non-ASCII character (chrono takes U+2212 MINUS SIGN as the offset's sign), an
+/// offset beyond ±15:59 (chrono goes to ±23:59) and a leap second (chrono takes `:60` anywhere,
+/// PostgreSQL not `23:59:60.5`). No router emits any of these.
 fn timestamp(v: &Value, path: &'static str) -> Result<String, Rejection> {
     let text = string(v, path)?;
     if text.len() > MAX_TIMESTAMP_CHARS {

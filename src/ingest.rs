@@ -283,7 +283,12 @@ fn routing_event_verdict(body: Option<&str>) -> Vec<Option<String>> {
     let limits: Limits = guc::limits();
     match parse_event(body, &limits) {
         // f64's Display is the shortest text that reads back as the same double.
-        Ok(event) => vec![None, None, Some(event.timestamp), Some(event.score.to_string())],
+        Ok(event) => vec![
+            None,
+            None,
+            Some(event.timestamp),
+            Some(event.score.to_string()),
+        ],
         Err(why) => vec![Some(why.code().to_string()), Some(why.to_string())],
     }
 }

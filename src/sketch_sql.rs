@@ -38,10 +38,10 @@ fn latency_sketch_count(sketch: &[u8]) -> i64 {
 
 /// The aggregate state, created empty on first use in the aggregate's memory context (and
 /// dropped with it).
-fn state_in_aggregate<'a>(
-    state: &'a mut Internal,
+fn state_in_aggregate(
+    state: &mut Internal,
     fcinfo: pg_sys::FunctionCallInfo,
-) -> &'a mut LatencySketch {
+) -> &mut LatencySketch {
     let mut aggregate_context: pg_sys::MemoryContext = std::ptr::null_mut();
     // SAFETY: fcinfo is this call's own; AggCheckCallContext only reads it.
     if unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut aggregate_context) } == 0 {
