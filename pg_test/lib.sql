@@ -114,6 +114,16 @@ UNION ALL
  EXCEPT
  SELECT 'actual', * FROM test.expected_metrics);
 
+-- A poison: as a BEFORE INSERT trigger on routing_records, processing fails, unexpectedly, for
+-- events of instance 'poison'.
+CREATE OR REPLACE FUNCTION test.explode() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.instance_id = 'poison' THEN
+        RAISE EXCEPTION 'simulated failure for %', NEW.msg_id;
+    END IF;
+    RETURN NEW;
+END $$;
+
 CREATE OR REPLACE FUNCTION test.queue_length() RETURNS bigint LANGUAGE sql AS $$
     SELECT queue_length FROM pgmq.metrics('model_routing_decisions')
 $$;

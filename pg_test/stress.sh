@@ -176,7 +176,8 @@ scenario_poison() {
   q "ALTER SYSTEM SET centralcloud.visibility_timeout_s = 1" >/dev/null
   q "ALTER SYSTEM SET centralcloud.max_retries = 3" >/dev/null
   q "SELECT pg_reload_conf()" >/dev/null
-  cpsql -d "$db" -f "$here/stress_poison.sql" >/dev/null || { fail "poison setup"; return; }
+  q "CREATE TRIGGER explode BEFORE INSERT ON centralcloud.routing_records
+       FOR EACH ROW EXECUTE FUNCTION test.explode()" >/dev/null || { fail "poison setup"; return; }
   cpsql -d "$db" -c "CALL test.publish_events(5000, 0)" \
     -c "INSERT INTO test.sent SELECT pgmq.send('model_routing_decisions', test.event('poison', 'gpt-4o', 'simple', 'success', 10))" \
     -c "CALL test.publish_events(5000, 5000)" >/dev/null || { fail "publishing"; return; }

@@ -3,13 +3,6 @@
 -- centralcloud.max_retries reads it is dead-lettered with the error text.
 \ir lib.sql
 
-CREATE FUNCTION test.explode() RETURNS trigger LANGUAGE plpgsql AS $$
-BEGIN
-    IF NEW.instance_id = 'poison' THEN
-        RAISE EXCEPTION 'simulated failure for %', NEW.msg_id;
-    END IF;
-    RETURN NEW;
-END $$;
 CREATE TRIGGER explode BEFORE INSERT ON centralcloud.routing_records
     FOR EACH ROW EXECUTE FUNCTION test.explode();
 

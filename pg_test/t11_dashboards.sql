@@ -77,7 +77,6 @@ SELECT centralcloud.latency_quantile(centralcloud.latency_sketch_union(sketch), 
   FROM test.many_sketches;
 SET parallel_setup_cost = 0; SET parallel_tuple_cost = 0; SET min_parallel_table_scan_size = 0;
 SET max_parallel_workers_per_gather = 2;
-CREATE TEMP TABLE plan AS SELECT 1;
 DO $$
 DECLARE
     line text;
@@ -141,6 +140,15 @@ SELECT test.eq((SELECT worker_state FROM centralcloud.ingest_health),
 SET centralcloud.queue_name = 'not_there';
 SELECT test.eq((SELECT (queue_name, queue_length)::text FROM centralcloud.ingest_health), '(not_there,)', 'missing queue: no numbers, no error');
 RESET centralcloud.queue_name;
+
+-- The checker refuses a queue that does not exist.
+DO $$
+BEGIN
+    PERFORM * FROM centralcloud.check_invariants(NULL, 'not_there');
+    RAISE EXCEPTION 'FAILED: checker ran on a missing queue';
+EXCEPTION WHEN raise_exception THEN
+    PERFORM test.eq(SQLERRM, 'centralcloud: pgmq queue "not_there" does not exist', 'checker: missing queue');
+END $$;
 
 -- Every dashboard view answers and is documented.
 SELECT test.empty($$

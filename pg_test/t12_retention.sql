@@ -66,7 +66,7 @@ SELECT test.eq((SELECT string_agg(latency_sketch::text, ',' ORDER BY model_name,
                (SELECT sketches FROM kept_before), 'sketches kept');
 SELECT test.empty('SELECT * FROM centralcloud.run_maintenance()', 'second run: nothing to do');
 -- The checker says what it cannot check any more, and still checks the rest.
-SELECT test.empty($$SELECT * FROM centralcloud.check_invariants() WHERE problem <> 'more than once'$$, 'checker after retention');
+SELECT test.empty('SELECT * FROM centralcloud.check_invariants()', 'checker after retention');
 
 -- Partitions ahead, and gaps filled: drop the future ones, as if nobody ran for days.
 DO $$

@@ -1,6 +1,20 @@
 -- centralcloud invariants: what "nothing lost, nothing counted twice" means, as one function
 -- tests, the stress suites and operators run.
 
+-- The counters of a metrics cell or rollup row, as text, for comparing stored with recounted.
+CREATE FUNCTION counter_summary(routed bigint, success bigint, failure bigint, lat_count bigint,
+                                lat_sum bigint, lat_min integer, lat_max integer, sketch bytea)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $summary$
+    SELECT format('(routed %s, success %s, failure %s, latencies %s, sum %s, min %s, max %s, sketch n %s p50 %s p99 %s)',
+                  routed, success, failure, lat_count, lat_sum, lat_min, lat_max,
+                  @extschema@.latency_sketch_count(sketch), @extschema@.latency_quantile(sketch, 0.5),
+                  @extschema@.latency_quantile(sketch, 0.99))
+$summary$;
+COMMENT ON FUNCTION counter_summary(bigint, bigint, bigint, bigint, bigint, integer, integer, bytea) IS
+  'The counters of a metrics cell or rollup row as one text (counts, latency sum/min/max, sketch sample count, p50, p99): what check_invariants() compares between stored and recounted.';
+
 CREATE FUNCTION check_invariants(published regclass DEFAULT NULL, queue_name text DEFAULT NULL)
 RETURNS TABLE (problem text, msg_id bigint, detail text)
 LANGUAGE plpgsql
@@ -32,67 +46,28 @@ BEGIN
             SELECT x.msg_id, 'dead-lettered (' || x.reason_code || ')' FROM @extschema@.routing_events_rejected x
              WHERE x.reason_code <> 'duplicate' AND (x.enqueued_at IS NULL OR x.enqueued_at >= $1)
             UNION ALL
-            SELECT q.msg_id, 'queued' FROM pgmq.%I q)
+            SELECT q.msg_id, 'queued' FROM pgmq.%I q),
+        sent AS MATERIALIZED (SELECT DISTINCT s.msg_id::bigint AS msg_id FROM %s s)
         SELECT 'more than once', p.msg_id, string_agg(p.place, ', ' ORDER BY p.place)
           FROM place p GROUP BY p.msg_id HAVING count(*) > 1
-        $places$, queue_table) USING queue_created;
-    IF published IS NOT NULL THEN
-        RETURN QUERY EXECUTE format($published$
-            WITH place AS MATERIALIZED (
-                SELECT r.msg_id FROM @extschema@.routing_records r WHERE r.received_at >= $1
-                UNION ALL
-                SELECT x.msg_id FROM @extschema@.routing_events_rejected x
-                 WHERE x.reason_code <> 'duplicate' AND (x.enqueued_at IS NULL OR x.enqueued_at >= $1)
-                UNION ALL
-                SELECT q.msg_id FROM pgmq.%I q),
-            sent AS MATERIALIZED (SELECT DISTINCT s.msg_id::bigint AS msg_id FROM %s s)
-            SELECT 'missing', s.msg_id, 'published to ' || $2 || ' but neither recorded, dead-lettered nor queued'
-              FROM sent s
-             WHERE NOT EXISTS (SELECT 1 FROM place p WHERE p.msg_id = s.msg_id)
-               AND NOT EXISTS (SELECT 1 FROM @extschema@.retention_log)
-            UNION ALL
-            SELECT 'not published', p.msg_id, 'recorded, dead-lettered or queued, but not in ' || $3
-              FROM place p
-             WHERE NOT EXISTS (SELECT 1 FROM sent s WHERE s.msg_id = p.msg_id)
-            $published$, queue_table, published) USING queue_created, queue, published::text;
-    END IF;
+        UNION ALL
+        SELECT 'missing', s.msg_id, 'published to ' || $2 || ' but neither recorded, dead-lettered nor queued'
+          FROM sent s
+         WHERE NOT EXISTS (SELECT 1 FROM place p WHERE p.msg_id = s.msg_id)
+           AND NOT EXISTS (SELECT 1 FROM @extschema@.retention_log)
+        UNION ALL
+        SELECT 'not published', p.msg_id, 'recorded, dead-lettered or queued, but not in ' || $3
+          FROM place p
+         WHERE $3 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sent s WHERE s.msg_id = p.msg_id)
+        $places$, queue_table, coalesce(published::text, '(SELECT NULL::bigint AS msg_id WHERE false)'))
+        USING queue_created, queue, published::text;
 
     -- Metrics and rollups equal what routing_records alone gives (unless retention removed
-    -- records: then the kept counters are larger, by design).
+    -- records: then the kept counters are larger, by design). One recount at the rollup's
+    -- grain; the metrics' recount merges it (sketches merge exactly).
     IF NOT EXISTS (SELECT 1 FROM retention_log) THEN
         RETURN QUERY
-        WITH recomputed AS (
-            SELECT r.model, r.complexity,
-                   count(*) FILTER (WHERE r.outcome = 'routed') AS routed,
-                   count(*) FILTER (WHERE r.outcome = 'success') AS success,
-                   count(*) FILTER (WHERE r.outcome = 'failure') AS failure,
-                   count(r.response_time_ms) AS lat_count,
-                   coalesce(sum(r.response_time_ms), 0) AS lat_sum,
-                   min(r.response_time_ms) AS lat_min, max(r.response_time_ms) AS lat_max,
-                   latency_sketch_agg(r.response_time_ms) AS sketch
-              FROM routing_records r GROUP BY 1, 2),
-        stored AS (
-            SELECT m.model_name AS model, m.complexity_level AS complexity, m.usage_count AS routed,
-                   m.success_count AS success, m.failure_count AS failure,
-                   m.response_time_count AS lat_count, m.response_time_sum AS lat_sum,
-                   m.response_time_min AS lat_min, m.response_time_max AS lat_max, m.latency_sketch AS sketch
-              FROM model_routing_metrics m)
-        SELECT 'metrics', NULL::bigint,
-               format('%s/%s: stored %s, recomputed %s', coalesce(s.model, c.model), coalesce(s.complexity, c.complexity),
-                      (s.routed, s.success, s.failure, s.lat_count, s.lat_sum, s.lat_min, s.lat_max,
-                       latency_sketch_count(s.sketch), latency_quantile(s.sketch, 0.5), latency_quantile(s.sketch, 0.99)),
-                      (c.routed, c.success, c.failure, c.lat_count, c.lat_sum, c.lat_min, c.lat_max,
-                       latency_sketch_count(c.sketch), latency_quantile(c.sketch, 0.5), latency_quantile(c.sketch, 0.99)))
-          FROM stored s FULL JOIN recomputed c ON c.model = s.model AND c.complexity = s.complexity
-         WHERE (s.routed, s.success, s.failure, s.lat_count, s.lat_sum, s.lat_min, s.lat_max,
-                latency_sketch_count(s.sketch), latency_quantile(s.sketch, 0.5), latency_quantile(s.sketch, 0.99))
-               IS DISTINCT FROM
-               (c.routed, c.success, c.failure, c.lat_count, c.lat_sum, c.lat_min, c.lat_max,
-                latency_sketch_count(c.sketch), latency_quantile(c.sketch, 0.5), latency_quantile(c.sketch, 0.99))
-           AND (coalesce(s.routed + s.success + s.failure, 0) > 0 OR c.model IS NOT NULL);
-
-        RETURN QUERY
-        WITH recomputed AS (
+        WITH recount AS MATERIALIZED (
             SELECT date_trunc('hour', r."timestamp", 'UTC') AS hour, r.instance_id, r.model,
                    r.complexity, r.provider,
                    count(*) FILTER (WHERE r.outcome = 'routed') AS routed,
@@ -103,28 +78,41 @@ BEGIN
                    min(r.response_time_ms) AS lat_min, max(r.response_time_ms) AS lat_max,
                    latency_sketch_agg(r.response_time_ms) AS sketch
               FROM routing_records r GROUP BY 1, 2, 3, 4, 5),
-        stored AS (
-            SELECT h.hour, h.instance_id, h.model, h.complexity, h.provider, h.usage_count AS routed,
-                   h.success_count AS success, h.failure_count AS failure,
-                   h.response_time_count AS lat_count, h.response_time_sum AS lat_sum,
-                   h.response_time_min AS lat_min, h.response_time_max AS lat_max, h.latency_sketch AS sketch
-              FROM routing_rollup_hourly h)
-        SELECT 'rollup', NULL::bigint,
-               format('%s %s %s/%s/%s: stored %s, recomputed %s', coalesce(s.hour, c.hour),
-                      coalesce(s.instance_id, c.instance_id), coalesce(s.model, c.model),
-                      coalesce(s.complexity, c.complexity), coalesce(s.provider, c.provider),
-                      (s.routed, s.success, s.failure, s.lat_count, s.lat_sum, s.lat_min, s.lat_max,
-                       latency_sketch_count(s.sketch), latency_quantile(s.sketch, 0.5), latency_quantile(s.sketch, 0.99)),
-                      (c.routed, c.success, c.failure, c.lat_count, c.lat_sum, c.lat_min, c.lat_max,
-                       latency_sketch_count(c.sketch), latency_quantile(c.sketch, 0.5), latency_quantile(c.sketch, 0.99)))
-          FROM stored s
-          FULL JOIN recomputed c ON c.hour = s.hour AND c.instance_id = s.instance_id AND c.model = s.model
-                                AND c.complexity = s.complexity AND c.provider = s.provider
-         WHERE (s.routed, s.success, s.failure, s.lat_count, s.lat_sum, s.lat_min, s.lat_max,
-                latency_sketch_count(s.sketch), latency_quantile(s.sketch, 0.5), latency_quantile(s.sketch, 0.99))
-               IS DISTINCT FROM
-               (c.routed, c.success, c.failure, c.lat_count, c.lat_sum, c.lat_min, c.lat_max,
-                latency_sketch_count(c.sketch), latency_quantile(c.sketch, 0.5), latency_quantile(c.sketch, 0.99));
+        recount_cells AS (
+            SELECT c.model, c.complexity, sum(c.routed)::bigint AS routed, sum(c.success)::bigint AS success,
+                   sum(c.failure)::bigint AS failure, sum(c.lat_count)::bigint AS lat_count,
+                   sum(c.lat_sum)::bigint AS lat_sum,
+                   min(c.lat_min) AS lat_min, max(c.lat_max) AS lat_max,
+                   latency_sketch_union(c.sketch) AS sketch
+              FROM recount c GROUP BY 1, 2),
+        compared AS (
+            SELECT 'metrics' AS problem,
+                   coalesce(m.model_name, c.model) || '/' || coalesce(m.complexity_level, c.complexity) AS what,
+                   counter_summary(m.usage_count, m.success_count, m.failure_count, m.response_time_count,
+                                   m.response_time_sum, m.response_time_min, m.response_time_max,
+                                   m.latency_sketch) AS stored,
+                   counter_summary(c.routed, c.success, c.failure, c.lat_count, c.lat_sum, c.lat_min,
+                                   c.lat_max, c.sketch) AS recounted
+              FROM model_routing_metrics m
+              FULL JOIN recount_cells c ON c.model = m.model_name AND c.complexity = m.complexity_level
+             -- A cell with no events at all has nothing to recount.
+             WHERE c.model IS NOT NULL OR m.usage_count + m.success_count + m.failure_count > 0
+            UNION ALL
+            SELECT 'rollup',
+                   format('%s %s %s/%s/%s', coalesce(h.hour, c.hour), coalesce(h.instance_id, c.instance_id),
+                          coalesce(h.model, c.model), coalesce(h.complexity, c.complexity),
+                          coalesce(h.provider, c.provider)),
+                   counter_summary(h.usage_count, h.success_count, h.failure_count, h.response_time_count,
+                                   h.response_time_sum, h.response_time_min, h.response_time_max,
+                                   h.latency_sketch),
+                   counter_summary(c.routed, c.success, c.failure, c.lat_count, c.lat_sum, c.lat_min,
+                                   c.lat_max, c.sketch)
+              FROM routing_rollup_hourly h
+              FULL JOIN recount c ON c.hour = h.hour AND c.instance_id = h.instance_id AND c.model = h.model
+                                 AND c.complexity = h.complexity AND c.provider = h.provider)
+        SELECT x.problem, NULL::bigint, format('%s: stored %s, recomputed %s', x.what, x.stored, x.recounted)
+          FROM compared x
+         WHERE x.stored IS DISTINCT FROM x.recounted;
     END IF;
 
     -- Learning never consumed more evidence than there is, and every cell has a score.

@@ -312,11 +312,12 @@ COMMENT ON FUNCTION worker_liveness(integer) IS
 
 CREATE VIEW worker_status AS
 SELECT w.pid,
-       CASE worker_liveness(w.pid) WHEN 'running' THEN w.state ELSE worker_liveness(w.pid) END AS state,
+       CASE l.liveness WHEN 'running' THEN w.state ELSE l.liveness END AS state,
        w.started_at, w.last_ingest_at, w.last_learn_at, w.ingested_since_start,
        w.rejected_since_start, w.last_error, w.last_error_at, w.updated_at
   FROM (SELECT 1) AS one
-  LEFT JOIN worker_state w ON true;
+  LEFT JOIN worker_state w ON true
+ CROSS JOIN LATERAL (SELECT worker_liveness(w.pid) AS liveness) AS l;
 COMMENT ON VIEW worker_status IS
   'The background worker, for dashboards: pid, state (idle, ingesting, disabled, error, not running, or not preloaded), last ingest and learn, events ingested and rejected since it started, last error and when.';
 
@@ -407,6 +408,15 @@ COMMENT ON COLUMN retention_log.range_until IS 'End of the range removed (exclus
 COMMENT ON COLUMN retention_log.rows_removed IS 'Records removed.';
 COMMENT ON COLUMN retention_log.removed_at IS 'When.';
 
+CREATE VIEW routing_record_partitions AS
+SELECT c.relname::text AS partition_name, to_date(substr(c.relname, 18), 'YYYYMMDD') AS day,
+       c.reltuples::bigint AS estimated_rows
+  FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+ WHERE i.inhparent = '@extschema@.routing_records'::regclass
+   AND c.relname ~ '^routing_records_p[0-9]{8}$';
+COMMENT ON VIEW routing_record_partitions IS
+  'The daily partitions of routing_records: name, UTC day (from the name), planner''s row estimate. The default partition is not listed.';
+
 CREATE FUNCTION add_routing_partition(day date)
 RETURNS text
 LANGUAGE plpgsql
@@ -453,11 +463,7 @@ BEGIN
     END IF;
     -- From the day after the newest partition up to today: the days nobody ingested during
     -- (up to 60) get theirs too, so their late messages do not land in the default partition.
-    SELECT max(to_date(substr(c.relname, 18), 'YYYYMMDD')) INTO newest
-      FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-     WHERE i.inhparent = '@extschema@.routing_records'::regclass
-       AND c.relname ~ '^routing_records_p[0-9]{8}$'
-       AND to_date(substr(c.relname, 18), 'YYYYMMDD') <= today;
+    SELECT max(p.day) INTO newest FROM @extschema@.routing_record_partitions p WHERE p.day <= today;
     FOR day IN SELECT d::date FROM generate_series(greatest(least(coalesce(newest + 1, today), today), today - 60),
                                                    today + days_ahead, interval '1 day') AS d
     LOOP
@@ -480,12 +486,9 @@ DECLARE
     removed bigint;
 BEGIN
     FOR expired IN
-        SELECT c.relname::text AS name, to_date(substr(c.relname, 18), 'YYYYMMDD') AS day
-          FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
-         WHERE i.inhparent = '@extschema@.routing_records'::regclass
-           AND c.relname ~ '^routing_records_p[0-9]{8}$'
-           AND (to_date(substr(c.relname, 18), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC' <= cutoff
-         ORDER BY 1
+        SELECT p.partition_name AS name, p.day FROM @extschema@.routing_record_partitions p
+         WHERE (p.day + 1)::timestamp AT TIME ZONE 'UTC' <= cutoff
+         ORDER BY p.day
     LOOP
         EXECUTE format('SELECT count(*) FROM @extschema@.%I', expired.name) INTO removed;
         EXECUTE format('DROP TABLE @extschema@.%I', expired.name);

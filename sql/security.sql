@@ -66,51 +66,26 @@ $roles$;
 GRANT centralcloud_reader TO centralcloud_operator;
 
 -- ---------------------------------------------------------------------------------------
--- Owner's rights, pinned search_path.
+-- Owner's rights, pinned search_path, and not executable by PUBLIC: one list, so no function
+-- gets one without the others. PUBLIC keeps only pure functions (validation, sketch arithmetic).
 -- ---------------------------------------------------------------------------------------
-ALTER FUNCTION ingest_routing_events(integer, integer)
-    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
-ALTER FUNCTION learn_complexity_scores(boolean)
-    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
-ALTER FUNCTION set_complexity_score(text, text, double precision, text)
-    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
-ALTER FUNCTION subscribe_instance(text, text)
-    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
-ALTER FUNCTION unsubscribe_instance(text, boolean)
-    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
-ALTER FUNCTION run_maintenance()
-    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
-ALTER FUNCTION add_routing_partition(date)
-    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
-ALTER FUNCTION ensure_routing_partitions(integer)
-    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
-ALTER FUNCTION drop_expired_routing_partitions(timestamptz)
-    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
-ALTER FUNCTION queue_health()
-    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
-ALTER FUNCTION latency_quantiles(text, text, timestamptz, timestamptz)
-    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
-ALTER FUNCTION worker_liveness(integer)
-    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
-ALTER FUNCTION check_invariants(regclass, text)
-    SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
-
--- ---------------------------------------------------------------------------------------
--- PUBLIC: only pure functions (validation, sketch arithmetic) stay executable.
--- ---------------------------------------------------------------------------------------
-REVOKE ALL ON FUNCTION ingest_routing_events(integer, integer) FROM PUBLIC;
-REVOKE ALL ON FUNCTION learn_complexity_scores(boolean) FROM PUBLIC;
-REVOKE ALL ON FUNCTION set_complexity_score(text, text, double precision, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION subscribe_instance(text, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION unsubscribe_instance(text, boolean) FROM PUBLIC;
-REVOKE ALL ON FUNCTION run_maintenance() FROM PUBLIC;
-REVOKE ALL ON FUNCTION add_routing_partition(date) FROM PUBLIC;
-REVOKE ALL ON FUNCTION ensure_routing_partitions(integer) FROM PUBLIC;
-REVOKE ALL ON FUNCTION drop_expired_routing_partitions(timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION queue_health() FROM PUBLIC;
-REVOKE ALL ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz) FROM PUBLIC;
-REVOKE ALL ON FUNCTION check_invariants(regclass, text) FROM PUBLIC;
-REVOKE ALL ON FUNCTION worker_liveness(integer) FROM PUBLIC;
+DO $definer$
+DECLARE
+    entry regprocedure;
+BEGIN
+    FOREACH entry IN ARRAY ARRAY[
+        'ingest_routing_events(integer, integer)', 'learn_complexity_scores(boolean)',
+        'set_complexity_score(text, text, double precision, text)', 'subscribe_instance(text, text)',
+        'unsubscribe_instance(text, boolean)', 'run_maintenance()', 'add_routing_partition(date)',
+        'ensure_routing_partitions(integer)', 'drop_expired_routing_partitions(timestamptz)',
+        'queue_health()', 'latency_quantiles(text, text, timestamptz, timestamptz)',
+        'worker_liveness(integer)', 'check_invariants(regclass, text)']::regprocedure[]
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp', entry);
+        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', entry);
+    END LOOP;
+END
+$definer$;
 REVOKE ALL ON PROCEDURE drain_routing_events(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION schedule_with_pg_cron(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION unschedule_pg_cron() FROM PUBLIC;

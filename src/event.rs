@@ -674,16 +674,7 @@ mod tests {
 
     #[test]
     fn missing_required_fields() {
-        for path in [
-            &["timestamp"][..],
-            &["instance_id"],
-            &["routing_decision"],
-            &["routing_decision", "complexity"],
-            &["routing_decision", "selected_model"],
-            &["routing_decision", "selected_provider"],
-            &["routing_decision", "complexity_score"],
-            &["routing_decision", "outcome"],
-        ] {
+        for path in super::props::REQUIRED {
             let err = check(&without(path)).unwrap_err();
             assert_eq!(
                 err,
@@ -1487,7 +1478,8 @@ mod props {
         }
     }
 
-    const REQUIRED: [&[&str]; 8] = [
+    /// The required fields, by path (the unit tests use them too).
+    pub(super) const REQUIRED: [&[&str]; 8] = [
         &["timestamp"],
         &["instance_id"],
         &["routing_decision"],
