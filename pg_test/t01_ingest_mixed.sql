@@ -84,14 +84,25 @@ $$, 'routing_records = valid published events');
 SELECT test.eq((SELECT count(DISTINCT msg_id) FROM centralcloud.routing_records), (SELECT count(*) FROM centralcloud.routing_records), 'msg_ids unique');
 SELECT test.eq((SELECT count(*) FROM centralcloud.routing_records WHERE received_at IS NULL), 0::bigint, 'received_at set');
 
--- Dead letters: exactly the invalid events, each with the expected reason code.
+-- Dead letters: exactly the invalid events (by the hash of their text: the huge ones are kept
+-- as a prefix), each with the expected reason code.
 SELECT test.empty($$
-    (SELECT msg, expected FROM test.published WHERE expected IS NOT NULL
-     EXCEPT ALL SELECT message, reason_code FROM centralcloud.routing_events_rejected)
+    (SELECT sha256(convert_to(msg::text, 'UTF8')), expected FROM test.published WHERE expected IS NOT NULL
+     EXCEPT ALL SELECT message_sha256, reason_code FROM centralcloud.routing_events_rejected)
     UNION ALL
-    (SELECT message, reason_code FROM centralcloud.routing_events_rejected
-     EXCEPT ALL SELECT msg, expected FROM test.published WHERE expected IS NOT NULL)
+    (SELECT message_sha256, reason_code FROM centralcloud.routing_events_rejected
+     EXCEPT ALL SELECT sha256(convert_to(msg::text, 'UTF8')), expected FROM test.published WHERE expected IS NOT NULL)
 $$, 'dead letters = invalid published events with their reason codes');
+-- Kept whole up to centralcloud.dead_letter_max_bytes, else as a prefix with length and hash.
+SELECT test.empty($$
+    SELECT x.msg_id, x.message_bytes FROM centralcloud.routing_events_rejected x
+      JOIN test.published p ON p.msg_id = x.msg_id
+     WHERE x.message_bytes IS DISTINCT FROM octet_length(p.msg::text)
+        OR (x.message_bytes <= 16384) <> (x.message IS NOT DISTINCT FROM p.msg AND x.message_prefix IS NULL)
+        OR (x.message_bytes > 16384) <> (x.message IS NULL AND x.message_prefix = left(p.msg::text, 16384))
+$$, 'dead letters keep small messages whole and a prefix of large ones');
+SELECT test.eq((SELECT count(*) > 0 FROM centralcloud.routing_events_rejected WHERE message_prefix IS NOT NULL), true,
+               'some dead letters were large enough to be cut');
 SELECT test.eq((SELECT count(*) FROM centralcloud.routing_events_rejected WHERE length(reason) > 300), 0::bigint, 'reasons stay short');
 SELECT test.eq((SELECT count(*) FROM centralcloud.routing_events_rejected WHERE read_ct <> 0), 0::bigint, 'rejected on first delivery: never read by pgmq.read');
 SELECT test.eq(

@@ -1,4 +1,4 @@
--- The same pgmq message never lands twice in routing_records: (msg_id, received_at) names a
+-- The same pgmq message never lands twice in routing_records: (msg_id, enqueued_at) names a
 -- message. A queue dropped and recreated restarts its msg_ids; those are new messages (another
 -- enqueue time) and are recorded. A message delivered again (here: put back into the queue
 -- table as a restore would) is dead-lettered as a duplicate (kept, with its reason), not
@@ -20,9 +20,9 @@ SELECT test.eq((SELECT count(*) FROM centralcloud.routing_records WHERE msg_id <
 -- Messages 3 and 4 of the first generation delivered again, next to a new one.
 INSERT INTO pgmq.q_model_routing_decisions (msg_id, read_ct, enqueued_at, vt, message)
 OVERRIDING SYSTEM VALUE
-SELECT msg_id, 0, received_at, now(), test.event(instance_id, model, complexity, outcome, response_time_ms, score::numeric, "timestamp")
+SELECT msg_id, 0, enqueued_at, now(), test.event(instance_id, model, complexity, outcome, response_time_ms, score::numeric, "timestamp")
   FROM centralcloud.routing_records
- WHERE msg_id IN (3, 4) AND received_at = (SELECT min(received_at) FROM centralcloud.routing_records);
+ WHERE msg_id IN (3, 4) AND enqueued_at = (SELECT min(enqueued_at) FROM centralcloud.routing_records);
 SELECT pgmq.send('model_routing_decisions', test.event('singularity-9', 'gpt-4o', 'simple', 'routed'));
 
 CREATE TEMP TABLE r AS SELECT * FROM centralcloud.ingest_routing_events();

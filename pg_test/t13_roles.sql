@@ -32,6 +32,139 @@ SELECT centralcloud.subscribe_instance('shared-1');
 SELECT centralcloud.set_complexity_score('gpt-4o', 'simple', 3.3, 'operator: for the roles test');
 
 -- ---------------------------------------------------------------------------------------
+-- Every privilege any role but a superuser holds on an object of centralcloud or pgmq (tables,
+-- columns, views, sequences, functions, schemas; PUBLIC's defaults included), against the
+-- expected table. Membership (ops in operator in reader, router_* in publisher) is not listed:
+-- only what is granted to each role itself. Score-update queues are shown by instance.
+-- ---------------------------------------------------------------------------------------
+CREATE OR REPLACE VIEW test.privileges AS
+WITH roles(oid, name) AS (
+    SELECT 0::oid, 'PUBLIC' UNION ALL
+    SELECT oid, rolname::text FROM pg_roles WHERE NOT rolsuper AND rolname !~ '^pg_'),
+queue_names AS (
+    SELECT pgmq.format_table_name(s.queue_name, t.kind) AS relname,
+           'queue of ' || s.instance_id || CASE t.kind WHEN 'a' THEN ' (archive)' ELSE '' END AS shown
+      FROM centralcloud.score_subscriptions s, (VALUES ('q'), ('a')) t(kind)),
+objects AS (
+    SELECT 'schema ' || n.nspname AS object, n.nspacl AS acl, n.nspowner AS owner, 'n' AS kind
+      FROM pg_namespace n WHERE n.nspname IN ('centralcloud', 'pgmq')
+    UNION ALL
+    SELECT CASE c.relkind WHEN 'v' THEN 'view ' WHEN 'S' THEN 'sequence ' ELSE 'table ' END
+           || c.relnamespace::regnamespace || '.' || coalesce(q.shown, c.relname), c.relacl, c.relowner,
+           CASE c.relkind WHEN 'S' THEN 's' ELSE 'r' END
+      FROM pg_class c LEFT JOIN queue_names q ON q.relname = c.relname
+     WHERE c.relnamespace IN ('centralcloud'::regnamespace, 'pgmq'::regnamespace) AND c.relkind IN ('r', 'p', 'v', 'S')
+       AND c.relname !~ '^routing_records_p[0-9]{8}$'
+    UNION ALL
+    SELECT 'column ' || c.relnamespace::regnamespace || '.' || coalesce(q.shown, c.relname) || '.' || a.attname,
+           a.attacl, c.relowner, 'c'
+      FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid LEFT JOIN queue_names q ON q.relname = c.relname
+     WHERE c.relnamespace IN ('centralcloud'::regnamespace, 'pgmq'::regnamespace) AND a.attnum > 0 AND a.attacl IS NOT NULL
+    UNION ALL
+    SELECT CASE p.prokind WHEN 'p' THEN 'procedure ' WHEN 'a' THEN 'aggregate ' ELSE 'function ' END || p.oid::regprocedure::text,
+           p.proacl, p.proowner, 'f'
+      FROM pg_proc p WHERE p.pronamespace = 'centralcloud'::regnamespace)
+SELECT r.name AS grantee, o.object, x.privilege_type AS privilege
+  FROM objects o
+ CROSS JOIN LATERAL aclexplode(coalesce(o.acl, acldefault(o.kind::"char", o.owner))) x
+  JOIN roles r ON r.oid = x.grantee;
+
+CREATE TEMP TABLE expected_privileges (grantee text, object text, privilege text);
+INSERT INTO expected_privileges VALUES
+    -- PUBLIC: pure functions only (validation, sketch arithmetic; the internal-typed aggregate
+    -- support functions cannot be called from SQL).
+    ('PUBLIC', 'aggregate centralcloud.latency_sketch_agg(integer)', 'EXECUTE'),
+    ('PUBLIC', 'aggregate centralcloud.latency_sketch_union(bytea)', 'EXECUTE'),
+    ('PUBLIC', 'function centralcloud.counter_summary(bigint,bigint,bigint,bigint,bigint,integer,integer,bytea)', 'EXECUTE'),
+    ('PUBLIC', 'function centralcloud.dead_letter_body(jsonb)', 'EXECUTE'),
+    ('PUBLIC', 'function centralcloud.latency_quantile(bytea,double precision)', 'EXECUTE'),
+    ('PUBLIC', 'function centralcloud.latency_sketch_add_trans(internal,integer)', 'EXECUTE'),
+    ('PUBLIC', 'function centralcloud.latency_sketch_combine(internal,internal)', 'EXECUTE'),
+    ('PUBLIC', 'function centralcloud.latency_sketch_count(bytea)', 'EXECUTE'),
+    ('PUBLIC', 'function centralcloud.latency_sketch_deserialize(bytea,internal)', 'EXECUTE'),
+    ('PUBLIC', 'function centralcloud.latency_sketch_final(internal)', 'EXECUTE'),
+    ('PUBLIC', 'function centralcloud.latency_sketch_merge(bytea,bytea)', 'EXECUTE'),
+    ('PUBLIC', 'function centralcloud.latency_sketch_serialize(internal)', 'EXECUTE'),
+    ('PUBLIC', 'function centralcloud.latency_sketch_union_trans(internal,bytea)', 'EXECUTE'),
+    ('PUBLIC', 'function centralcloud.routing_event_rejection(text)', 'EXECUTE'),
+    ('PUBLIC', 'function centralcloud.routing_event_verdict(text)', 'EXECUTE'),
+    -- Publishers: what pgmq.send / send_batch need on the event queue, and the shared
+    -- score-update queues (subscribed without a role): read, set visibility, delete, archive.
+    ('centralcloud_publisher', 'schema pgmq', 'USAGE'),
+    ('centralcloud_publisher', 'column pgmq.q_model_routing_decisions.vt', 'INSERT'),
+    ('centralcloud_publisher', 'column pgmq.q_model_routing_decisions.message', 'INSERT'),
+    ('centralcloud_publisher', 'column pgmq.q_model_routing_decisions.headers', 'INSERT'),
+    ('centralcloud_publisher', 'column pgmq.q_model_routing_decisions.msg_id', 'SELECT'),
+    ('centralcloud_publisher', 'table pgmq.queue of shared-1', 'SELECT'),
+    ('centralcloud_publisher', 'table pgmq.queue of shared-1', 'DELETE'),
+    ('centralcloud_publisher', 'column pgmq.queue of shared-1.vt', 'UPDATE'),
+    ('centralcloud_publisher', 'column pgmq.queue of shared-1.read_ct', 'UPDATE'),
+    ('centralcloud_publisher', 'column pgmq.queue of shared-1.last_read_at', 'UPDATE'),
+    ('centralcloud_publisher', 'table pgmq.queue of shared-1 (archive)', 'INSERT'),
+    ('centralcloud_publisher', 'column pgmq.queue of shared-1 (archive).msg_id', 'SELECT'),
+    -- An instance subscribed with its own role: the same on its queue only.
+    ('router_eu', 'table pgmq.queue of eu-1', 'SELECT'),
+    ('router_eu', 'table pgmq.queue of eu-1', 'DELETE'),
+    ('router_eu', 'column pgmq.queue of eu-1.vt', 'UPDATE'),
+    ('router_eu', 'column pgmq.queue of eu-1.read_ct', 'UPDATE'),
+    ('router_eu', 'column pgmq.queue of eu-1.last_read_at', 'UPDATE'),
+    ('router_eu', 'table pgmq.queue of eu-1 (archive)', 'INSERT'),
+    ('router_eu', 'column pgmq.queue of eu-1 (archive).msg_id', 'SELECT'),
+    -- Dashboard readers: the views and the owner-rights read helpers behind them.
+    ('centralcloud_reader', 'schema centralcloud', 'USAGE'),
+    ('centralcloud_reader', 'view centralcloud.ingest_health', 'SELECT'),
+    ('centralcloud_reader', 'view centralcloud.model_rankings', 'SELECT'),
+    ('centralcloud_reader', 'view centralcloud.model_response_times', 'SELECT'),
+    ('centralcloud_reader', 'view centralcloud.model_success_rates', 'SELECT'),
+    ('centralcloud_reader', 'view centralcloud.model_usage_by_instance', 'SELECT'),
+    ('centralcloud_reader', 'view centralcloud.score_updates_recent', 'SELECT'),
+    ('centralcloud_reader', 'view centralcloud.worker_status', 'SELECT'),
+    ('centralcloud_reader', 'function centralcloud.latency_quantiles(text,text,timestamp with time zone,timestamp with time zone)', 'EXECUTE'),
+    ('centralcloud_reader', 'function centralcloud.queue_health()', 'EXECUTE'),
+    ('centralcloud_reader', 'function centralcloud.worker_liveness(integer)', 'EXECUTE'),
+    -- Operators: the entry points, reading every table and view, and what check_invariants
+    -- (caller's rights) reads of pgmq: the queue list and the event queue's msg_ids.
+    ('centralcloud_operator', 'schema centralcloud', 'USAGE'),
+    ('centralcloud_operator', 'schema pgmq', 'USAGE'),
+    ('centralcloud_operator', 'table pgmq.meta', 'SELECT'),
+    ('centralcloud_operator', 'column pgmq.q_model_routing_decisions.msg_id', 'SELECT'),
+    ('centralcloud_operator', 'function centralcloud.add_routing_partition(date)', 'EXECUTE'),
+    ('centralcloud_operator', 'function centralcloud.check_invariants(regclass,text)', 'EXECUTE'),
+    ('centralcloud_operator', 'function centralcloud.grant_queue_privileges()', 'EXECUTE'),
+    ('centralcloud_operator', 'function centralcloud.ingest_routing_events(integer,integer)', 'EXECUTE'),
+    ('centralcloud_operator', 'function centralcloud.learn_complexity_scores(boolean)', 'EXECUTE'),
+    ('centralcloud_operator', 'function centralcloud.run_maintenance()', 'EXECUTE'),
+    ('centralcloud_operator', 'function centralcloud.set_complexity_score(text,text,double precision,text)', 'EXECUTE'),
+    ('centralcloud_operator', 'function centralcloud.subscribe_instance(text,text)', 'EXECUTE'),
+    ('centralcloud_operator', 'function centralcloud.unsubscribe_instance(text,boolean)', 'EXECUTE'),
+    ('centralcloud_operator', 'procedure centralcloud.drain_routing_events(integer)', 'EXECUTE'),
+    ('centralcloud_operator', 'table centralcloud.model_complexity_scores', 'SELECT'),
+    ('centralcloud_operator', 'table centralcloud.model_routing_metrics', 'SELECT'),
+    ('centralcloud_operator', 'table centralcloud.retention_log', 'SELECT'),
+    ('centralcloud_operator', 'table centralcloud.routing_events_rejected', 'SELECT'),
+    ('centralcloud_operator', 'table centralcloud.routing_records', 'SELECT'),
+    ('centralcloud_operator', 'table centralcloud.routing_records_default', 'SELECT'),
+    ('centralcloud_operator', 'table centralcloud.routing_rollup_hourly', 'SELECT'),
+    ('centralcloud_operator', 'table centralcloud.score_history', 'SELECT'),
+    ('centralcloud_operator', 'table centralcloud.score_subscriptions', 'SELECT'),
+    ('centralcloud_operator', 'table centralcloud.worker_state', 'SELECT'),
+    ('centralcloud_operator', 'view centralcloud.ingest_health', 'SELECT'),
+    ('centralcloud_operator', 'view centralcloud.model_rankings', 'SELECT'),
+    ('centralcloud_operator', 'view centralcloud.model_response_times', 'SELECT'),
+    ('centralcloud_operator', 'view centralcloud.model_success_rates', 'SELECT'),
+    ('centralcloud_operator', 'view centralcloud.model_usage_by_instance', 'SELECT'),
+    ('centralcloud_operator', 'view centralcloud.routing_record_partitions', 'SELECT'),
+    ('centralcloud_operator', 'view centralcloud.score_updates_recent', 'SELECT'),
+    ('centralcloud_operator', 'view centralcloud.worker_status', 'SELECT');
+SELECT test.empty($$
+    (SELECT 'granted but not expected' AS problem, * FROM test.privileges
+     EXCEPT SELECT 'granted but not expected', * FROM expected_privileges)
+    UNION ALL
+    (SELECT 'expected but not granted', * FROM expected_privileges
+     EXCEPT SELECT 'expected but not granted', * FROM test.privileges)
+$$, 'privileges of every role on every object');
+
+-- ---------------------------------------------------------------------------------------
 -- Publisher.
 -- ---------------------------------------------------------------------------------------
 SET ROLE router_eu;
@@ -132,8 +265,26 @@ SELECT test.empty($$
      WHERE p.pronamespace = 'centralcloud'::regnamespace AND p.prosecdef
        AND p.proconfig IS DISTINCT FROM ARRAY['search_path=centralcloud, pg_catalog, pg_temp']
 $$, 'SECURITY DEFINER functions pin search_path');
-SELECT test.eq((SELECT count(*) FROM pg_proc WHERE pronamespace = 'centralcloud'::regnamespace AND prosecdef), 13::bigint,
-               'the entry points and the privileged read helpers run as the owner');
+SELECT test.eq((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text) FROM pg_proc p
+                 WHERE p.pronamespace = 'centralcloud'::regnamespace AND p.prosecdef),
+               ARRAY['centralcloud.add_routing_partition(date)', 'centralcloud.drop_expired_dead_letters(timestamp with time zone)',
+                     'centralcloud.drop_expired_routing_partitions(timestamp with time zone)',
+                     'centralcloud.ensure_routing_partitions(integer)', 'centralcloud.grant_queue_privileges()',
+                     'centralcloud.ingest_routing_events(integer,integer)', 'centralcloud.latency_quantiles(text,text,timestamp with time zone,timestamp with time zone)',
+                     'centralcloud.learn_complexity_scores(boolean)', 'centralcloud.queue_health()', 'centralcloud.run_maintenance()',
+                     'centralcloud.set_complexity_score(text,text,double precision,text)', 'centralcloud.subscribe_instance(text,text)',
+                     'centralcloud.unsubscribe_instance(text,boolean)', 'centralcloud.worker_liveness(integer)'],
+               'the entry points and the privileged read helpers run as the owner, nothing else');
+-- Everything else that is not pure C arithmetic pins search_path too (a superuser's job runs
+-- it with the superuser's rights); aggregates cannot, drain_routing_events pins it itself
+-- (t13 below), and C functions without SPI resolve no names.
+SELECT test.empty($$
+    SELECT p.oid::regprocedure FROM pg_proc p
+     WHERE p.pronamespace = 'centralcloud'::regnamespace AND p.prokind IN ('f', 'p')
+       AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
+       AND NOT coalesce(p.proconfig::text[] && ARRAY['search_path=centralcloud, pg_catalog, pg_temp', 'search_path=pg_catalog, pg_temp'], false)
+       AND p.oid <> 'centralcloud.drain_routing_events(integer)'::regprocedure
+$$, 'every SQL and PL/pgSQL function pins search_path');
 
 -- ---------------------------------------------------------------------------------------
 -- Shadowing: an operator's own schema, first on its search_path, with look-alikes of the

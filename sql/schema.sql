@@ -41,10 +41,11 @@ $queue$;
 
 -- ---------------------------------------------------------------------------------------
 -- Audit trail: one row per ingested routing event, partitioned by day (UTC) of received_at so
--- retention drops whole partitions. received_at is pgmq's enqueued_at: set by the server, so
--- it never lands far outside the partitions ingest keeps ready (unlike the instances' own
--- timestamps). The key (msg_id, received_at) names one pgmq message: a queue that is dropped
--- and recreated reuses msg_ids, but not with the same enqueue time.
+-- retention drops whole partitions. received_at is when ingest claimed the message (the
+-- claiming transaction's start): only the server sets it, so every record lands in a partition
+-- ingest made sure of, whatever a publisher or an instance's clock says. A message is named by
+-- (msg_id, enqueued_at): a queue that is dropped and recreated reuses msg_ids, but not with the
+-- same enqueue time; ingest dead-letters a second delivery of the same pair as a duplicate.
 -- ---------------------------------------------------------------------------------------
 CREATE TABLE routing_records (
     id                    BIGSERIAL NOT NULL,
@@ -62,17 +63,18 @@ CREATE TABLE routing_records (
     user_model_request    VARCHAR,
     received_at           TIMESTAMPTZ NOT NULL,
     created_at            TIMESTAMPTZ NOT NULL DEFAULT now(),
+    enqueued_at           TIMESTAMPTZ NOT NULL,
     CONSTRAINT routing_records_pkey PRIMARY KEY (msg_id, received_at)
 ) PARTITION BY RANGE (received_at);
 CREATE INDEX idx_routing_records_timestamp ON routing_records ("timestamp" DESC);
 CREATE TABLE routing_records_default PARTITION OF routing_records DEFAULT;
 COMMENT ON TABLE routing_records_default IS
-  'Catch-all partition of routing_records for messages enqueued outside the daily partitions (before the first one, or in a gap nobody ingested during). Normally empty; retention deletes its expired rows.';
+  'Catch-all partition of routing_records for records outside the daily partitions (only if a partition was dropped by hand: ingest creates today''s before it writes). Normally empty; add_routing_partition() moves its rows into a new partition, and retention deletes its expired rows.';
 
 COMMENT ON TABLE routing_records IS
-  'Audit trail: one row per routing event ingested from the pgmq queue (seed columns plus msg_id, user_model_request, received_at). Written only by ingest_routing_events(). Partitioned by day (UTC) of received_at: routing_records_pYYYYMMDD, created ahead by run_maintenance() and dropped whole after centralcloud.routing_records_retention.';
+  'Audit trail: one row per routing event ingested from the pgmq queue (seed columns plus msg_id, user_model_request, received_at, enqueued_at). Written only by ingest_routing_events(). Partitioned by day (UTC) of received_at: routing_records_pYYYYMMDD, created ahead by run_maintenance() and dropped whole after centralcloud.routing_records_retention.';
 COMMENT ON COLUMN routing_records.id IS 'Row number, in ingest order.';
-COMMENT ON COLUMN routing_records.msg_id IS 'pgmq msg_id of the message; with received_at the primary key, so the same message never lands twice.';
+COMMENT ON COLUMN routing_records.msg_id IS 'pgmq msg_id of the message; (msg_id, enqueued_at) names it, and ingest records it once.';
 COMMENT ON COLUMN routing_records."timestamp" IS 'When the instance made the decision (event timestamp, normalised to UTC).';
 COMMENT ON COLUMN routing_records.instance_id IS 'Router instance that published the event.';
 COMMENT ON COLUMN routing_records.complexity IS 'Task complexity: simple, medium or complex.';
@@ -84,8 +86,9 @@ COMMENT ON COLUMN routing_records.response_time_ms IS 'Response time in ms when 
 COMMENT ON COLUMN routing_records.capabilities_required IS 'Capability filters applied (empty when none).';
 COMMENT ON COLUMN routing_records.preference IS 'routing_decision.prefer: speed, cost or NULL.';
 COMMENT ON COLUMN routing_records.user_model_request IS 'Model the user explicitly asked for, if any.';
-COMMENT ON COLUMN routing_records.received_at IS 'When pgmq received the message (its enqueued_at).';
+COMMENT ON COLUMN routing_records.received_at IS 'When ingest claimed the message from the queue (server time): the partition key.';
 COMMENT ON COLUMN routing_records.created_at IS 'When ingest wrote the row.';
+COMMENT ON COLUMN routing_records.enqueued_at IS 'When pgmq received the message (its enqueued_at).';
 
 -- ---------------------------------------------------------------------------------------
 -- Per (model, complexity) metrics, maintained by ingest once per batch per cell.
@@ -173,20 +176,43 @@ CREATE TABLE routing_events_rejected (
     reason      TEXT NOT NULL,
     read_ct     INTEGER NOT NULL,
     enqueued_at TIMESTAMPTZ,
-    rejected_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    rejected_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    message_prefix TEXT,
+    message_bytes  INTEGER,
+    message_sha256 BYTEA
 );
 CREATE INDEX idx_routing_events_rejected_msg_id ON routing_events_rejected (msg_id);
 CREATE INDEX idx_routing_events_rejected_rejected_at ON routing_events_rejected (rejected_at DESC);
 
 COMMENT ON TABLE routing_events_rejected IS
-  'Dead letters: messages that failed validation, were delivered twice, or kept failing processing (after centralcloud.max_retries reads). Kept, never dropped.';
+  'Dead letters: messages that failed validation, were delivered twice, or kept failing processing (after centralcloud.max_retries reads). A message larger than centralcloud.dead_letter_max_bytes is kept as a prefix with its length and hash. run_maintenance() deletes dead letters older than centralcloud.dead_letter_retention.';
 COMMENT ON COLUMN routing_events_rejected.msg_id IS 'pgmq msg_id of the rejected message.';
-COMMENT ON COLUMN routing_events_rejected.message IS 'The raw message, as published.';
-COMMENT ON COLUMN routing_events_rejected.reason_code IS 'Stable code: null_message, unparseable, not_an_object, missing_field, wrong_type, empty_string, too_long, too_many, not_allowed, out_of_range, bad_timestamp, duplicate, processing_error.';
+COMMENT ON COLUMN routing_events_rejected.message IS 'The raw message, as published, when it is at most centralcloud.dead_letter_max_bytes long (else NULL, see message_prefix).';
+COMMENT ON COLUMN routing_events_rejected.reason_code IS 'Stable code: null_message, unparseable, not_an_object, missing_field, wrong_type, empty_string, too_long, too_many, not_allowed, out_of_range, bad_timestamp, too_many_models, duplicate, processing_error.';
 COMMENT ON COLUMN routing_events_rejected.reason IS 'Precise reason, naming the field and the rule it broke.';
 COMMENT ON COLUMN routing_events_rejected.read_ct IS 'pgmq read_ct of the message when it was rejected: 0 when ingest rejected it on first delivery, the number of pgmq.read deliveries for one that kept failing.';
 COMMENT ON COLUMN routing_events_rejected.enqueued_at IS 'When pgmq received the message.';
 COMMENT ON COLUMN routing_events_rejected.rejected_at IS 'When ingest rejected it.';
+COMMENT ON COLUMN routing_events_rejected.message_prefix IS 'The first centralcloud.dead_letter_max_bytes characters of a message too large to keep whole (NULL when message holds it).';
+COMMENT ON COLUMN routing_events_rejected.message_bytes IS 'Length of the message as text, in bytes (NULL for a NULL message).';
+COMMENT ON COLUMN routing_events_rejected.message_sha256 IS 'SHA-256 of the message as text: identifies a truncated message.';
+
+-- What a dead letter keeps of a message: all of it up to centralcloud.dead_letter_max_bytes,
+-- else a prefix; always its length and hash. One publisher's 5 MB messages must not become
+-- gigabytes of dead letters.
+CREATE FUNCTION dead_letter_body(message jsonb)
+RETURNS TABLE (kept jsonb, prefix text, bytes integer, sha256 bytea)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $body$
+    SELECT CASE WHEN b.bytes <= b.cap THEN message END,
+           CASE WHEN b.bytes > b.cap THEN left(b.body, b.cap) END,
+           b.bytes, sha256(convert_to(b.body, 'UTF8'))
+      FROM (SELECT message::text AS body, octet_length(message::text) AS bytes,
+                   current_setting('centralcloud.dead_letter_max_bytes')::integer AS cap) AS b
+$body$;
+COMMENT ON FUNCTION dead_letter_body(jsonb) IS
+  'What ingest stores of a dead-lettered message: kept (the message, if at most centralcloud.dead_letter_max_bytes long), prefix (its first that many characters otherwise), bytes and sha256 of its text.';
 
 -- ---------------------------------------------------------------------------------------
 -- The score catalog: the current complexity score of each (model, complexity), and the
@@ -321,19 +347,28 @@ SELECT w.pid,
 COMMENT ON VIEW worker_status IS
   'The background worker, for dashboards: pid, state (idle, ingesting, disabled, error, not running, or not preloaded), last ingest and learn, events ingested and rejected since it started, last error and when.';
 
--- No SET clause: a procedure with one cannot COMMIT. Every name in it is schema-qualified.
+-- A procedure with a SET clause cannot COMMIT, so this one pins search_path itself, first thing
+-- in each of its transactions (set_config(..., true) ends with the transaction): the pg_cron job
+-- runs it as a superuser, and a look-alike such as public.make_interval(integer) planted by
+-- anyone with CREATE on a schema of the caller's search_path must never run there. Until the
+-- pin, only schema-qualified names and literals are evaluated.
 CREATE PROCEDURE drain_routing_events(time_budget_s integer DEFAULT 50)
 LANGUAGE plpgsql
 AS $drain$
 DECLARE
     batch record;
-    deadline timestamptz := clock_timestamp() + make_interval(secs => time_budget_s);
+    deadline timestamptz;
+    done boolean;
 BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    deadline := clock_timestamp() + make_interval(secs => time_budget_s);
     LOOP
         SELECT * INTO batch FROM centralcloud.ingest_routing_events(NULL, 1);
+        done := batch.read < current_setting('centralcloud.batch_size')::integer
+                OR clock_timestamp() >= deadline;
         COMMIT;
-        EXIT WHEN batch.read < current_setting('centralcloud.batch_size')::integer
-               OR clock_timestamp() >= deadline;
+        EXIT WHEN done;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
     END LOOP;
 END
 $drain$;
@@ -401,8 +436,8 @@ CREATE TABLE retention_log (
     removed_at     TIMESTAMPTZ NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE retention_log IS
-  'What retention removed from routing_records: one row per dropped daily partition, and one per sweep of expired rows from routing_records_default. Metrics and rollups keep counting these events.';
-COMMENT ON COLUMN retention_log.partition_name IS 'The dropped partition (or routing_records_default for a sweep).';
+  'What retention removed: one row per dropped daily partition of routing_records, one per sweep of expired rows from routing_records_default, and one per sweep of expired dead letters (routing_events_rejected). Metrics and rollups keep counting these events.';
+COMMENT ON COLUMN retention_log.partition_name IS 'The dropped partition, or routing_records_default / routing_events_rejected for a sweep.';
 COMMENT ON COLUMN retention_log.range_from IS 'Start of the partition''s range (NULL for the default partition).';
 COMMENT ON COLUMN retention_log.range_until IS 'End of the range removed (exclusive): the partition''s upper bound, or the cutoff.';
 COMMENT ON COLUMN retention_log.rows_removed IS 'Records removed.';
@@ -436,6 +471,17 @@ BEGIN
     -- concurrent ingest and dashboards go on (CREATE ... PARTITION OF would block them).
     EXECUTE format('CREATE TABLE @extschema@.%I (LIKE @extschema@.routing_records INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
                    partition_name);
+    -- Rows of that day in the default partition would make ATTACH fail ("would be violated"):
+    -- they move into the new table first. ATTACH locks the default partition exclusively
+    -- anyway; taking that lock now keeps new rows of the day from slipping in between.
+    IF EXISTS (SELECT 1 FROM @extschema@.routing_records_default d
+                WHERE d.received_at >= range_from AND d.received_at < range_until) THEN
+        LOCK TABLE @extschema@.routing_records_default IN ACCESS EXCLUSIVE MODE;
+        EXECUTE format('WITH moved AS (DELETE FROM @extschema@.routing_records_default d
+                                        WHERE d.received_at >= $1 AND d.received_at < $2 RETURNING d.*)
+                        INSERT INTO @extschema@.%I SELECT * FROM moved', partition_name)
+          USING range_from, range_until;
+    END IF;
     EXECUTE format('ALTER TABLE @extschema@.routing_records ATTACH PARTITION @extschema@.%I FOR VALUES FROM (%L) TO (%L)',
                    partition_name, range_from, range_until);
     EXECUTE format('COMMENT ON TABLE @extschema@.%I IS %L', partition_name,
@@ -445,7 +491,7 @@ BEGIN
 END
 $add$;
 COMMENT ON FUNCTION add_routing_partition(date) IS
-  'Creates the routing_records partition for one UTC day (routing_records_pYYYYMMDD) unless it exists; returns its name. run_maintenance() and ingest call it; call it yourself to backfill history. Fails if routing_records_default already holds rows of that day.';
+  'Creates the routing_records partition for one UTC day (routing_records_pYYYYMMDD) unless it exists, moving that day''s rows out of routing_records_default; returns its name. run_maintenance() and ingest call it; call it yourself to backfill history.';
 
 CREATE FUNCTION ensure_routing_partitions(days_ahead integer DEFAULT 1)
 RETURNS SETOF text
@@ -513,6 +559,26 @@ END
 $drop$;
 COMMENT ON FUNCTION drop_expired_routing_partitions(timestamptz) IS
   'Retention: drops every daily partition of routing_records that ends at or before cutoff (whole tables, no row-by-row DELETE), deletes older rows from the default partition, logs each in retention_log, and returns them. run_maintenance() calls it with now() - centralcloud.routing_records_retention.';
+
+CREATE FUNCTION drop_expired_dead_letters(cutoff timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $drop$
+DECLARE
+    removed bigint;
+BEGIN
+    DELETE FROM @extschema@.routing_events_rejected WHERE rejected_at < cutoff;
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    IF removed > 0 THEN
+        INSERT INTO @extschema@.retention_log (partition_name, range_until, rows_removed)
+        VALUES ('routing_events_rejected', cutoff, removed);
+    END IF;
+    RETURN removed;
+END
+$drop$;
+COMMENT ON FUNCTION drop_expired_dead_letters(timestamptz) IS
+  'Retention of dead letters: deletes those rejected before cutoff, logs it in retention_log (as routing_events_rejected), returns how many. run_maintenance() calls it with now() - centralcloud.dead_letter_retention.';
 
 -- pg_dump keeps the data of extension tables only when they are registered.
 SELECT pg_catalog.pg_extension_config_dump('routing_records_default', '');

@@ -29,7 +29,7 @@ COMMENT ON FUNCTION learn_complexity_scores(boolean) IS
 COMMENT ON FUNCTION set_complexity_score(text, text, double precision, text) IS
   'Sets a cell''s score by hand (validated), recorded and published like a learned change. False when the score already had that value.';
 COMMENT ON FUNCTION subscribe_instance(text, text) IS
-  'Creates the instance''s own score-update queue (cc_scores_<slug>_<hash>), binds it to the score update topic, and lets reader (a role; default the centralcloud_publisher group) read, delete and archive its messages; returns the queue name. Idempotent.';
+  'Creates the instance''s own score-update queue (cc_scores_<slug>_<hash>), binds it to the score update topic, and lets reader (a role; default the centralcloud_publisher group) read, delete and archive its messages, and nobody else (a role given replaces every earlier reader, the group included); returns the queue name. Idempotent.';
 COMMENT ON FUNCTION unsubscribe_instance(text, boolean) IS
   'Unbinds the instance''s score-update queue and, unless drop_queue is false, drops it. False if it was not subscribed.';
 
@@ -65,6 +65,33 @@ END
 $roles$;
 GRANT centralcloud_reader TO centralcloud_operator;
 
+-- What publishers may do with the routing-event queue: exactly what pgmq.send and
+-- pgmq.send_batch need (INSERT of vt, message and headers; msg_id back), so they cannot choose
+-- msg_id (OVERRIDING SYSTEM VALUE), enqueued_at or read_ct, nor read other instances' events.
+-- Operators see the msg_ids (check_invariants). Applied again by ingest when the queue was
+-- re-created.
+CREATE FUNCTION grant_queue_privileges()
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $grant$
+DECLARE
+    queue text := coalesce(nullif(current_setting('centralcloud.queue_name', true), ''), 'model_routing_decisions');
+    queue_table text := pgmq.format_table_name(queue, 'q');
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pgmq.meta m WHERE m.queue_name = queue) THEN
+        RAISE EXCEPTION 'centralcloud: pgmq queue "%" does not exist', queue
+            USING ERRCODE = 'undefined_table', HINT = format('Create it with SELECT pgmq.create(%L).', queue);
+    END IF;
+    EXECUTE format('REVOKE ALL ON pgmq.%I FROM centralcloud_publisher, centralcloud_operator', queue_table);
+    EXECUTE format('GRANT INSERT (vt, message, headers), SELECT (msg_id) ON pgmq.%I TO centralcloud_publisher', queue_table);
+    EXECUTE format('GRANT SELECT (msg_id) ON pgmq.%I TO centralcloud_operator', queue_table);
+    RETURN queue_table;
+END
+$grant$;
+COMMENT ON FUNCTION grant_queue_privileges() IS
+  'Grants centralcloud_publisher exactly what pgmq.send and pgmq.send_batch need on the routing-event queue (centralcloud.queue_name), and centralcloud_operator its msg_ids; returns the queue table. Ingest calls it when it finds the queue re-created; call it after pointing centralcloud.queue_name at another queue.';
+
 -- ---------------------------------------------------------------------------------------
 -- Owner's rights, pinned search_path, and not executable by PUBLIC: one list, so no function
 -- gets one without the others. PUBLIC keeps only pure functions (validation, sketch arithmetic).
@@ -79,13 +106,17 @@ BEGIN
         'unsubscribe_instance(text, boolean)', 'run_maintenance()', 'add_routing_partition(date)',
         'ensure_routing_partitions(integer)', 'drop_expired_routing_partitions(timestamptz)',
         'queue_health()', 'latency_quantiles(text, text, timestamptz, timestamptz)',
-        'worker_liveness(integer)', 'check_invariants(regclass, text)']::regprocedure[]
+        'worker_liveness(integer)', 'grant_queue_privileges()',
+        'drop_expired_dead_letters(timestamptz)']::regprocedure[]
     LOOP
         EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp', entry);
         EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', entry);
     END LOOP;
 END
 $definer$;
+-- check_invariants() runs with its caller's rights: its published argument names a relation
+-- of the caller's, which must never be read with the owner's.
+REVOKE ALL ON FUNCTION check_invariants(regclass, text) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE drain_routing_events(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION schedule_with_pg_cron(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION unschedule_pg_cron() FROM PUBLIC;
@@ -93,15 +124,9 @@ REVOKE ALL ON FUNCTION unschedule_pg_cron() FROM PUBLIC;
 -- ---------------------------------------------------------------------------------------
 -- Grants.
 -- ---------------------------------------------------------------------------------------
-GRANT USAGE ON SCHEMA pgmq TO centralcloud_publisher;
--- pgmq.send inserts and returns msg_id: INSERT, and SELECT of that one column (not of the
--- messages other instances sent).
-DO $publisher$
-BEGIN
-    EXECUTE format('GRANT INSERT, SELECT (msg_id) ON pgmq.%I TO centralcloud_publisher',
-                   pgmq.format_table_name('model_routing_decisions', 'q'));
-END
-$publisher$;
+GRANT USAGE ON SCHEMA pgmq TO centralcloud_publisher, centralcloud_operator;
+GRANT SELECT ON pgmq.meta TO centralcloud_operator;
+SELECT grant_queue_privileges();
 
 GRANT USAGE ON SCHEMA @extschema@ TO centralcloud_reader, centralcloud_operator;
 GRANT SELECT ON model_usage_by_instance, model_success_rates, model_response_times, model_rankings,
@@ -115,6 +140,7 @@ GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO centralcloud_operator;
 GRANT EXECUTE ON FUNCTION ingest_routing_events(integer, integer), learn_complexity_scores(boolean),
                           set_complexity_score(text, text, double precision, text),
                           subscribe_instance(text, text), unsubscribe_instance(text, boolean),
-                          run_maintenance(), add_routing_partition(date), check_invariants(regclass, text)
+                          run_maintenance(), add_routing_partition(date), check_invariants(regclass, text),
+                          grant_queue_privileges()
    TO centralcloud_operator;
 GRANT EXECUTE ON PROCEDURE drain_routing_events(integer) TO centralcloud_operator;

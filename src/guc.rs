@@ -113,6 +113,7 @@ pub fn init() {
     );
     init_learning();
     init_worker();
+    init_bounds();
 }
 
 fn init_worker() {
@@ -242,4 +243,53 @@ pub fn limits() -> Limits {
         max_response_time_ms: i64::from(MAX_RESPONSE_TIME_MS.get()),
         max_capabilities: MAX_CAPABILITIES.get() as usize,
     }
+}
+
+pub static INGEST_MAX_PENDING_ROWS: GucSetting<i32> = GucSetting::<i32>::new(10_000);
+pub static DEAD_LETTER_MAX_BYTES: GucSetting<i32> = GucSetting::<i32>::new(16_384);
+pub static DEAD_LETTER_RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(30 * 86_400);
+pub static MAX_NEW_MODELS_PER_HOUR: GucSetting<i32> = GucSetting::<i32>::new(100);
+
+/// What one call, one message or one buggy router may cost.
+fn init_bounds() {
+    GucRegistry::define_int_guc(
+        c"centralcloud.ingest_max_pending_rows",
+        c"Metrics and rollup rows one ingest call keeps in memory before it writes them.",
+        c"Bounds the memory of a call over a backlog with very many distinct models, instances or hours (about 2 KiB per row); below it each row is written once per call.",
+        &INGEST_MAX_PENDING_ROWS,
+        100,
+        10_000_000,
+        GucContext::Userset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"centralcloud.dead_letter_max_bytes",
+        c"Largest message, in bytes of its JSON text, a dead letter keeps whole.",
+        c"A larger one is kept as its first this-many characters (message_prefix) with its length and SHA-256.",
+        &DEAD_LETTER_MAX_BYTES,
+        256,
+        1 << 30,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"centralcloud.dead_letter_retention",
+        c"How long dead letters (routing_events_rejected) are kept; 0 keeps them forever.",
+        c"run_maintenance() deletes those rejected before now() minus this and logs it in retention_log. Accepts units, e.g. '30d'.",
+        &DEAD_LETTER_RETENTION_S,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"centralcloud.max_new_models_per_hour",
+        c"Most models never seen before that ingest accepts per hour; 0 = no cap.",
+        c"Events naming a further new model are dead-lettered as too_many_models, so one buggy router cannot explode the catalog. Counted by the first appearance of each model in model_routing_metrics.",
+        &MAX_NEW_MODELS_PER_HOUR,
+        0,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
 }

@@ -6,44 +6,53 @@
 //! Per batch, in a subtransaction of the caller's transaction, one statement (`BATCH_SQL`)
 //! claims up to `batch_size` visible messages (SKIP LOCKED, in msg_id order after the last one
 //! this call took), deletes them from the queue, validates each with
-//! `routing_event_verdict()`, inserts the valid ones into `routing_records` (its key
-//! `(msg_id, received_at)` names one message: it never lands twice) and dead-letters the others
-//! with their reason. The recorded events come back to Rust and are aggregated per (model,
-//! complexity) and per hourly rollup row. At the end of the call the deltas of all its batches
-//! are merged and each metrics and rollup row is upserted once, in key order (so concurrent callers cannot deadlock, and a long drain writes each metrics row
-//! once instead of once per batch). Records, dead letters, queue deletes and metrics share the
-//! caller's transaction: they commit together or not at all.
+//! `routing_event_verdict()`, inserts the valid ones into `routing_records` and dead-letters the
+//! others with their reason. The recorded events come back to Rust and are aggregated per
+//! (model, complexity) and per hourly rollup row. The deltas of the call's batches are merged
+//! and each metrics and rollup row is upserted once, in key order (so concurrent callers cannot
+//! deadlock, and a long drain writes each metrics row once instead of once per batch): at the
+//! end of the call, or earlier when more than `centralcloud.ingest_max_pending_rows` rows are
+//! pending, which bounds the memory of one call. Records, dead letters, queue deletes and
+//! metrics share the caller's transaction: they commit together or not at all.
 //!
 //! Claiming by delete inside the transaction is what `pgmq.read` + `pgmq.delete` amount to
 //! when both happen in one transaction (the row stays locked until commit, a crash rolls both
 //! back), at half the writes; and unlike `pgmq.read`, whose scan restarts at the queue head,
 //! the msg_id keyset keeps a long drain linear (see README, Benchmark).
 //!
-//! If a batch raises an unexpected error, its subtransaction is rolled back (the messages are
-//! back in the queue, untouched) and the careful path takes over: `pgmq.read` (which bumps
-//! `read_ct`), the read messages again with `ON CONFLICT (msg_id, received_at) DO NOTHING` (so a
-//! duplicate is dead-lettered set-based), and if that fails too, each message alone in its own
-//! subtransaction. One that still fails stays
-//! in the queue for a later read; after `centralcloud.max_retries` reads it is dead-lettered
-//! with the error text. A poison message never blocks the queue.
+//! If a batch raises an error that is the database's problem (a lock timeout, a deadlock, out
+//! of memory or disk, a lost connection: `subxact::Failure::is_transient`), the error is raised
+//! again: the messages stay in the queue untouched, and the caller (or the worker's back-off)
+//! tries later. Any other error rolls back the batch's subtransaction and the careful path takes
+//! over: `pgmq.read` (which bumps `read_ct`), the read messages again with
+//! `ON CONFLICT (msg_id, received_at) DO NOTHING`, and if that fails too, each message alone in
+//! its own subtransaction. One that still fails stays in the queue for a later read; after
+//! `centralcloud.max_retries` reads it is dead-lettered with the error text. A poison message
+//! never blocks the queue.
 
+use crate::admission::Admission;
 use crate::aggregate::{
     aggregate, aggregate_rollups, merge_cells, CellDelta, CellKey, RollupKey, Sample,
 };
 use crate::event::{parse_event, Choice, Complexity, Limits, Outcome};
-use crate::spi_util::FirstValue;
+use crate::spi_util::{error_with_hint, FirstValue};
 use crate::{guc, subxact};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// The batch statement. `%1$I` is the queue table (quoted by `format()`); `%2$s` is one of the
 /// two claim clauses below, which yield the msg_ids to take; `%3$s` is the careful path's
-/// `ON CONFLICT (msg_id, received_at) DO NOTHING`, or nothing on the fast path (speculative insertion costs
-/// a third of the insert; a duplicate message there raises unique_violation, the batch is
-/// rolled back and the careful path dead-letters the duplicate).
+/// `ON CONFLICT (msg_id, received_at) DO NOTHING`, or nothing on the fast path (speculative
+/// insertion costs a third of the insert).
+///
+/// `received_at` is `now()`, the claim: the partition key comes from the server, never from a
+/// publisher. A message already recorded under the same (msg_id, enqueued_at), i.e. delivered
+/// again, is dead-lettered as a duplicate; `seen` finds those with one msg_id range scan per
+/// partition index, not a probe per message.
 const BATCH_SQL: &str = r#"
 WITH claim AS (%2$s),
 claimed AS (
@@ -52,10 +61,20 @@ claimed AS (
     RETURNING q.msg_id, q.read_ct, q.enqueued_at, q.message,
               centralcloud.routing_event_verdict(q.message::text) AS verdict
 ),
+seen AS (
+    SELECT r.msg_id, r.enqueued_at FROM centralcloud.routing_records r
+     WHERE r.msg_id BETWEEN (SELECT min(msg_id) FROM claimed) AND (SELECT max(msg_id) FROM claimed)
+),
+fresh AS (
+    SELECT * FROM claimed c
+     WHERE c.verdict[1] IS NULL
+       AND NOT EXISTS (SELECT 1 FROM seen s WHERE s.msg_id = c.msg_id AND s.enqueued_at = c.enqueued_at)
+),
 recorded AS (
     INSERT INTO centralcloud.routing_records AS r
            (msg_id, "timestamp", instance_id, complexity, model, provider, score, outcome,
-            response_time_ms, capabilities_required, preference, user_model_request, received_at)
+            response_time_ms, capabilities_required, preference, user_model_request, received_at,
+            enqueued_at)
     SELECT msg_id, verdict[3]::timestamptz, message ->> 'instance_id',
            message #>> '{routing_decision,complexity}',
            message #>> '{routing_decision,selected_model}',
@@ -68,9 +87,9 @@ recorded AS (
                 ELSE '{}' END,
            message #>> '{routing_decision,prefer}',
            message #>> '{routing_decision,user_model_request}',
+           now(),
            enqueued_at
-      FROM claimed
-     WHERE verdict[1] IS NULL
+      FROM fresh
     %3$s
     RETURNING r.msg_id, r.model, r.complexity, r.outcome, r.response_time_ms, r.score,
               r.instance_id, r.provider,
@@ -78,16 +97,21 @@ recorded AS (
 ),
 rejected AS (
     INSERT INTO centralcloud.routing_events_rejected AS x
-           (msg_id, message, reason_code, reason, read_ct, enqueued_at)
-    SELECT msg_id, message, verdict[1], verdict[2], read_ct, enqueued_at
-      FROM claimed
-     WHERE verdict[1] IS NOT NULL
-    UNION ALL
-    SELECT msg_id, message, 'duplicate',
-           'msg_id ' || msg_id || ' is already in routing_records (delivered twice)',
-           read_ct, enqueued_at
-      FROM claimed
-     WHERE verdict[1] IS NULL AND msg_id NOT IN (SELECT msg_id FROM recorded)
+           (msg_id, message, reason_code, reason, read_ct, enqueued_at, message_prefix,
+            message_bytes, message_sha256)
+    SELECT d.msg_id, b.kept, d.reason_code, d.reason, d.read_ct, d.enqueued_at, b.prefix, b.bytes,
+           b.sha256
+      FROM (SELECT msg_id, message, verdict[1] AS reason_code, verdict[2] AS reason, read_ct,
+                   enqueued_at
+              FROM claimed
+             WHERE verdict[1] IS NOT NULL
+            UNION ALL
+            SELECT msg_id, message, 'duplicate',
+                   'msg_id ' || msg_id || ' is already in routing_records (delivered twice)',
+                   read_ct, enqueued_at
+              FROM claimed
+             WHERE verdict[1] IS NULL AND msg_id NOT IN (SELECT msg_id FROM recorded)) AS d,
+           LATERAL centralcloud.dead_letter_body(d.message) AS b
     RETURNING x.msg_id, x.reason_code
 )
 SELECT msg_id, model::text, complexity::text, outcome::text, response_time_ms, score, NULL::text,
@@ -187,6 +211,18 @@ impl Deltas {
         merge_cells(&mut self.cells, batch.cells);
         merge_cells(&mut self.rollups, batch.rollups);
     }
+
+    fn pending_rows(&self) -> usize {
+        self.cells.len() + self.rollups.len()
+    }
+}
+
+/// Upserts the pending metrics and rollup rows (one statement each, in the caller's
+/// transaction) and starts over empty.
+fn flush(statements: &Statements, deltas: &mut Deltas) {
+    Spi::connect_mut(|client| upsert_deltas(client, statements, deltas))
+        .unwrap_or_else(|e| error!("centralcloud: updating metrics: {e}"));
+    *deltas = Deltas::default();
 }
 
 /// Settings fixed for one call.
@@ -195,6 +231,8 @@ struct IngestConfig {
     visibility_timeout_s: i32,
     batch_size: i32,
     max_retries: i32,
+    /// Metrics and rollup rows a call keeps pending before it writes them.
+    max_pending_rows: usize,
 }
 
 #[derive(Default, Debug, Clone, Copy)]
@@ -247,6 +285,7 @@ fn ingest_routing_events(
     ensure_queue_exists(&config.queue);
     ensure_partitions();
     let statements = Statements::prepare(&config.queue);
+    begin_admission();
 
     let mut total = Counts::default();
     let mut deltas = Deltas::default();
@@ -256,11 +295,12 @@ fn ingest_routing_events(
         if batch.read < i64::from(config.batch_size) {
             break;
         }
+        if deltas.pending_rows() > config.max_pending_rows {
+            flush(&statements, &mut deltas);
+        }
     }
-    // Metrics and rollups of every batch of this call, one upsert per row: the same
-    // transaction as the records, and each row written once however many batches it took.
-    Spi::connect_mut(|client| upsert_deltas(client, &statements, &deltas))
-        .unwrap_or_else(|e| error!("centralcloud: updating metrics: {e}"));
+    flush(&statements, &mut deltas);
+    ADMISSION.set(None);
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     TableIterator::once((
         total.read,
@@ -278,19 +318,55 @@ fn ingest_routing_events(
 /// event, otherwise `{reason_code, reason}`. The timestamp (normalised to UTC) and the score
 /// are the values the validator checked, so PostgreSQL never re-reads the instance's text: its
 /// rules differ at the edges (a score a hair above 5 that parses to 5.0, timestamp forms).
+/// Inside an ingest call, a valid event naming a model beyond the call's `Admission` is
+/// `too_many_models`.
 #[pg_extern(stable, parallel_safe)]
 fn routing_event_verdict(body: Option<&str>) -> Vec<Option<String>> {
     let limits: Limits = guc::limits();
-    match parse_event(body, &limits) {
-        // f64's Display is the shortest text that reads back as the same double.
-        Ok(event) => vec![
-            None,
-            None,
-            Some(event.timestamp),
-            Some(event.score.to_string()),
-        ],
-        Err(why) => vec![Some(why.code().to_string()), Some(why.to_string())],
+    let event = match parse_event(body, &limits) {
+        Ok(event) => event,
+        Err(why) => return vec![Some(why.code().to_string()), Some(why.to_string())],
+    };
+    if let Err(why) =
+        ADMISSION.with_borrow_mut(|a| a.as_mut().map_or(Ok(()), |a| a.admit(&event.model)))
+    {
+        return vec![Some("too_many_models".to_string()), Some(why)];
     }
+    // f64's Display is the shortest text that reads back as the same double.
+    vec![
+        None,
+        None,
+        Some(event.timestamp),
+        Some(event.score.to_string()),
+    ]
+}
+
+thread_local! {
+    /// The models the running ingest call admits (None outside ingest: routing_event_verdict
+    /// called by hand judges the event alone).
+    static ADMISSION: RefCell<Option<Admission>> = const { RefCell::new(None) };
+}
+
+/// Loads the known models, and how many of them are new this hour, for this call.
+fn begin_admission() {
+    let cap = guc::MAX_NEW_MODELS_PER_HOUR.get();
+    let admission = Spi::connect(|client| -> SpiResult<Admission> {
+        let mut recent = 0u64;
+        let mut known = Vec::new();
+        let rows = client.select(
+            "SELECT model_name::text AS model, min(created_at) >= now() - interval '1 hour' AS recent
+               FROM centralcloud.model_routing_metrics GROUP BY model_name",
+            None,
+            &[],
+        )?;
+        for row in rows {
+            recent += u64::from(row.get_by_name::<bool, _>("recent")?.unwrap_or(false));
+            known.push(row.get_by_name::<String, _>("model")?.unwrap_or_default());
+        }
+        Ok(Admission::new(known, recent, cap.max(0) as u64))
+    })
+    .unwrap_or_else(|e| error!("centralcloud: loading the known models: {e}"));
+    ADMISSION.set(Some(admission));
 }
 
 /// NULL when the message body is a valid routing event; otherwise `{reason_code, reason}`.
@@ -314,6 +390,7 @@ impl IngestConfig {
             visibility_timeout_s: guc::VISIBILITY_TIMEOUT_S.get(),
             batch_size,
             max_retries: guc::MAX_RETRIES.get(),
+            max_pending_rows: guc::INGEST_MAX_PENDING_ROWS.get() as usize,
         }
     }
 }
@@ -325,18 +402,32 @@ fn ensure_partitions() {
         .unwrap_or_else(|e| error!("centralcloud: creating routing_records partitions: {e}"));
 }
 
+/// The queue must exist; if it was re-created (pgmq.create), the grants that let publishers
+/// send to it are gone with the old table, so they are applied again here.
 fn ensure_queue_exists(queue: &str) {
-    let exists = Spi::get_one_with_args::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pgmq.meta WHERE queue_name = $1)",
+    let state = Spi::get_two_with_args::<bool, bool>(
+        "SELECT q.found,
+                CASE WHEN q.found
+                     THEN has_column_privilege('centralcloud_publisher',
+                                               format('pgmq.%I', pgmq.format_table_name($1, 'q')),
+                                               'message', 'INSERT')
+                END
+           FROM (SELECT EXISTS (SELECT 1 FROM pgmq.meta WHERE queue_name = $1) AS found) AS q",
         &[queue.into()],
     );
-    if exists != Ok(Some(true)) {
-        ereport!(
-            ERROR,
+    match state {
+        Ok((Some(true), Some(true))) => {}
+        Ok((Some(true), _)) => {
+            Spi::run("SELECT centralcloud.grant_queue_privileges()").unwrap_or_else(|e| {
+                error!("centralcloud: granting publishers access to \"{queue}\": {e}")
+            });
+            log!("centralcloud: queue \"{queue}\" was re-created; publisher and operator grants applied again");
+        }
+        _ => error_with_hint(
             PgSqlErrorCode::ERRCODE_UNDEFINED_TABLE,
             format!("centralcloud: pgmq queue \"{queue}\" does not exist"),
-            "Create it with SELECT pgmq.create(...), or point centralcloud.queue_name at the queue routers publish to."
-        );
+            format!("Create it with SELECT pgmq.create('{queue}') (the next ingest grants centralcloud_publisher what pgmq.send needs; SELECT centralcloud.grant_queue_privileges() does it at once), or point centralcloud.queue_name at the queue routers publish to."),
+        ),
     }
 }
 
@@ -432,8 +523,9 @@ fn ingest_batch(
             deltas.merge(batch_deltas);
             counts
         }
-        Err(error) => {
-            debug1!("centralcloud: batch failed ({error}); taking the careful path");
+        Err(failure) if failure.is_transient() => failure.raise(),
+        Err(failure) => {
+            debug1!("centralcloud: batch failed ({failure}); taking the careful path");
             ingest_carefully(config, statements, deltas)
         }
     }
@@ -493,9 +585,13 @@ fn ingest_carefully(config: &IngestConfig, statements: &Statements, deltas: &mut
     let messages = read_batch(config);
     let ids: Vec<i64> = messages.iter().map(|m| m.msg_id).collect();
     let all = [ids.into()];
-    if let Ok((counts, read_deltas)) = subxact::run(|| apply(&statements.read, &all)) {
-        deltas.merge(read_deltas);
-        return counts;
+    match subxact::run(|| apply(&statements.read, &all)) {
+        Ok((counts, read_deltas)) => {
+            deltas.merge(read_deltas);
+            return counts;
+        }
+        Err(failure) if failure.is_transient() => failure.raise(),
+        Err(_) => {}
     }
     let mut counts = Counts {
         batches: 1,
@@ -511,7 +607,8 @@ fn ingest_carefully(config: &IngestConfig, statements: &Statements, deltas: &mut
                     ..applied
                 })
             }
-            Err(error) => counts.add(retry_or_dead_letter(config, message, &error)),
+            Err(failure) if failure.is_transient() => failure.raise(),
+            Err(failure) => counts.add(retry_or_dead_letter(config, message, &failure.to_string())),
         }
     }
     counts
@@ -573,6 +670,7 @@ fn retry_or_dead_letter(config: &IngestConfig, message: &ReadMessage, error: &st
         message.read_ct, config.max_retries
     );
     match subxact::run(|| dead_letter_failed(config, message, &reason)) {
+        Err(failure) if failure.is_transient() => failure.raise(),
         Ok(()) => {
             warning!("centralcloud: msg_id {msg_id} dead-lettered: {reason}");
             Counts {
@@ -595,8 +693,11 @@ fn dead_letter_failed(config: &IngestConfig, message: &ReadMessage, reason: &str
     Spi::connect_mut(|client| -> SpiResult<()> {
         client.update(
             "INSERT INTO centralcloud.routing_events_rejected
-                    (msg_id, message, reason_code, reason, read_ct, enqueued_at)
-             VALUES ($1, $2::jsonb, 'processing_error', $3, $4, $5::timestamptz)",
+                    (msg_id, message, reason_code, reason, read_ct, enqueued_at, message_prefix,
+                     message_bytes, message_sha256)
+             SELECT $1, b.kept, 'processing_error', $3, $4, $5::timestamptz, b.prefix, b.bytes,
+                    b.sha256
+               FROM centralcloud.dead_letter_body($2::jsonb) AS b",
             None,
             &[
                 message.msg_id.into(),

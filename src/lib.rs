@@ -10,6 +10,7 @@ use pgrx::prelude::*;
 
 ::pgrx::pg_module_magic!(name, version);
 
+pub mod admission;
 pub mod aggregate;
 pub mod event;
 pub mod sketch;

@@ -146,8 +146,13 @@ fn subscribe_instance(instance_id: &str, reader: default!(Option<&str>, "NULL"))
     queue
 }
 
-/// Lets `reader` read, delete and archive the messages of a score-update queue (what
-/// pgmq.read, pgmq.delete and pgmq.archive need), and nothing else. Names are quoted by %I.
+/// Makes `reader` the only role, besides the owner, with access to a score-update queue, and
+/// gives it exactly what pgmq.read, pgmq.delete and pgmq.archive need: to read the queue's rows,
+/// set their visibility and read count, delete them, and insert them into the archive (taking
+/// back their msg_id). Not to rewrite a message, nor to read the archive. Every earlier reader
+/// (the publisher group included) loses its access, so a role given to subscribe_instance
+/// replaces the shared default; pg_monitor keeps the SELECT pgmq gives it. Names are quoted by
+/// %I.
 fn grant_reading(client: &mut SpiClient<'_>, queue: &str, reader: &str) -> SpiResult<()> {
     let role_exists = client
         .select(
@@ -157,22 +162,44 @@ fn grant_reading(client: &mut SpiClient<'_>, queue: &str, reader: &str) -> SpiRe
         )?
         .first_value::<bool>()?;
     if role_exists != Some(true) {
-        error!(
-            "centralcloud: role \"{reader}\" does not exist (the reader of the score-update queue)"
+        ereport!(
+            ERROR,
+            PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
+            format!(
+                "centralcloud: role \"{reader}\" does not exist (the reader of the score-update queue)"
+            )
         );
     }
-    let grants = client
+    let statements = client
         .select(
-            "SELECT unnest(ARRAY[
-                 format('GRANT SELECT, UPDATE, DELETE ON pgmq.%I TO %I', pgmq.format_table_name($1, 'q'), $2),
-                 format('GRANT SELECT, INSERT ON pgmq.%I TO %I', pgmq.format_table_name($1, 'a'), $2)])",
+            "WITH queue AS (
+                 SELECT pgmq.format_table_name($1, 'q') AS q, pgmq.format_table_name($1, 'a') AS a),
+             earlier AS (
+                 SELECT DISTINCT t.name, pg_catalog.pg_get_userbyid(acl.grantee) AS grantee
+                   FROM queue, LATERAL (VALUES (queue.q), (queue.a)) AS t(name)
+                   JOIN pg_catalog.pg_class c ON c.relnamespace = 'pgmq'::regnamespace AND c.relname = t.name
+                   CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS acl
+                  WHERE acl.grantee NOT IN (c.relowner, 0, 'pg_monitor'::regrole)
+                 UNION
+                 SELECT DISTINCT t.name, pg_catalog.pg_get_userbyid(acl.grantee)
+                   FROM queue, LATERAL (VALUES (queue.q), (queue.a)) AS t(name)
+                   JOIN pg_catalog.pg_class c ON c.relnamespace = 'pgmq'::regnamespace AND c.relname = t.name
+                   JOIN pg_catalog.pg_attribute att ON att.attrelid = c.oid AND att.attnum > 0
+                   CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) AS acl
+                  WHERE acl.grantee NOT IN (c.relowner, 0, 'pg_monitor'::regrole))
+             SELECT format('REVOKE ALL ON pgmq.%I FROM %I', e.name, e.grantee) FROM earlier e
+             UNION ALL
+             SELECT unnest(ARRAY[
+                 format('GRANT SELECT, DELETE, UPDATE (vt, read_ct, last_read_at) ON pgmq.%I TO %I', queue.q, $2),
+                 format('GRANT INSERT, SELECT (msg_id) ON pgmq.%I TO %I', queue.a, $2)])
+               FROM queue",
             None,
             &[queue.into(), reader.into()],
         )?
         .map(|row| row.get::<String>(1).map(Option::unwrap_or_default))
         .collect::<SpiResult<Vec<String>>>()?;
-    for grant in grants {
-        client.update(grant.as_str(), None, &[])?;
+    for statement in statements {
+        client.update(statement.as_str(), None, &[])?;
     }
     Ok(())
 }

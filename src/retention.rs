@@ -4,6 +4,7 @@
 //! functions doing the DDL are in sql/schema.sql, with `%I`-quoted names).
 
 use crate::guc;
+use crate::spi_util::FirstValue;
 use pgrx::prelude::*;
 use pgrx::spi::SpiResult;
 
@@ -12,7 +13,7 @@ const PARTITION_DAYS_AHEAD: i32 = 2;
 
 type Action = (String, String, Option<i64>);
 
-/// Partitions ahead, then retention; one row per thing done.
+/// Partitions ahead, then retention of records and of dead letters; one row per thing done.
 #[pg_extern]
 fn run_maintenance() -> TableIterator<
     'static,
@@ -44,6 +45,24 @@ fn run_maintenance() -> TableIterator<
             for row in dropped {
                 let name = row.get::<String>(1)?.unwrap_or_default();
                 actions.push(("removed expired records".to_string(), name, row.get::<i64>(2)?));
+            }
+        }
+        let dead_letter_retention_s = guc::DEAD_LETTER_RETENTION_S.get();
+        if dead_letter_retention_s > 0 {
+            let removed = client
+                .update(
+                    "SELECT centralcloud.drop_expired_dead_letters(now() - make_interval(secs => $1))",
+                    None,
+                    &[f64::from(dead_letter_retention_s).into()],
+                )?
+                .first_value::<i64>()?
+                .unwrap_or(0);
+            if removed > 0 {
+                actions.push((
+                    "removed expired dead letters".to_string(),
+                    "routing_events_rejected".to_string(),
+                    Some(removed),
+                ));
             }
         }
         Ok(actions)

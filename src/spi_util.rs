@@ -18,3 +18,15 @@ impl FirstValue for SpiTupleTable<'_> {
         }
     }
 }
+
+/// Raises an ERROR with a SQLSTATE and a hint (pgrx's `ereport!` takes a detail, not a hint).
+pub fn error_with_hint(
+    code: pgrx::PgSqlErrorCode,
+    message: impl Into<String>,
+    hint: impl Into<String>,
+) -> ! {
+    pgrx::pg_sys::panic::ErrorReport::new(code, message.into(), "centralcloud")
+        .set_hint(hint)
+        .report(pgrx::PgLogLevel::ERROR);
+    unreachable!("an ERROR report does not return")
+}

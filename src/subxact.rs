@@ -3,11 +3,67 @@
 //! Cancellation and shutdown are never swallowed: they roll back and propagate.
 
 use pgrx::pg_sys::{self, errcodes::PgSqlErrorCode, panic::CaughtError, PgTryBuilder};
+use pgrx::prelude::*;
 use std::panic::AssertUnwindSafe;
 
+/// An error caught and rolled back by [`run`]: its SQLSTATE and its message.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: PgSqlErrorCode,
+    message: String,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl Failure {
+    /// Errors that are the database's problem, not the data's: lock timeouts, deadlocks and
+    /// serialization failures, lack of memory, disk or connections, lost connections, a
+    /// shutting-down or read-only server, I/O errors. Retrying the same work later can succeed,
+    /// so they must never count against a message.
+    pub fn is_transient(&self) -> bool {
+        use PgSqlErrorCode::*;
+        matches!(
+            self.code,
+            ERRCODE_LOCK_NOT_AVAILABLE
+                | ERRCODE_T_R_SERIALIZATION_FAILURE
+                | ERRCODE_T_R_DEADLOCK_DETECTED
+                | ERRCODE_TRANSACTION_ROLLBACK
+                | ERRCODE_T_R_STATEMENT_COMPLETION_UNKNOWN
+                | ERRCODE_INSUFFICIENT_RESOURCES
+                | ERRCODE_DISK_FULL
+                | ERRCODE_OUT_OF_MEMORY
+                | ERRCODE_TOO_MANY_CONNECTIONS
+                | ERRCODE_CONFIGURATION_LIMIT_EXCEEDED
+                | ERRCODE_CONNECTION_EXCEPTION
+                | ERRCODE_CONNECTION_DOES_NOT_EXIST
+                | ERRCODE_CONNECTION_FAILURE
+                | ERRCODE_SQLCLIENT_UNABLE_TO_ESTABLISH_SQLCONNECTION
+                | ERRCODE_SQLSERVER_REJECTED_ESTABLISHMENT_OF_SQLCONNECTION
+                | ERRCODE_TRANSACTION_RESOLUTION_UNKNOWN
+                | ERRCODE_PROTOCOL_VIOLATION
+                | ERRCODE_CANNOT_CONNECT_NOW
+                | ERRCODE_DATABASE_DROPPED
+                | ERRCODE_READ_ONLY_SQL_TRANSACTION
+                | ERRCODE_SYSTEM_ERROR
+                | ERRCODE_IO_ERROR
+        )
+    }
+
+    /// Raises the error again, with its own SQLSTATE, in the enclosing (sub)transaction.
+    #[allow(unreachable_code)] // ereport!(ERROR) ends in unreachable!() itself
+    pub fn raise(&self) -> ! {
+        ereport!(ERROR, self.code, self.message.clone());
+        unreachable!("ereport(ERROR) does not return")
+    }
+}
+
 /// Runs `f` in a subtransaction. `Ok` commits it into the enclosing transaction; `Err` carries
-/// the error message after the subtransaction was rolled back.
-pub fn run<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+/// the error after the subtransaction was rolled back.
+pub fn run<R>(f: impl FnOnce() -> R) -> Result<R, Failure> {
     // SAFETY: the same sequence PL/pgSQL uses (pl_exec.c, exec_stmt_block): remember the memory
     // context and resource owner, begin, and restore both after release or rollback.
     unsafe {
@@ -32,7 +88,10 @@ pub fn run<R>(f: impl FnOnce() -> R) -> Result<R, String> {
             if must_propagate(&caught) {
                 caught.rethrow();
             }
-            Err(message(&caught))
+            Err(Failure {
+                code: report(&caught).sql_error_code(),
+                message: message(&caught),
+            })
         })
         .execute()
     }
@@ -55,7 +114,7 @@ fn must_propagate(caught: &CaughtError) -> bool {
 }
 
 /// The error's message, with its detail when there is one.
-pub fn message(caught: &CaughtError) -> String {
+fn message(caught: &CaughtError) -> String {
     let r = report(caught);
     match r.detail() {
         Some(detail) if !detail.is_empty() => format!("{} ({})", r.message(), detail),
@@ -83,7 +142,7 @@ mod tests {
             Spi::run("INSERT INTO subxact_probe VALUES (2)").unwrap();
             Spi::run("SELECT 1 / 0").unwrap();
         });
-        assert_eq!(failed.unwrap_err(), "division by zero");
+        assert_eq!(failed.unwrap_err().to_string(), "division by zero");
         assert_eq!(
             count(),
             1,
@@ -106,7 +165,7 @@ mod tests {
             Spi::run("INSERT INTO subxact_probe VALUES (1)").unwrap();
             panic!("simulated bug");
         });
-        assert!(failed.unwrap_err().contains("simulated bug"));
+        assert!(failed.unwrap_err().to_string().contains("simulated bug"));
         assert_eq!(count(), 0);
     }
 
@@ -116,7 +175,10 @@ mod tests {
         let outer = run(|| {
             Spi::run("INSERT INTO subxact_probe VALUES (1)").unwrap();
             let inner = run(|| Spi::run("INSERT INTO subxact_probe VALUES ('x'::int)").unwrap());
-            assert!(inner.unwrap_err().contains("invalid input syntax"));
+            assert!(inner
+                .unwrap_err()
+                .to_string()
+                .contains("invalid input syntax"));
         });
         assert!(outer.is_ok());
         assert_eq!(count(), 1);

@@ -222,7 +222,9 @@ fn run_periodic(progress: &mut Progress, what: &str, sql: &str, after_success: i
 /// Runs an SPI call in a subtransaction; a PostgreSQL error, a panic or an SPI error all come
 /// back as the error's text.
 fn guarded<T>(call: impl FnOnce() -> pgrx::spi::SpiResult<T>) -> Result<T, String> {
-    subxact::run(call).and_then(|result| result.map_err(|e| e.to_string()))
+    subxact::run(call)
+        .map_err(|failure| failure.to_string())
+        .and_then(|result| result.map_err(|e| e.to_string()))
 }
 
 fn succeeded(progress: &mut Progress) {

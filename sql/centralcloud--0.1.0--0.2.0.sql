@@ -1,0 +1,382 @@
+-- centralcloud 0.1.0 -> 0.2.0
+--
+-- Why: the security and reliability fixes of 0.2.0.
+-- - routing_records is partitioned by the time ingest claims a message (received_at), which only
+--   the server sets; pgmq's enqueue time moves to a new column enqueued_at and, with msg_id,
+--   still names a message for duplicate detection. add_routing_partition() moves rows of the
+--   new day out of the default partition instead of failing.
+-- - Publishers get exactly what pgmq.send needs on the event queue (no OVERRIDING SYSTEM VALUE,
+--   no enqueued_at, vt of others, read_ct): grant_queue_privileges(). Score-update queues get
+--   one reader each, with column-restricted rights (existing subscriptions are tightened here).
+-- - check_invariants() runs with its caller's rights (its regclass argument is the caller's).
+-- - drain_routing_events() pins its search_path in each of its transactions.
+-- - Dead letters keep a bounded prefix of huge messages (with length and SHA-256) and have a
+--   retention (drop_expired_dead_letters()).
+\echo Use "ALTER EXTENSION centralcloud UPDATE TO '0.2.0'" to load this file. \quit
+
+-- ---------------------------------------------------------------------------------------
+-- routing_records: enqueued_at; received_at becomes the claim time (new rows). Rows of 0.1.0
+-- were partitioned by their enqueue time, which is what enqueued_at now holds.
+-- ---------------------------------------------------------------------------------------
+ALTER TABLE routing_records ADD COLUMN enqueued_at TIMESTAMPTZ;
+UPDATE routing_records SET enqueued_at = received_at;
+ALTER TABLE routing_records ALTER COLUMN enqueued_at SET NOT NULL;
+
+COMMENT ON TABLE routing_records_default IS
+  'Catch-all partition of routing_records for records outside the daily partitions (only if a partition was dropped by hand: ingest creates today''s before it writes). Normally empty; add_routing_partition() moves its rows into a new partition, and retention deletes its expired rows.';
+
+COMMENT ON TABLE routing_records IS
+  'Audit trail: one row per routing event ingested from the pgmq queue (seed columns plus msg_id, user_model_request, received_at, enqueued_at). Written only by ingest_routing_events(). Partitioned by day (UTC) of received_at: routing_records_pYYYYMMDD, created ahead by run_maintenance() and dropped whole after centralcloud.routing_records_retention.';
+
+COMMENT ON COLUMN routing_records.msg_id IS 'pgmq msg_id of the message; (msg_id, enqueued_at) names it, and ingest records it once.';
+
+COMMENT ON COLUMN routing_records.received_at IS 'When ingest claimed the message from the queue (server time): the partition key.';
+
+COMMENT ON COLUMN routing_records.enqueued_at IS 'When pgmq received the message (its enqueued_at).';
+
+
+-- ---------------------------------------------------------------------------------------
+-- Dead letters: bounded size, length and hash, retention.
+-- ---------------------------------------------------------------------------------------
+ALTER TABLE routing_events_rejected ADD COLUMN message_prefix TEXT;
+ALTER TABLE routing_events_rejected ADD COLUMN message_bytes INTEGER;
+ALTER TABLE routing_events_rejected ADD COLUMN message_sha256 BYTEA;
+UPDATE routing_events_rejected
+   SET message_bytes = octet_length(message::text), message_sha256 = sha256(convert_to(message::text, 'UTF8'))
+ WHERE message IS NOT NULL;
+
+COMMENT ON TABLE routing_events_rejected IS
+  'Dead letters: messages that failed validation, were delivered twice, or kept failing processing (after centralcloud.max_retries reads). A message larger than centralcloud.dead_letter_max_bytes is kept as a prefix with its length and hash. run_maintenance() deletes dead letters older than centralcloud.dead_letter_retention.';
+
+COMMENT ON COLUMN routing_events_rejected.message IS 'The raw message, as published, when it is at most centralcloud.dead_letter_max_bytes long (else NULL, see message_prefix).';
+
+COMMENT ON COLUMN routing_events_rejected.reason_code IS 'Stable code: null_message, unparseable, not_an_object, missing_field, wrong_type, empty_string, too_long, too_many, not_allowed, out_of_range, bad_timestamp, too_many_models, duplicate, processing_error.';
+
+COMMENT ON COLUMN routing_events_rejected.message_prefix IS 'The first centralcloud.dead_letter_max_bytes characters of a message too large to keep whole (NULL when message holds it).';
+
+COMMENT ON COLUMN routing_events_rejected.message_bytes IS 'Length of the message as text, in bytes (NULL for a NULL message).';
+
+COMMENT ON COLUMN routing_events_rejected.message_sha256 IS 'SHA-256 of the message as text: identifies a truncated message.';
+
+
+CREATE FUNCTION dead_letter_body(message jsonb)
+RETURNS TABLE (kept jsonb, prefix text, bytes integer, sha256 bytea)
+LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $body$
+    SELECT CASE WHEN b.bytes <= b.cap THEN message END,
+           CASE WHEN b.bytes > b.cap THEN left(b.body, b.cap) END,
+           b.bytes, sha256(convert_to(b.body, 'UTF8'))
+      FROM (SELECT message::text AS body, octet_length(message::text) AS bytes,
+                   current_setting('centralcloud.dead_letter_max_bytes')::integer AS cap) AS b
+$body$;
+
+COMMENT ON FUNCTION dead_letter_body(jsonb) IS
+  'What ingest stores of a dead-lettered message: kept (the message, if at most centralcloud.dead_letter_max_bytes long), prefix (its first that many characters otherwise), bytes and sha256 of its text.';
+
+
+CREATE FUNCTION drop_expired_dead_letters(cutoff timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $drop$
+DECLARE
+    removed bigint;
+BEGIN
+    DELETE FROM @extschema@.routing_events_rejected WHERE rejected_at < cutoff;
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    IF removed > 0 THEN
+        INSERT INTO @extschema@.retention_log (partition_name, range_until, rows_removed)
+        VALUES ('routing_events_rejected', cutoff, removed);
+    END IF;
+    RETURN removed;
+END
+$drop$;
+
+COMMENT ON FUNCTION drop_expired_dead_letters(timestamptz) IS
+  'Retention of dead letters: deletes those rejected before cutoff, logs it in retention_log (as routing_events_rejected), returns how many. run_maintenance() calls it with now() - centralcloud.dead_letter_retention.';
+
+COMMENT ON TABLE retention_log IS
+  'What retention removed: one row per dropped daily partition of routing_records, one per sweep of expired rows from routing_records_default, and one per sweep of expired dead letters (routing_events_rejected). Metrics and rollups keep counting these events.';
+
+COMMENT ON COLUMN retention_log.partition_name IS 'The dropped partition, or routing_records_default / routing_events_rejected for a sweep.';
+
+
+-- ---------------------------------------------------------------------------------------
+-- Partitions: a new day's rows move out of the default partition.
+-- ---------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION add_routing_partition(day date)
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $add$
+DECLARE
+    partition_name text := 'routing_records_p' || to_char(day, 'YYYYMMDD');
+    range_from timestamptz := day::timestamp AT TIME ZONE 'UTC';
+    range_until timestamptz := (day + 1)::timestamp AT TIME ZONE 'UTC';
+BEGIN
+    -- Concurrent ingests may both find a partition missing; one creates it.
+    PERFORM pg_advisory_xact_lock(hashtext('centralcloud.routing_records partitions'));
+    IF to_regclass(format('@extschema@.%I', partition_name)) IS NOT NULL THEN
+        RETURN partition_name;
+    END IF;
+    -- Created apart and attached: ATTACH takes SHARE UPDATE EXCLUSIVE on routing_records, so
+    -- concurrent ingest and dashboards go on (CREATE ... PARTITION OF would block them).
+    EXECUTE format('CREATE TABLE @extschema@.%I (LIKE @extschema@.routing_records INCLUDING DEFAULTS INCLUDING CONSTRAINTS)',
+                   partition_name);
+    -- Rows of that day in the default partition would make ATTACH fail ("would be violated"):
+    -- they move into the new table first. ATTACH locks the default partition exclusively
+    -- anyway; taking that lock now keeps new rows of the day from slipping in between.
+    IF EXISTS (SELECT 1 FROM @extschema@.routing_records_default d
+                WHERE d.received_at >= range_from AND d.received_at < range_until) THEN
+        LOCK TABLE @extschema@.routing_records_default IN ACCESS EXCLUSIVE MODE;
+        EXECUTE format('WITH moved AS (DELETE FROM @extschema@.routing_records_default d
+                                        WHERE d.received_at >= $1 AND d.received_at < $2 RETURNING d.*)
+                        INSERT INTO @extschema@.%I SELECT * FROM moved', partition_name)
+          USING range_from, range_until;
+    END IF;
+    EXECUTE format('ALTER TABLE @extschema@.routing_records ATTACH PARTITION @extschema@.%I FOR VALUES FROM (%L) TO (%L)',
+                   partition_name, range_from, range_until);
+    EXECUTE format('COMMENT ON TABLE @extschema@.%I IS %L', partition_name,
+                   format('Partition of routing_records: events received from %s to %s (UTC). Dropped whole by retention.',
+                          day, day + 1));
+    RETURN partition_name;
+END
+$add$;
+
+COMMENT ON FUNCTION add_routing_partition(date) IS
+  'Creates the routing_records partition for one UTC day (routing_records_pYYYYMMDD) unless it exists, moving that day''s rows out of routing_records_default; returns its name. run_maintenance() and ingest call it; call it yourself to backfill history.';
+
+
+-- ---------------------------------------------------------------------------------------
+-- drain_routing_events(): search_path pinned in each of its transactions.
+-- ---------------------------------------------------------------------------------------
+CREATE OR REPLACE PROCEDURE drain_routing_events(time_budget_s integer DEFAULT 50)
+LANGUAGE plpgsql
+AS $drain$
+DECLARE
+    batch record;
+    deadline timestamptz;
+    done boolean;
+BEGIN
+    PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    deadline := clock_timestamp() + make_interval(secs => time_budget_s);
+    LOOP
+        SELECT * INTO batch FROM centralcloud.ingest_routing_events(NULL, 1);
+        done := batch.read < current_setting('centralcloud.batch_size')::integer
+                OR clock_timestamp() >= deadline;
+        COMMIT;
+        EXIT WHEN done;
+        PERFORM pg_catalog.set_config('search_path', 'pg_catalog, pg_temp', true);
+    END LOOP;
+END
+$drain$;
+
+
+ALTER FUNCTION counter_summary(bigint, bigint, bigint, bigint, bigint, integer, integer, bytea)
+    SET search_path = @extschema@, pg_catalog, pg_temp;
+
+-- ---------------------------------------------------------------------------------------
+-- check_invariants(): the caller's rights (CREATE OR REPLACE without SECURITY DEFINER); counter_summary pins search_path.
+-- ---------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION check_invariants(published regclass DEFAULT NULL, queue_name text DEFAULT NULL)
+RETURNS TABLE (problem text, msg_id bigint, detail text)
+LANGUAGE plpgsql
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $check$
+DECLARE
+    queue text := coalesce(queue_name, nullif(current_setting('centralcloud.queue_name', true), ''),
+                           'model_routing_decisions');
+    queue_table text;
+    queue_created timestamptz;
+BEGIN
+    SELECT m.created_at INTO queue_created FROM pgmq.meta m WHERE m.queue_name = queue;
+    IF queue_created IS NULL THEN
+        RAISE EXCEPTION 'centralcloud: pgmq queue "%" does not exist', queue;
+    END IF;
+    queue_table := pgmq.format_table_name(queue, 'q');
+
+    -- Each message is in one place: recorded, dead-lettered (a duplicate delivery may be both:
+    -- its record is the first delivery), or still queued. Only this generation of the queue
+    -- (received since it was created). With the msg_ids the caller published (a table or view
+    -- with a msg_id column), every one of them must be somewhere, and nothing else may be:
+    -- msg_ids alone cannot tell, since a sequence skips values after a crash or a rolled-back
+    -- send.
+    RETURN QUERY EXECUTE format($places$
+        WITH place AS MATERIALIZED (
+            SELECT r.msg_id, 'recorded' AS place FROM @extschema@.routing_records r
+             WHERE r.received_at >= $1
+            UNION ALL
+            SELECT x.msg_id, 'dead-lettered (' || x.reason_code || ')' FROM @extschema@.routing_events_rejected x
+             WHERE x.reason_code <> 'duplicate' AND (x.enqueued_at IS NULL OR x.enqueued_at >= $1)
+            UNION ALL
+            SELECT q.msg_id, 'queued' FROM pgmq.%I q),
+        sent AS MATERIALIZED (SELECT DISTINCT s.msg_id::bigint AS msg_id FROM %s s)
+        SELECT 'more than once', p.msg_id, string_agg(p.place, ', ' ORDER BY p.place)
+          FROM place p GROUP BY p.msg_id HAVING count(*) > 1
+        UNION ALL
+        SELECT 'missing', s.msg_id, 'published to ' || $2 || ' but neither recorded, dead-lettered nor queued'
+          FROM sent s
+         WHERE NOT EXISTS (SELECT 1 FROM place p WHERE p.msg_id = s.msg_id)
+           AND NOT EXISTS (SELECT 1 FROM @extschema@.retention_log)
+        UNION ALL
+        SELECT 'not published', p.msg_id, 'recorded, dead-lettered or queued, but not in ' || $3
+          FROM place p
+         WHERE $3 IS NOT NULL AND NOT EXISTS (SELECT 1 FROM sent s WHERE s.msg_id = p.msg_id)
+        $places$, queue_table, coalesce(published::text, '(SELECT NULL::bigint AS msg_id WHERE false)'))
+        USING queue_created, queue, published::text;
+
+    -- Metrics and rollups equal what routing_records alone gives (unless retention removed
+    -- records, not just dead letters: then the kept counters are larger, by design). One recount at the rollup's
+    -- grain; the metrics' recount merges it (sketches merge exactly).
+    IF NOT EXISTS (SELECT 1 FROM retention_log l WHERE l.partition_name <> 'routing_events_rejected') THEN
+        RETURN QUERY
+        WITH recount AS MATERIALIZED (
+            SELECT date_trunc('hour', r."timestamp", 'UTC') AS hour, r.instance_id, r.model,
+                   r.complexity, r.provider,
+                   count(*) FILTER (WHERE r.outcome = 'routed') AS routed,
+                   count(*) FILTER (WHERE r.outcome = 'success') AS success,
+                   count(*) FILTER (WHERE r.outcome = 'failure') AS failure,
+                   count(r.response_time_ms) AS lat_count,
+                   coalesce(sum(r.response_time_ms), 0) AS lat_sum,
+                   min(r.response_time_ms) AS lat_min, max(r.response_time_ms) AS lat_max,
+                   latency_sketch_agg(r.response_time_ms) AS sketch
+              FROM routing_records r GROUP BY 1, 2, 3, 4, 5),
+        recount_cells AS (
+            SELECT c.model, c.complexity, sum(c.routed)::bigint AS routed, sum(c.success)::bigint AS success,
+                   sum(c.failure)::bigint AS failure, sum(c.lat_count)::bigint AS lat_count,
+                   sum(c.lat_sum)::bigint AS lat_sum,
+                   min(c.lat_min) AS lat_min, max(c.lat_max) AS lat_max,
+                   latency_sketch_union(c.sketch) AS sketch
+              FROM recount c GROUP BY 1, 2),
+        compared AS (
+            SELECT 'metrics' AS problem,
+                   coalesce(m.model_name, c.model) || '/' || coalesce(m.complexity_level, c.complexity) AS what,
+                   counter_summary(m.usage_count, m.success_count, m.failure_count, m.response_time_count,
+                                   m.response_time_sum, m.response_time_min, m.response_time_max,
+                                   m.latency_sketch) AS stored,
+                   counter_summary(c.routed, c.success, c.failure, c.lat_count, c.lat_sum, c.lat_min,
+                                   c.lat_max, c.sketch) AS recounted
+              FROM model_routing_metrics m
+              FULL JOIN recount_cells c ON c.model = m.model_name AND c.complexity = m.complexity_level
+             -- A cell with no events at all has nothing to recount.
+             WHERE c.model IS NOT NULL OR m.usage_count + m.success_count + m.failure_count > 0
+            UNION ALL
+            SELECT 'rollup',
+                   format('%s %s %s/%s/%s', coalesce(h.hour, c.hour), coalesce(h.instance_id, c.instance_id),
+                          coalesce(h.model, c.model), coalesce(h.complexity, c.complexity),
+                          coalesce(h.provider, c.provider)),
+                   counter_summary(h.usage_count, h.success_count, h.failure_count, h.response_time_count,
+                                   h.response_time_sum, h.response_time_min, h.response_time_max,
+                                   h.latency_sketch),
+                   counter_summary(c.routed, c.success, c.failure, c.lat_count, c.lat_sum, c.lat_min,
+                                   c.lat_max, c.sketch)
+              FROM routing_rollup_hourly h
+              FULL JOIN recount c ON c.hour = h.hour AND c.instance_id = h.instance_id AND c.model = h.model
+                                 AND c.complexity = h.complexity AND c.provider = h.provider)
+        SELECT x.problem, NULL::bigint, format('%s: stored %s, recomputed %s', x.what, x.stored, x.recounted)
+          FROM compared x
+         WHERE x.stored IS DISTINCT FROM x.recounted;
+    END IF;
+
+    -- Learning never consumed more evidence than there is, and every cell has a score.
+    RETURN QUERY
+    SELECT 'watermark', NULL::bigint,
+           format('%s/%s: learned (%s, %s, %s) > counted (%s, %s, %s)', s.model_name, s.complexity_level,
+                  s.learned_success_count, s.learned_failure_count, s.learned_response_time_count,
+                  m.success_count, m.failure_count, m.response_time_count)
+      FROM model_complexity_scores s JOIN model_routing_metrics m USING (model_name, complexity_level)
+     WHERE s.learned_success_count > m.success_count OR s.learned_failure_count > m.failure_count
+        OR s.learned_response_time_count > m.response_time_count;
+    RETURN QUERY
+    SELECT 'no score', NULL::bigint, m.model_name || '/' || m.complexity_level || ' has metrics but no score'
+      FROM model_routing_metrics m
+     WHERE NOT EXISTS (SELECT 1 FROM model_complexity_scores s
+                        WHERE s.model_name = m.model_name AND s.complexity_level = m.complexity_level);
+END
+$check$;
+
+COMMENT ON FUNCTION check_invariants(regclass, text) IS
+  'The exact-accounting check: every message of the queue (this generation of it) is recorded, dead-lettered or still queued, exactly once; given published (a table with the msg_ids sent), each of those is somewhere and nothing else is; model_routing_metrics and routing_rollup_hourly equal a recount of routing_records (counts, sums, min, max, sketch sample count, p50/p99); learning watermarks never exceed the counts; every cell has a score. One row per difference, none when all holds. The missing check is skipped once retention has removed records or dead letters, the recount once it removed records. Runs with the caller''s rights (operators: centralcloud_operator). Take a quiet moment or a REPEATABLE READ snapshot for an exact answer while ingest runs.';
+
+
+-- ---------------------------------------------------------------------------------------
+-- Queue privileges.
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION grant_queue_privileges()
+RETURNS text
+LANGUAGE plpgsql
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $grant$
+DECLARE
+    queue text := coalesce(nullif(current_setting('centralcloud.queue_name', true), ''), 'model_routing_decisions');
+    queue_table text := pgmq.format_table_name(queue, 'q');
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pgmq.meta m WHERE m.queue_name = queue) THEN
+        RAISE EXCEPTION 'centralcloud: pgmq queue "%" does not exist', queue
+            USING ERRCODE = 'undefined_table', HINT = format('Create it with SELECT pgmq.create(%L).', queue);
+    END IF;
+    EXECUTE format('REVOKE ALL ON pgmq.%I FROM centralcloud_publisher, centralcloud_operator', queue_table);
+    EXECUTE format('GRANT INSERT (vt, message, headers), SELECT (msg_id) ON pgmq.%I TO centralcloud_publisher', queue_table);
+    EXECUTE format('GRANT SELECT (msg_id) ON pgmq.%I TO centralcloud_operator', queue_table);
+    RETURN queue_table;
+END
+$grant$;
+
+COMMENT ON FUNCTION grant_queue_privileges() IS
+  'Grants centralcloud_publisher exactly what pgmq.send and pgmq.send_batch need on the routing-event queue (centralcloud.queue_name), and centralcloud_operator its msg_ids; returns the queue table. Ingest calls it when it finds the queue re-created; call it after pointing centralcloud.queue_name at another queue.';
+
+COMMENT ON FUNCTION subscribe_instance(text, text) IS
+  'Creates the instance''s own score-update queue (cc_scores_<slug>_<hash>), binds it to the score update topic, and lets reader (a role; default the centralcloud_publisher group) read, delete and archive its messages, and nobody else (a role given replaces every earlier reader, the group included); returns the queue name. Idempotent.';
+
+ALTER FUNCTION grant_queue_privileges() SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
+ALTER FUNCTION drop_expired_dead_letters(timestamptz) SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
+REVOKE ALL ON FUNCTION grant_queue_privileges() FROM PUBLIC;
+REVOKE ALL ON FUNCTION drop_expired_dead_letters(timestamptz) FROM PUBLIC;
+REVOKE ALL ON FUNCTION check_invariants(regclass, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION grant_queue_privileges() TO centralcloud_operator;
+GRANT USAGE ON SCHEMA pgmq TO centralcloud_operator;
+GRANT SELECT ON pgmq.meta TO centralcloud_operator;
+-- 0.1.0 gave SELECT on every new table to the operator (GRANT ... ON ALL TABLES at install).
+GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO centralcloud_operator;
+
+-- The event queue: table-level INSERT becomes what pgmq.send needs.
+DO $queue$
+BEGIN
+    IF EXISTS (SELECT 1 FROM pgmq.meta WHERE queue_name = coalesce(nullif(current_setting('centralcloud.queue_name', true), ''), 'model_routing_decisions')) THEN
+        PERFORM @extschema@.grant_queue_privileges();
+    END IF;
+END
+$queue$;
+
+-- Score-update queues: 0.1.0 let each reader UPDATE whole rows and read the archive. Each queue
+-- keeps one reader (a role given to subscribe_instance() over the publisher group), with the
+-- rights pgmq.read, pgmq.delete and pgmq.archive need.
+DO $subscriptions$
+DECLARE
+    sub record;
+    readers text[];
+    reader text;
+BEGIN
+    FOR sub IN SELECT s.queue_name, pgmq.format_table_name(s.queue_name, 'q') AS q,
+                      pgmq.format_table_name(s.queue_name, 'a') AS a
+                 FROM @extschema@.score_subscriptions s
+                 JOIN pgmq.meta m ON m.queue_name = s.queue_name
+    LOOP
+        SELECT array_agg(DISTINCT pg_catalog.pg_get_userbyid(acl.grantee)) INTO readers
+          FROM pg_catalog.pg_class c, LATERAL pg_catalog.aclexplode(c.relacl) acl
+         WHERE c.relnamespace = 'pgmq'::regnamespace AND c.relname IN (sub.q, sub.a)
+           AND acl.grantee NOT IN (c.relowner, 0, 'pg_monitor'::regrole);
+        FOREACH reader IN ARRAY coalesce(readers, '{}')
+        LOOP
+            EXECUTE format('REVOKE ALL ON pgmq.%I, pgmq.%I FROM %I', sub.q, sub.a, reader);
+        END LOOP;
+        -- The role named at subscription wins over the shared default group.
+        SELECT r INTO reader FROM unnest(readers) AS r ORDER BY r = 'centralcloud_publisher', r LIMIT 1;
+        IF reader IS NOT NULL THEN
+            EXECUTE format('GRANT SELECT, DELETE, UPDATE (vt, read_ct, last_read_at) ON pgmq.%I TO %I', sub.q, reader);
+            EXECUTE format('GRANT INSERT, SELECT (msg_id) ON pgmq.%I TO %I', sub.a, reader);
+        END IF;
+    END LOOP;
+END
+$subscriptions$;
