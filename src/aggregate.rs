@@ -86,10 +86,11 @@ impl CellDelta {
         self.latency_sum += later.latency_sum;
         self.latency_min = combine(self.latency_min, later.latency_min, i32::min);
         self.latency_max = combine(self.latency_max, later.latency_max, i32::max);
-        // Both sketches come from LatencySketch::default(): same configuration, merge cannot fail.
+        // Both sketches come from LatencySketch::default() (same configuration) and hold one
+        // transaction's samples (far below MAX_COUNT): merge cannot fail.
         self.sketch
             .merge(&later.sketch)
-            .expect("sketches share one configuration");
+            .expect("sketches share one configuration and hold few samples");
         self.first_score = self.first_score.or(later.first_score);
     }
 }

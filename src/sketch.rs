@@ -5,9 +5,14 @@
 //! 1800 ms ± 1%), two sketches merge exactly (per batch, per hour, across parallel workers),
 //! and the bin cap bounds the size whatever the number of samples. Response times are whole
 //! milliseconds in [0, `max_response_time_ms`], so in practice well under 1100 bins are used.
+//!
+//! Encoded sketches come from callers (the SQL functions are PUBLIC), so `from_bytes` checks
+//! every decoded field before the crate uses it: see `wire`.
 
-use serde::{Deserialize, Serialize};
+mod wire;
+
 use sketches_ddsketch::{Config, DDSketch};
+pub use wire::{Rule, Side, MAX_ENCODED_LEN};
 
 /// Relative accuracy of every quantile the sketch returns (the crate's `alpha`).
 pub const RELATIVE_ACCURACY: f64 = 0.01;
@@ -17,8 +22,13 @@ pub const MAX_BINS: u32 = 2048;
 const MIN_VALUE_MS: f64 = 0.5;
 /// First byte of every encoded sketch, so the format can evolve.
 const FORMAT_V1: u8 = 1;
+/// Most samples a sketch may hold: 2^53, exact as f64 (the crate ranks with f64) and far
+/// beyond any real volume (285 years at a million a second). The cap keeps the crate's u64
+/// additions in merges from overflowing.
+pub const MAX_COUNT: u64 = 1 << 53;
 
-#[derive(Clone, Serialize, Deserialize)]
+/// No serde derive: the only way in is `from_bytes`, which checks what it decodes.
+#[derive(Clone)]
 pub struct LatencySketch {
     inner: DDSketch,
 }
@@ -41,8 +51,15 @@ impl std::fmt::Debug for LatencySketch {
 pub enum SketchError {
     UnknownFormat(u8),
     Empty,
+    /// Longer than any valid sketch (`MAX_ENCODED_LEN`); the length.
+    TooLong(usize),
+    /// Not a postcard encoding of a sketch; postcard's message.
     Corrupt(String),
+    /// Decoded, but breaks a rule no sketch this extension makes breaks.
+    Invalid(Rule),
     Incompatible,
+    /// A merge would hold more than `MAX_COUNT` samples.
+    TooManySamples,
 }
 
 impl std::fmt::Display for SketchError {
@@ -50,9 +67,17 @@ impl std::fmt::Display for SketchError {
         match self {
             SketchError::UnknownFormat(v) => write!(f, "unknown latency sketch format version {v}"),
             SketchError::Empty => write!(f, "latency sketch is empty (zero bytes)"),
+            SketchError::TooLong(n) => write!(
+                f,
+                "latency sketch is corrupt: {n} bytes, more than any valid sketch ({MAX_ENCODED_LEN})"
+            ),
             SketchError::Corrupt(e) => write!(f, "latency sketch is corrupt: {e}"),
+            SketchError::Invalid(rule) => write!(f, "latency sketch is corrupt: {rule}"),
             SketchError::Incompatible => {
                 write!(f, "latency sketches have different accuracy settings")
+            }
+            SketchError::TooManySamples => {
+                write!(f, "merged latency sketch would hold more than 2^53 samples")
             }
         }
     }
@@ -67,7 +92,12 @@ impl LatencySketch {
         self.inner.count() as u64
     }
 
+    /// Refuses to go past `MAX_COUNT` samples (the crate's own additions would overflow).
     pub fn merge(&mut self, other: &LatencySketch) -> Result<(), SketchError> {
+        match self.count().checked_add(other.count()) {
+            Some(n) if n <= MAX_COUNT => {}
+            _ => return Err(SketchError::TooManySamples),
+        }
         self.inner
             .merge(&other.inner)
             .map_err(|_| SketchError::Incompatible)
@@ -87,14 +117,21 @@ impl LatencySketch {
         out
     }
 
+    /// Decodes what `to_bytes` wrote, refusing anything else before the crate uses it.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SketchError> {
-        match bytes.split_first() {
-            None => Err(SketchError::Empty),
-            Some((&FORMAT_V1, body)) => postcard::from_bytes(body)
-                .map(|inner| LatencySketch { inner })
-                .map_err(|e| SketchError::Corrupt(e.to_string())),
-            Some((&v, _)) => Err(SketchError::UnknownFormat(v)),
+        let body = match bytes.split_first() {
+            None => return Err(SketchError::Empty),
+            Some((&FORMAT_V1, body)) => body,
+            Some((&v, _)) => return Err(SketchError::UnknownFormat(v)),
+        };
+        if bytes.len() > MAX_ENCODED_LEN {
+            return Err(SketchError::TooLong(bytes.len()));
         }
+        wire::check(body)?;
+        // The same bytes again, now known to hold a valid sketch of at most MAX_BINS bins.
+        postcard::from_bytes(body)
+            .map(|inner| LatencySketch { inner })
+            .map_err(|e| SketchError::Corrupt(e.to_string()))
     }
 }
 
@@ -218,6 +255,70 @@ mod tests {
         let s = LatencySketch::default();
         assert_eq!(s.quantile(0.5), None);
         assert_eq!(s.quantile(1.5), None);
+    }
+
+    /// A sketch as `to_bytes` wrote it before `from_bytes` checked anything (the bytes
+    /// sketches already stored in databases have): it must keep decoding to the same sketch.
+    const PINNED_VALUES: [i32; 7] = [0, 100, 101, 120, 150, 150, 180];
+    const PINNED_HEX: &str = concat!(
+        "018010fd4a815abf52f03f97059d050e7b943f000000000000e03f468001000000000000000000000000",
+        "000000000000000000000000000000000000000000000000000000000000000000000000000000000000",
+        "000000000000000000000200000000000000000100000000000000000000020000000000000000010000",
+        "000000000000000000000000000000000000000000000000000000000000000006ce038804ce02801000",
+        "0000feffffff0fffffffff0f0080100000000000000000000000000000806640000000000008894001",
+    );
+    /// Its quantiles then: (q, ms).
+    const PINNED_QUANTILES: [(f64, f64); 4] = [
+        (0.0, 0.0),
+        (0.5, 120.31456328864704),
+        (0.99, 149.922277156737),
+        (1.0, 180.0),
+    ];
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn unhex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn stored_encoding_is_unchanged() {
+        let mut sketch = LatencySketch::default();
+        PINNED_VALUES.iter().for_each(|&v| sketch.add(v));
+        assert_eq!(
+            hex(&sketch.to_bytes()),
+            PINNED_HEX,
+            "to_bytes writes the same format"
+        );
+        let decoded = LatencySketch::from_bytes(&unhex(PINNED_HEX)).unwrap();
+        assert_eq!(decoded.count(), 7);
+        for (q, ms) in PINNED_QUANTILES {
+            let got = decoded.quantile(q).unwrap();
+            assert_eq!(Some(got), sketch.quantile(q), "q={q}");
+            // Within a rounding of the value pinned (another libm may round exp differently).
+            assert!((got - ms).abs() <= 1e-9 * ms, "q={q}: {got} vs {ms}");
+        }
+        assert_eq!(decoded.to_bytes(), unhex(PINNED_HEX));
+    }
+
+    #[test]
+    fn the_sql_regression_test_uses_the_pinned_sketch() {
+        let sql = include_str!("../pg_test/t14_crafted_sketches.sql");
+        assert!(sql.contains(&format!("'\\x{PINNED_HEX}'")));
+        let mut trailing = unhex(PINNED_HEX);
+        trailing.push(0);
+        assert!(sql.contains(&format!("'\\x{}'", hex(&trailing))));
+        let error = LatencySketch::from_bytes(&trailing).unwrap_err();
+        assert!(sql.contains(&format!("'centralcloud: {error}'")));
+        for bytes in [&[][..], &[2][..]] {
+            let error = LatencySketch::from_bytes(bytes).unwrap_err();
+            assert!(sql.contains(&format!("'centralcloud: {error}'")), "{error}");
+        }
     }
 
     #[test]

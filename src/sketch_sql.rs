@@ -1,18 +1,39 @@
 //! SQL functions over encoded latency sketches (`bytea`), thin wrappers over `sketch`.
 
-use crate::sketch::{merge_encoded, LatencySketch};
+use crate::sketch::{merge_encoded, LatencySketch, SketchError};
 use pgrx::datum::Internal;
 use pgrx::prelude::*;
 use pgrx::PgMemoryContexts;
 
+/// Raises a sketch error with a SQLSTATE callers can match on.
+///
+/// Bytes that do not decode to a valid sketch are bad input, like malformed bytes given to a
+/// type's receive function: 22P03 invalid_binary_representation (class 22, data exception).
+/// Not XX001 data_corrupted: that class says the server's own storage is damaged, which
+/// monitoring treats as an incident, and any caller can pass crafted bytes at will.
+fn raise(e: SketchError) -> ! {
+    let code = match e {
+        SketchError::Empty
+        | SketchError::UnknownFormat(_)
+        | SketchError::TooLong(_)
+        | SketchError::Corrupt(_)
+        | SketchError::Invalid(_) => PgSqlErrorCode::ERRCODE_INVALID_BINARY_REPRESENTATION,
+        // Valid sketches whose merge would exceed the sample cap: an overflow, like bigint's.
+        SketchError::TooManySamples => PgSqlErrorCode::ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE,
+        // Every decoded sketch has this extension's configuration: a bug if it happens.
+        SketchError::Incompatible => PgSqlErrorCode::ERRCODE_INTERNAL_ERROR,
+    };
+    ereport!(ERROR, code, format!("centralcloud: {e}"));
+}
+
 fn decode(bytes: &[u8]) -> LatencySketch {
-    LatencySketch::from_bytes(bytes).unwrap_or_else(|e| error!("centralcloud: {e}"))
+    LatencySketch::from_bytes(bytes).unwrap_or_else(|e| raise(e))
 }
 
 /// Merges two latency sketches; NULL stands for an empty sketch.
 #[pg_extern(immutable, parallel_safe)]
 fn latency_sketch_merge(a: Option<&[u8]>, b: Option<&[u8]>) -> Option<Vec<u8>> {
-    merge_encoded(a, b).unwrap_or_else(|e| error!("centralcloud: {e}"))
+    merge_encoded(a, b).unwrap_or_else(|e| raise(e))
 }
 
 /// The q-quantile (0..1) in milliseconds, within 1% relative error; NULL for q outside [0, 1].
@@ -63,8 +84,7 @@ fn latency_sketch_union_trans(
 ) -> Internal {
     let into = state_in_aggregate(&mut state, fcinfo);
     if let Some(bytes) = sketch {
-        into.merge(&decode(bytes))
-            .unwrap_or_else(|e| error!("centralcloud: {e}"));
+        into.merge(&decode(bytes)).unwrap_or_else(|e| raise(e));
     }
     state
 }
@@ -95,8 +115,7 @@ fn latency_sketch_combine(
         return state;
     };
     let into = state_in_aggregate(&mut state, fcinfo);
-    into.merge(partial)
-        .unwrap_or_else(|e| error!("centralcloud: {e}"));
+    into.merge(partial).unwrap_or_else(|e| raise(e));
     state
 }
 
