@@ -278,6 +278,9 @@ fn ingest_routing_events(
 /// event, otherwise `{reason_code, reason}`. The timestamp (normalised to UTC) and the score
 /// are the values the validator checked, so PostgreSQL never re-reads the instance's text: its
 /// rules differ at the edges (a score a hair above 5 that parses to 5.0, timestamp forms).
+///
+/// Stable, not immutable: the verdict depends on settings and on the transaction's start time
+/// (the window around the server time), both fixed within a statement, like `now()`.
 #[pg_extern(stable, parallel_safe)]
 fn routing_event_verdict(body: Option<&str>) -> Vec<Option<String>> {
     let limits: Limits = guc::limits();
