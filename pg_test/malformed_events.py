@@ -10,7 +10,9 @@ Writes N lines, one per message:
 `message` is always the last key (a reader can cut it off the line as text: it may be nested
 deeper than some JSON parsers allow). `expect`/`code` are what `parse_event` in src/event.rs
 decides with `Limits::default()` (max 256 characters per string, response_time_ms up to
-3600000, 32 capabilities); `cargo test` checks them (event::props::
+3600000, 32 capabilities, no window around the server time: valid timestamps span 1970..9999,
+so ingest needs centralcloud.max_event_age and max_event_clock_skew at 0, as
+pg_test/stress.sh sets them); `cargo test` checks them (event::props::
 malformed_events_labels_match_the_validator, seed 7, 3000 lines).
 
 Every message is something PostgreSQL's jsonb accepts (checked against PostgreSQL 15 with a
@@ -22,8 +24,8 @@ Mutations break exactly one rule of a valid event: a required field dropped or n
 -1e-300, 10**30 written as an integer, 5.0000001), numbers beyond f64 (1e400: unparseable),
 empty, overlong (100 000 characters) and NUL-free unicode strings, 10 000-item arrays, nesting
 up to 200 levels (serde_json refuses more than 127: unparseable), values outside the
-enumerations, timestamps in bad formats, before 1970, at offsets beyond +-15:59 or with leap
-seconds.
+enumerations, timestamps in bad formats, before 1970 or after 9999 in UTC, at offsets beyond
++-15:59 or with leap seconds.
 
 "either" marks the one genuinely ambiguous case: a response_time_ms written as "-0" or with an
 exponent ("1e3"). Parsed from this text it is a float, so out_of_range; but jsonb stores numbers
@@ -255,7 +257,7 @@ def bad_timestamp(rng):
 
 def out_of_range_timestamp(rng):
     r = rng.random()
-    if r < 0.35:  # before 1970 (in UTC)
+    if r < 0.3:  # before 1970 (in UTC)
         utc = datetime(1, 1, 2, tzinfo=timezone.utc) + timedelta(
             seconds=rng.randrange(int((EPOCH - datetime(1, 1, 2, tzinfo=timezone.utc)).total_seconds())))
         if rng.random() < 0.5:
@@ -263,9 +265,16 @@ def out_of_range_timestamp(rng):
         offset = rng.randint(-959, 959)
         local = utc + timedelta(minutes=offset)
         return local_text(local) + fraction(rng) + offset_text(offset, rng)
-    if r < 0.45:
+    if r < 0.4:
         return rng.choice(["1969-12-31T23:59:59Z", "1970-01-01T00:59:59+01:00", "0000-01-01T00:00:00Z",
-                           "1969-12-31T23:59:60Z", "1900-01-01T00:00:00Z", "0001-01-01T00:00:00+00:00"])
+                           "1969-12-31T23:59:60Z", "1900-01-01T00:00:00Z", "0001-01-01T00:00:00+00:00",
+                           "1969-12-31T23:59:59.9999999Z", "9999-12-31T23:59:59-15:00",
+                           "9999-12-31T23:59:59-00:01", "9999-12-31T23:59:59.9999999-00:01"])
+    if r < 0.45:  # after 9999 (in UTC): 9999-12-31 local at a negative offset reaching 10000
+        minutes = rng.randint(1, 959)
+        secs = rng.randint(86400 - minutes * 60, 86399)
+        local = f"9999-12-31T{secs // 3600:02d}:{secs // 60 % 60:02d}:{secs % 60:02d}"
+        return local + fraction(rng) + offset_text(-minutes, rng)
     if r < 0.75:  # offset beyond +-15:59 (PostgreSQL: time zone displacement out of range)
         local = datetime(1970, 1, 2) + timedelta(seconds=rng.randrange(int((datetime(9999, 12, 30) - datetime(1970, 1, 2)).total_seconds())))
         m = rng.choice([960, 1439, rng.randint(960, 1439)])

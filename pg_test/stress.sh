@@ -26,13 +26,14 @@ db=postgres
 summary=()
 failed=0
 
+# fresh_cluster [extra postgresql.conf lines...]
 fresh_cluster() {
   cluster_stop "$CLUSTER_DIR"
   cluster_start "$CLUSTER_DIR" "$CLUSTER_PORT" \
     "shared_preload_libraries = 'pg_cron,centralcloud'" "cron.database_name = 'postgres'" \
     "cron.host = '$CLUSTER_DIR'" "centralcloud.database = 'postgres'" \
     "centralcloud.ingest_interval_ms = 50" "centralcloud.learn_interval_s = 1" \
-    "max_wal_size = 4GB" "deadlock_timeout = 200ms" "log_lock_waits = on"
+    "max_wal_size = 4GB" "deadlock_timeout = 200ms" "log_lock_waits = on" "$@"
   cpsql -d "$db" -c "CREATE EXTENSION pg_cron" -c "CREATE EXTENSION centralcloud CASCADE" >/dev/null 2>&1
   (cd "$here" && cpsql -d "$db" -f lib.sql >/dev/null)
   cpsql -d "$db" -f "$here/stress_lib.sql" >/dev/null
@@ -144,7 +145,9 @@ scenario_concurrency() {
 # ---------------------------------------------------------------------------------------------
 scenario_malformed() {
   log "3. malformed input: $MALFORMED generated events through the worker"
-  fresh_cluster
+  # The generator's valid timestamps span 1970..9999 (its labels are the validator's without
+  # a server-time window), so the worker ingests here with the window off.
+  fresh_cluster "centralcloud.max_event_age = 0" "centralcloud.max_event_clock_skew = 0"
   local pid_before
   pid_before="$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'centralcloud worker'")"
   python3 "$here/malformed_events.py" --count "$MALFORMED" --seed 20261126 >"$CLUSTER_DIR/malformed.jsonl" \

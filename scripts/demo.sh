@@ -76,6 +76,10 @@ INSERT INTO stream (msg) VALUES
 INSERT INTO stream (msg)
 SELECT jsonb_build_object('timestamp', '2025-10-27T06:55:00Z', 'instance_id', repeat('x', 100000),
        'routing_decision', '{"complexity": "simple", "selected_model": "m", "selected_provider": "p", "complexity_score": 1, "outcome": "routed"}'::jsonb);
+-- Current timestamps: an old one would be rejected first (out_of_range, centralcloud.max_event_age),
+-- hiding the fault each of these shows.
+UPDATE stream SET msg = jsonb_set(msg, '{timestamp}', to_jsonb(to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')))
+ WHERE msg->>'timestamp' = '2025-10-27T06:55:00Z';
 
 SELECT count(*) AS published FROM pgmq.send_batch('model_routing_decisions', ARRAY(SELECT msg FROM stream ORDER BY seq));
 SQL

@@ -91,6 +91,13 @@ pub struct Limits {
     pub max_response_time_ms: i64,
     /// Most entries accepted in `capabilities_required`.
     pub max_capabilities: usize,
+    /// The server time event timestamps are judged against (ingest: the transaction's start,
+    /// so one transaction judges every event alike); `None` applies no window.
+    pub now: Option<DateTime<Utc>>,
+    /// Oldest accepted timestamp, in seconds before `now`; 0: no bound.
+    pub max_age_s: i64,
+    /// Furthest accepted timestamp (clock skew), in seconds after `now`; 0: no bound.
+    pub max_future_s: i64,
 }
 
 impl Default for Limits {
@@ -99,8 +106,59 @@ impl Default for Limits {
             max_string_chars: 256,
             max_response_time_ms: 3_600_000,
             max_capabilities: 32,
+            now: None,
+            max_age_s: 7 * 86_400,
+            max_future_s: 15 * 60,
         }
     }
+}
+
+impl Limits {
+    /// The rule an event at `micros` (since 1970, UTC) breaks by lying outside the window
+    /// around `now`, if any. The bounds themselves are inside.
+    fn window_rule(&self, micros: i64) -> Option<String> {
+        const MICROS_PER_S: i64 = 1_000_000;
+        let now = self.now?.timestamp_micros();
+        let oldest = now.saturating_sub(self.max_age_s.saturating_mul(MICROS_PER_S));
+        if self.max_age_s > 0 && micros < oldest {
+            let age = duration_text(self.max_age_s);
+            return Some(format!(
+                "at most {age} before the server time (centralcloud.max_event_age)"
+            ));
+        }
+        let furthest = now.saturating_add(self.max_future_s.saturating_mul(MICROS_PER_S));
+        if self.max_future_s > 0 && micros > furthest {
+            let skew = duration_text(self.max_future_s);
+            return Some(format!(
+                "at most {skew} after the server time (centralcloud.max_event_clock_skew)"
+            ));
+        }
+        None
+    }
+}
+
+/// Seconds as an operator reads them in a reason: "7 days", "15 min", "1 day 12 h", "90 s"
+/// as "1 min 30 s".
+fn duration_text(seconds: i64) -> String {
+    const UNITS: [(i64, &str, &str); 4] = [
+        (86_400, "day", "days"),
+        (3_600, "h", "h"),
+        (60, "min", "min"),
+        (1, "s", "s"),
+    ];
+    let mut left = seconds;
+    let mut parts = Vec::new();
+    for (size, one, many) in UNITS {
+        let n = left / size;
+        left %= size;
+        if n > 0 {
+            parts.push(format!("{n} {}", if n == 1 { one } else { many }));
+        }
+    }
+    if parts.is_empty() {
+        return "0 s".into();
+    }
+    parts.join(" ")
 }
 
 /// A validated routing event, normalised for storage.
@@ -246,7 +304,11 @@ pub fn validate_event(root: &Value, limits: &Limits) -> Result<RoutingEvent, Rej
     let s = Strings { limits };
 
     Ok(RoutingEvent {
-        timestamp: timestamp(required(root, "timestamp", "timestamp")?, "timestamp")?,
+        timestamp: timestamp(
+            required(root, "timestamp", "timestamp")?,
+            "timestamp",
+            limits,
+        )?,
         instance_id: s.name(required(root, "instance_id", "instance_id")?, "instance_id")?,
         complexity: one_of(
             required(decision, "complexity", "routing_decision.complexity")?,
@@ -464,8 +526,17 @@ fn response_time(v: Option<&Value>, limits: &Limits) -> Result<Option<i32>, Reje
 }
 
 /// `timestamp`: RFC 3339 (the ISO 8601 profile Elixir's `DateTime.to_iso8601` emits), with an
-/// explicit offset, normalised to UTC. A timestamp without offset is ambiguous and rejected;
-/// so is one before 1970 (no router ran then; PostgreSQL also refuses year 0).
+/// explicit offset, normalised to UTC with microseconds. A timestamp without offset is
+/// ambiguous and rejected.
+///
+/// The accepted instants are exactly those whose stored value, the instant truncated to the
+/// microsecond, lies in [`FIRST_MICROS`, `LAST_MICROS`]: 1970-01-01T00:00:00Z (no router ran
+/// before; PostgreSQL refuses year 0) to 9999-12-31T23:59:59.999999Z (the last one whose
+/// normalised text has a four-digit year: chrono writes `+10000-...`, which `timestamptz`
+/// refuses). The range is judged in UTC, after the offset: `9999-12-31T23:59:59-00:01` and
+/// `1970-01-01T00:30:00+01:00` are out of range. Fractional digits beyond the sixth are
+/// truncated, not rounded as PostgreSQL rounds its own input (at most 1 µs apart), so the
+/// stored value never moves past the range: `...59.9999999Z` is stored as `...59.999999Z`.
 ///
 /// What chrono accepts but PostgreSQL's `timestamptz` refuses is rejected too, so an event is
 /// valid by one rule everywhere (ingest stores the normalised value, never the text): more than
@@ -473,7 +544,10 @@ fn response_time(v: Option<&Value>, limits: &Limits) -> Result<Option<i32>, Reje
 /// about 128), a non-ASCII character (chrono takes U+2212 MINUS SIGN as the offset's sign), an
 /// offset beyond ±15:59 (chrono goes to ±23:59) and a leap second (chrono takes `:60` anywhere,
 /// PostgreSQL not `23:59:60.5`). No router emits any of these.
-fn timestamp(v: &Value, path: &'static str) -> Result<String, Rejection> {
+///
+/// Last, the window around the server time ([`Limits::now`]), if any: far-future events would
+/// otherwise sit in every "last 24 hours" view for good.
+fn timestamp(v: &Value, path: &'static str, limits: &Limits) -> Result<String, Rejection> {
     let text = string(v, path)?;
     if text.len() > MAX_TIMESTAMP_CHARS {
         let chars = text.chars().count();
@@ -494,23 +568,36 @@ fn timestamp(v: &Value, path: &'static str) -> Result<String, Rejection> {
         return Err(bad("non-ASCII character".into()));
     }
     let parsed = DateTime::parse_from_rfc3339(text).map_err(|e| bad(e.to_string()))?;
-    let out_of_range = |rule: &str| Rejection::OutOfRange {
+    let out_of_range = |rule: String| Rejection::OutOfRange {
         path,
-        rule: rule.into(),
+        rule,
         got: shown(v),
     };
-    let utc = parsed.with_timezone(&Utc);
-    if utc < DateTime::UNIX_EPOCH {
-        return Err(out_of_range("1970 or later"));
+    // Whole seconds since 1970 times 10^6 plus the truncated fraction: the instant floored to
+    // the microsecond, which is what is stored.
+    let micros = parsed.timestamp_micros();
+    if !(FIRST_MICROS..=LAST_MICROS).contains(&micros) {
+        return Err(out_of_range(
+            "between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z".into(),
+        ));
     }
     if parsed.offset().local_minus_utc().abs() >= 16 * 3600 {
-        return Err(out_of_range("at a UTC offset within ±15:59"));
+        return Err(out_of_range("at a UTC offset within ±15:59".into()));
     }
     if parsed.nanosecond() >= 1_000_000_000 {
-        return Err(out_of_range("free of leap seconds (second 60)"));
+        return Err(out_of_range("free of leap seconds (second 60)".into()));
     }
+    if let Some(rule) = limits.window_rule(micros) {
+        return Err(out_of_range(rule));
+    }
+    let utc = DateTime::from_timestamp_micros(micros).expect("within 1970..=9999");
     Ok(utc.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
+
+/// First and last accepted instant, in microseconds since 1970-01-01T00:00:00Z (see
+/// [`timestamp`]).
+const FIRST_MICROS: i64 = 0;
+const LAST_MICROS: i64 = 253_402_300_799_999_999;
 
 /// Longest accepted `timestamp`: nanoseconds and an offset take 35 characters.
 const MAX_TIMESTAMP_CHARS: usize = 64;
@@ -884,6 +971,175 @@ mod tests {
         }
         assert!(check(&with(&["timestamp"], json!("1970-01-01T00:00:00Z"))).is_ok());
     }
+
+    /// The timestamp as stored, or the rejection's code and reason.
+    fn stored(ts: &str, limits: &Limits) -> Result<String, (&'static str, String)> {
+        validate_event(&with(&["timestamp"], json!(ts)), limits)
+            .map(|e| e.timestamp)
+            .map_err(|e| (e.code(), e.to_string()))
+    }
+
+    /// The accepted range is judged in UTC on the stored (truncated) instant: from 1970 to the
+    /// last microsecond of 9999, the last one whose normalised text PostgreSQL accepts.
+    #[test]
+    fn timestamp_range_edges_in_utc() {
+        let limits = Limits::default();
+        for (ts, want) in [
+            ("1970-01-01T00:00:00Z", "1970-01-01T00:00:00.000000Z"),
+            ("1970-01-01T15:59:00+15:59", "1970-01-01T00:00:00.000000Z"),
+            ("1969-12-31T08:01:00-15:59", "1970-01-01T00:00:00.000000Z"),
+            (
+                "1970-01-01T00:00:00.0000001Z",
+                "1970-01-01T00:00:00.000000Z",
+            ),
+            ("9999-12-31T23:59:59.999999Z", "9999-12-31T23:59:59.999999Z"),
+            // Truncated, never rounded up past the range.
+            (
+                "9999-12-31T23:59:59.9999995Z",
+                "9999-12-31T23:59:59.999999Z",
+            ),
+            (
+                "9999-12-31T23:59:59.999999999Z",
+                "9999-12-31T23:59:59.999999Z",
+            ),
+            (
+                "9999-12-31T23:59:59.9999999999999Z",
+                "9999-12-31T23:59:59.999999Z",
+            ),
+            ("9999-12-31T23:59:59+00:01", "9999-12-31T23:58:59.000000Z"),
+            ("9999-12-31T08:00:00-15:59", "9999-12-31T23:59:00.000000Z"),
+        ] {
+            assert_eq!(stored(ts, &limits).as_deref(), Ok(want), "{ts}");
+        }
+        for ts in [
+            "9999-12-31T23:59:59-15:00",
+            "9999-12-31T23:59:59-00:01",
+            "9999-12-31T23:59:59.9999999-00:01",
+            "9999-12-31T08:01:00-15:59",
+            "1970-01-01T00:30:00+01:00",
+            "1970-01-01T15:59:00.999999+16:00",
+            "1969-12-31T23:59:59.999999Z",
+            "1969-12-31T23:59:59.9999999Z",
+            "1970-01-01T00:00:00.999999+00:01",
+        ] {
+            assert_eq!(stored(ts, &limits).unwrap_err().0, "out_of_range", "{ts}");
+        }
+        assert_eq!(
+            stored("9999-12-31T23:59:59-15:00", &limits).unwrap_err().1,
+            "timestamp: must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59.999999Z, \
+             got \"9999-12-31T23:59:59-15:00\""
+        );
+        // Years beyond four digits are no RFC 3339 at all.
+        for ts in ["10000-01-01T00:00:00Z", "+10000-01-01T00:00:00.000000Z"] {
+            assert_eq!(stored(ts, &limits).unwrap_err().0, "bad_timestamp", "{ts}");
+        }
+    }
+
+    fn window(now: &str, max_age_s: i64, max_future_s: i64) -> Limits {
+        Limits {
+            now: Some(
+                DateTime::parse_from_rfc3339(now)
+                    .unwrap()
+                    .with_timezone(&Utc),
+            ),
+            max_age_s,
+            max_future_s,
+            ..Limits::default()
+        }
+    }
+
+    /// With a server time, timestamps must lie within [now - max age, now + max skew] (bounds
+    /// included, judged on the stored microsecond); 0 lifts either bound.
+    #[test]
+    fn window_around_the_server_time() {
+        let now = "2026-11-27T07:49:33.123456Z";
+        let limits = window(now, 7 * 86_400, 900);
+        for ts in [
+            now,
+            "2026-11-20T07:49:33.123456Z",
+            "2026-11-20T07:49:33.1234561Z",
+            "2026-11-20T08:49:33.123456+01:00",
+            "2026-11-27T08:04:33.123456Z",
+            "2026-11-27T08:04:33.1234569Z",
+            "2026-11-27T00:04:33.123456-08:00",
+        ] {
+            assert!(stored(ts, &limits).is_ok(), "{ts}");
+        }
+        let old = stored("2026-11-20T07:49:33.123455Z", &limits).unwrap_err();
+        assert_eq!(
+            old,
+            (
+                "out_of_range",
+                "timestamp: must be at most 7 days before the server time \
+                 (centralcloud.max_event_age), got \"2026-11-20T07:49:33.123455Z\""
+                    .to_string()
+            )
+        );
+        let ahead = stored("2026-11-27T08:04:33.123457Z", &limits).unwrap_err();
+        assert_eq!(
+            ahead,
+            (
+                "out_of_range",
+                "timestamp: must be at most 15 min after the server time \
+                 (centralcloud.max_event_clock_skew), got \"2026-11-27T08:04:33.123457Z\""
+                    .to_string()
+            )
+        );
+        for ts in [
+            "2026-11-20T07:49:33.1234559Z",
+            "2026-11-20T08:49:33.123455+01:00",
+            "2026-11-27T08:04:34Z",
+            "2026-11-27T09:04:33.123457+01:00",
+            "1970-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999Z",
+        ] {
+            assert_eq!(stored(ts, &limits).unwrap_err().0, "out_of_range", "{ts}");
+        }
+        // 0 lifts one bound and keeps the other.
+        let any_age = window(now, 0, 900);
+        assert!(stored("1970-01-01T00:00:00Z", &any_age).is_ok());
+        assert!(stored("2026-11-27T08:04:33.123457Z", &any_age).is_err());
+        let any_future = window(now, 7 * 86_400, 0);
+        assert!(stored("9999-12-31T23:59:59.999999Z", &any_future).is_ok());
+        assert!(stored("2026-11-20T07:49:33.123455Z", &any_future).is_err());
+        assert!(stored("9999-12-31T23:59:59-00:01", &window(now, 0, 0)).is_err());
+        // No server time, no window (what unit tests and Limits::default() use).
+        assert!(stored("1970-01-01T00:00:00Z", &Limits::default()).is_ok());
+    }
+
+    #[test]
+    fn window_reasons_say_the_duration() {
+        let now = "2026-11-27T07:49:33Z";
+        let reason = |limits: &Limits, ts: &str| stored(ts, limits).unwrap_err().1;
+        let r = reason(&window(now, 36 * 3600, 0), "2025-10-27T06:55:00Z");
+        assert!(
+            r.contains("at most 1 day 12 h before the server time"),
+            "{r}"
+        );
+        let r = reason(&window(now, 0, 90), "2026-11-27T07:51:04Z");
+        assert!(
+            r.contains("at most 1 min 30 s after the server time"),
+            "{r}"
+        );
+        for (s, text) in [
+            (1, "1 s"),
+            (60, "1 min"),
+            (900, "15 min"),
+            (3_600, "1 h"),
+            (86_400, "1 day"),
+            (604_800, "7 days"),
+            (90_061, "1 day 1 h 1 min 1 s"),
+            (i64::from(i32::MAX), "24855 days 3 h 14 min 7 s"),
+        ] {
+            assert_eq!(duration_text(s), text);
+        }
+        // The longest settings keep reasons short, and saturate instead of overflowing.
+        let far = window(now, i64::from(i32::MAX), i64::from(i32::MAX));
+        assert!(stored("1970-01-01T00:00:00Z", &far).is_ok());
+        let far = window("9999-12-31T23:59:59Z", 1, 1);
+        let r = reason(&far, "1970-01-01T00:00:00Z");
+        assert!(r.chars().count() < 150, "{r}");
+    }
 }
 
 /// Property-based tests (proptest) of the validator, and the check of the labels that
@@ -891,7 +1147,7 @@ mod tests {
 #[cfg(test)]
 mod props {
     use super::*;
-    use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, TimeZone};
+    use chrono::{Datelike, Duration, NaiveDate, NaiveDateTime, SubsecRound};
     use proptest::collection::{btree_map, vec};
     use proptest::prelude::*;
     use proptest::sample::select;
@@ -1265,21 +1521,25 @@ mod props {
         )
     }
 
-    /// What the validator normalises an instant to (computed without parsing anything).
+    /// What the validator normalises an instant to (computed without parsing anything): the
+    /// fraction truncated to microseconds.
     fn normalised(utc: NaiveDateTime) -> String {
-        if utc.year() <= 9999 {
-            format!(
-                "{}.{:06}Z",
-                utc.format("%Y-%m-%dT%H:%M:%S"),
-                utc.and_utc().timestamp_subsec_micros()
-            )
-        } else {
-            Utc.from_utc_datetime(&utc)
-                .to_rfc3339_opts(SecondsFormat::Micros, true)
-        }
+        format!(
+            "{}.{:06}Z",
+            utc.format("%Y-%m-%dT%H:%M:%S"),
+            utc.and_utc().timestamp_subsec_micros()
+        )
     }
 
-    /// A valid timestamp text (year 1970..9999 local, offset within ±15:59, 0 to 38
+    /// The first instant past the accepted range, 10000-01-01T00:00:00Z.
+    fn past_9999() -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(10_000, 1, 1)
+            .unwrap()
+            .and_hms_opt(0, 0, 0)
+            .unwrap()
+    }
+
+    /// A valid timestamp text (year 1970..9999 local and in UTC, offset within ±15:59, 0 to 38
     /// fractional digits, separators T/t/space, every spelling of UTC) and its normalised UTC.
     fn valid_timestamp() -> impl Strategy<Value = (String, String)> {
         let last_day = (NaiveDate::from_ymd_opt(9999, 12, 31).unwrap() - epoch_date()).num_days();
@@ -1295,7 +1555,7 @@ mod props {
             0usize..4,
         )
             .prop_filter_map(
-                "before 1970 in UTC",
+                "outside 1970..=9999 in UTC",
                 |(day_time, digits, noise, offset, sep, zero)| {
                     let (day, secs, nanos) = day_time;
                     let (frac, nanos) = fraction(nanos, digits, noise);
@@ -1303,7 +1563,7 @@ mod props {
                         + Duration::seconds(secs.into())
                         + Duration::nanoseconds(nanos.into());
                     let utc = local - Duration::minutes(offset.into());
-                    if utc < epoch_date().and_hms_opt(0, 0, 0)? {
+                    if utc < epoch_date().and_hms_opt(0, 0, 0)? || utc >= past_9999() {
                         return None;
                     }
                     let zone = offset_text(offset, zero);
@@ -1655,8 +1915,8 @@ mod props {
         prop_oneof![fixed, corrupted]
     }
 
-    /// Timestamps that parse but are out of range: before 1970, an offset beyond ±15:59, a
-    /// leap second.
+    /// Timestamps that parse but are out of range: before 1970 or after 9999 in UTC, an offset
+    /// beyond ±15:59, a leap second.
     fn out_of_range_timestamp() -> impl Strategy<Value = String> {
         let since_year0 = (epoch_date() - NaiveDate::from_ymd_opt(0, 1, 1).unwrap()).num_days();
         let span = (NaiveDate::from_ymd_opt(9999, 12, 30).unwrap() - epoch_date()).num_days();
@@ -1699,13 +1959,33 @@ mod props {
                     offset_text(offset, 0)
                 )
             });
+        // On 9999-12-31 local, at a negative offset that takes it into year 10000 in UTC.
+        let after_9999 = (0u32..86_400, -959i32..=-1, 0usize..=9, 0u32..1_000_000_000)
+            .prop_filter_map("10000 in UTC", |(secs, offset, digits, nanos)| {
+                let (frac, nanos) = fraction(nanos, digits, 3);
+                let local = NaiveDate::from_ymd_opt(9999, 12, 31)?.and_hms_opt(0, 0, 0)?
+                    + Duration::seconds(secs.into());
+                let utc =
+                    local + Duration::nanoseconds(nanos.into()) - Duration::minutes(offset.into());
+                (utc >= past_9999())
+                    .then(|| format!("{}{frac}{}", local_text(local, 'T'), offset_text(offset, 0)))
+            });
         prop_oneof![
             before_1970,
             select(vec![
                 "1969-12-31T23:59:59Z",
                 "1970-01-01T00:59:59+01:00",
                 "0000-01-01T00:00:00Z",
-                "1969-12-31T23:59:60Z"
+                "1969-12-31T23:59:60Z",
+                "1969-12-31T23:59:59.9999999Z"
+            ])
+            .prop_map(String::from),
+            after_9999,
+            select(vec![
+                "9999-12-31T23:59:59-15:00",
+                "9999-12-31T23:59:59-00:01",
+                "9999-12-31T23:59:59.9999999-00:01",
+                "9999-12-31T08:01:00-15:59"
             ])
             .prop_map(String::from),
             far_offset,
@@ -2188,6 +2468,103 @@ mod props {
             check("2025-10-27 06:55:00z").unwrap(),
             "2025-10-27T06:55:00.000000Z"
         );
+    }
+
+    // ---------------------------------------------------------------- the accepted range
+
+    /// A timestamp text, local time anywhere in 1960..=10000 or within two days of the range's
+    /// edges (1970-01-01, 10000-01-01), at an offset within ±15:59, with 0 to 9 fractional
+    /// digits (now and then up to 12, beyond chrono's nanoseconds); with the instant it stands
+    /// for in UTC and whether its local year has four digits (RFC 3339 has no other).
+    fn edge_timestamp() -> impl Strategy<Value = (String, NaiveDateTime, bool)> {
+        let start = NaiveDate::from_ymd_opt(1960, 1, 1).unwrap();
+        let end = NaiveDate::from_ymd_opt(10_000, 12, 31).unwrap();
+        let anywhere = (0..=(end - start).num_seconds() + 86_399)
+            .prop_map(move |s| start.and_hms_opt(0, 0, 0).unwrap() + Duration::seconds(s));
+        let edge = (
+            select(vec![
+                epoch_date().and_hms_opt(0, 0, 0).unwrap(),
+                past_9999(),
+            ]),
+            -2 * 86_400i64..=2 * 86_400,
+        )
+            .prop_map(|(at, s)| at + Duration::seconds(s));
+        let nanos = prop_oneof![
+            2 => 0u32..1_000_000_000,
+            1 => select(vec![0, 999_999_999, 999_999_500, 999_999_000, 999_000_000, 500]),
+        ];
+        (
+            prop_oneof![1 => anywhere, 2 => edge],
+            nanos,
+            prop_oneof![8 => 0usize..=9, 1 => 10usize..=12],
+            any::<u64>(),
+            prop_oneof![
+                3 => -959i32..=959,
+                1 => select(vec![0, 1, -1, 959, -959, 60, -60]),
+            ],
+            0usize..4,
+        )
+            .prop_map(|(local, nanos, digits, noise, offset, zero)| {
+                let (frac, nanos) = fraction(nanos, digits, noise);
+                let text = format!(
+                    "{}{frac}{}",
+                    local_text(local, 'T'),
+                    offset_text(offset, zero)
+                );
+                let utc =
+                    local + Duration::nanoseconds(nanos.into()) - Duration::minutes(offset.into());
+                (text, utc, local.year() <= 9999)
+            })
+    }
+
+    /// `dddd-dd-ddTdd:dd:dd.ddddddZ`, `d` an ASCII digit: what PostgreSQL's timestamptz input
+    /// reads back exactly (four-digit year, microseconds, UTC).
+    fn is_stored_form(text: &str) -> bool {
+        const FORM: &[u8] = b"dddd-dd-ddTdd:dd:dd.ddddddZ";
+        text.len() == FORM.len()
+            && text.bytes().zip(FORM).all(|(b, &f)| match f {
+                b'd' => b.is_ascii_digit(),
+                _ => b == f,
+            })
+    }
+
+    proptest! {
+        #![proptest_config(config(4000))]
+
+        /// Whatever timestamp the validator accepts, it hands ingest a text PostgreSQL accepts
+        /// and stores as the event's instant truncated to the microsecond, within
+        /// 1970-01-01T00:00:00Z..=9999-12-31T23:59:59.999999Z; and it accepts every timestamp
+        /// whose instant (so truncated) is in that range, unless its year cannot be written.
+        #[test]
+        fn accepted_timestamps_are_what_postgresql_stores(
+            (text, utc, four_digit_year) in edge_timestamp()
+        ) {
+            let event = json!({
+                "timestamp": text, "instance_id": "i",
+                "routing_decision": {"complexity": "simple", "selected_model": "m",
+                    "selected_provider": "p", "complexity_score": 1, "outcome": "routed"}
+            });
+            let stored = utc.and_utc().trunc_subsecs(6);
+            let first = epoch_date().and_hms_opt(0, 0, 0).unwrap().and_utc();
+            let last = past_9999().and_utc() - Duration::microseconds(1);
+            let in_range = (first..=last).contains(&stored);
+            match validate_event(&event, &Limits::default()) {
+                Ok(e) => {
+                    let norm = e.timestamp;
+                    prop_assert!(is_stored_form(&norm), "{} -> {}", text, norm);
+                    let back = DateTime::parse_from_rfc3339(&norm).map(|t| t.with_timezone(&Utc));
+                    prop_assert_eq!(back, Ok(stored), "{} -> {}", text, norm);
+                    prop_assert!(in_range, "{} -> {}", text, norm);
+                    prop_assert_eq!(norm, normalised(utc));
+                }
+                Err(err) => {
+                    check_reason(&err)?;
+                    let want = if four_digit_year { "out_of_range" } else { "bad_timestamp" };
+                    prop_assert_eq!(err.code(), want, "{}", err);
+                    prop_assert!(!(in_range && four_digit_year), "{}", err);
+                }
+            }
+        }
     }
 
     // ---------------------------------------------------------------- pg_test/malformed_events.py

@@ -2,7 +2,9 @@
 //! `SHOW centralcloud.<name>` and `pg_settings` show the descriptions below.
 
 use crate::event::Limits;
+use chrono::{DateTime, Utc};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
+use pgrx::pg_sys;
 use std::ffi::CString;
 
 pub const DEFAULT_QUEUE: &str = "model_routing_decisions";
@@ -15,6 +17,8 @@ pub static MAX_RETRIES: GucSetting<i32> = GucSetting::<i32>::new(5);
 pub static MAX_RESPONSE_TIME_MS: GucSetting<i32> = GucSetting::<i32>::new(3_600_000);
 pub static MAX_STRING_CHARS: GucSetting<i32> = GucSetting::<i32>::new(256);
 pub static MAX_CAPABILITIES: GucSetting<i32> = GucSetting::<i32>::new(32);
+pub static MAX_EVENT_AGE_S: GucSetting<i32> = GucSetting::<i32>::new(7 * 86_400);
+pub static MAX_EVENT_CLOCK_SKEW_S: GucSetting<i32> = GucSetting::<i32>::new(15 * 60);
 
 pub static WORKER_ENABLED: GucSetting<bool> = GucSetting::<bool>::new(true);
 pub static WORKER_DATABASE: GucSetting<Option<CString>> =
@@ -111,9 +115,34 @@ pub fn init() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
+    init_event_window();
     init_learning();
     init_worker();
     init_bounds();
+}
+
+/// The window around the server time that event timestamps must fall in (see `Limits::now`).
+fn init_event_window() {
+    GucRegistry::define_int_guc(
+        c"centralcloud.max_event_age",
+        c"Oldest accepted event timestamp, before the server time; 0 accepts any age.",
+        c"Older events are rejected as out_of_range. The server time is the ingesting transaction's start, so a backlog older than this is rejected too. Accepts units, e.g. '7d', '36h'.",
+        &MAX_EVENT_AGE_S,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    GucRegistry::define_int_guc(
+        c"centralcloud.max_event_clock_skew",
+        c"How far ahead of the server time an event timestamp may be; 0 accepts any future time.",
+        c"Events further ahead (a router's clock running fast) are rejected as out_of_range: they would stay in every last-24-hours view. Accepts units, e.g. '15min', '1h'.",
+        &MAX_EVENT_CLOCK_SKEW_S,
+        0,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
 }
 
 fn init_worker() {
@@ -242,6 +271,49 @@ pub fn limits() -> Limits {
         max_string_chars: MAX_STRING_CHARS.get() as usize,
         max_response_time_ms: i64::from(MAX_RESPONSE_TIME_MS.get()),
         max_capabilities: MAX_CAPABILITIES.get() as usize,
+        now: transaction_start(),
+        max_age_s: i64::from(MAX_EVENT_AGE_S.get()),
+        max_future_s: i64::from(MAX_EVENT_CLOCK_SKEW_S.get()),
+    }
+}
+
+/// The current transaction's start: like `now()`, fixed for the transaction (so every event of
+/// one ingest call is judged against the same time, and `stable` functions stay stable).
+fn transaction_start() -> Option<DateTime<Utc>> {
+    // SAFETY: reads the backend's transaction start time; no allocation, cannot raise an error.
+    let pg_micros = unsafe { pg_sys::GetCurrentTransactionStartTimestamp() };
+    from_timestamptz(pg_micros)
+}
+
+/// A PostgreSQL `TimestampTz` as a chrono instant. `TimestampTz` counts microseconds since
+/// PostgreSQL's epoch, 2000-01-01T00:00:00Z, which is 946684800 s after chrono's (1970).
+/// `None` for the infinities (i64::MIN/MAX), which have no chrono counterpart.
+fn from_timestamptz(pg_micros: i64) -> Option<DateTime<Utc>> {
+    const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800 * 1_000_000;
+    pg_micros
+        .checked_add(PG_EPOCH_UNIX_MICROS)
+        .and_then(DateTime::from_timestamp_micros)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::from_timestamptz;
+
+    #[test]
+    fn timestamptz_epoch_is_2000() {
+        let at = |micros| from_timestamptz(micros).map(|t| t.to_rfc3339());
+        assert_eq!(at(0).as_deref(), Some("2000-01-01T00:00:00+00:00"));
+        assert_eq!(
+            at(-946_684_800_000_000).as_deref(),
+            Some("1970-01-01T00:00:00+00:00")
+        );
+        // 2026-11-27 07:49:33.123456 UTC, as PostgreSQL stores it.
+        assert_eq!(
+            from_timestamptz(849_080_973_123_456).map(|t| t.timestamp_micros()),
+            Some(1_795_765_773_123_456)
+        );
+        assert_eq!(at(i64::MAX), None);
+        assert_eq!(at(i64::MIN), None);
     }
 }
 

@@ -320,6 +320,9 @@ fn ingest_routing_events(
 /// rules differ at the edges (a score a hair above 5 that parses to 5.0, timestamp forms).
 /// Inside an ingest call, a valid event naming a model beyond the call's `Admission` is
 /// `too_many_models`.
+///
+/// Stable, not immutable: the verdict depends on settings and on the transaction's start time
+/// (the window around the server time), both fixed within a statement, like `now()`.
 #[pg_extern(stable, parallel_safe)]
 fn routing_event_verdict(body: Option<&str>) -> Vec<Option<String>> {
     let limits: Limits = guc::limits();
