@@ -4,12 +4,12 @@
 SHELL := /bin/bash
 export PROFILE ?= release
 
-.PHONY: demo test setup install unit pgrx_test pg_test stress_quick stress bench bench-worker bench-dashboards clean
+.PHONY: demo test setup install unit pgrx_test pg_test upgrade_test stress_quick stress bench bench-worker bench-dashboards clean
 
 demo: setup install
 	scripts/demo.sh
 
-test: setup unit pgrx_test install pg_test stress_quick
+test: setup unit pgrx_test install pg_test upgrade_test stress_quick
 
 setup:
 	scripts/setup.sh
@@ -32,6 +32,12 @@ pgrx_test:
 # SQL-level tests against a throwaway cluster with real pgmq.
 pg_test:
 	pg_test/run.sh
+
+# The previous release (built from its commit) with real traffic, upgraded in place: checks,
+# catalog equal to a fresh install, and the SQL suite on updated databases. Ends with this
+# release installed again.
+upgrade_test:
+	pg_test/upgrade.sh
 
 # Adversarial suites (crash, concurrency, malformed input, poison, learning under load), each
 # on a fresh preloaded cluster, checked with centralcloud.check_invariants(): quick counts here,

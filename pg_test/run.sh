@@ -5,6 +5,8 @@
 # w* tests then run on a second cluster with shared_preload_libraries = 'pg_cron,centralcloud'
 # (the background worker and pg_cron), in its postgres database.
 # Usage: pg_test/run.sh [name-filter]   (the extension must be installed: make install)
+# With PG_TEST_FROM_VERSION=0.1.0 every database gets that release and ALTER EXTENSION UPDATE
+# instead of a fresh install (pg_test/upgrade.sh; that release's script must be installed).
 set -uo pipefail
 shopt -s nullglob
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -15,6 +17,16 @@ export CLUSTER_PORT="${PG_TEST_PORT:-28815}"
 filter="${1:-}"
 
 passed=0; failed=0; failures=()
+
+# CREATE EXTENSION as a test database gets it: fresh, or the previous release updated.
+create_extension() {
+  if [[ -n "${PG_TEST_FROM_VERSION:-}" ]]; then
+    cpsql -d "$1" -c "CREATE EXTENSION centralcloud VERSION '$PG_TEST_FROM_VERSION' CASCADE" \
+          -c "ALTER EXTENSION centralcloud UPDATE"
+  else
+    cpsql -d "$1" -c "CREATE EXTENSION centralcloud CASCADE"
+  fi
+}
 
 # run_test FILE DB: runs one test file against $CLUSTER_DIR/$CLUSTER_PORT and reports it.
 run_test() {
@@ -47,7 +59,7 @@ for test in "$here"/t*.sql "$here"/t*.sh; do
   name="$(basename "$test")"
   db="test_$(echo "${name%.*}" | tr -c 'a-z0-9\n' '_')"
   cpsql -d postgres -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db" >/dev/null 2>&1
-  cpsql -d "$db" -c "CREATE EXTENSION centralcloud CASCADE" >/dev/null 2>&1
+  create_extension "$db" >/dev/null 2>&1
   run_test "$test" "$db"
 done
 cluster_stop "$CLUSTER_DIR"
@@ -62,7 +74,8 @@ if ((${#worker_tests[@]})); then
     "centralcloud.database = 'postgres'" "centralcloud.ingest_interval_ms = 100" \
     "cron.host = '$CLUSTER_DIR'"
   trap 'cluster_stop "$CLUSTER_DIR"' EXIT
-  cpsql -d postgres -c "CREATE EXTENSION pg_cron" -c "CREATE EXTENSION centralcloud CASCADE" >/dev/null 2>&1
+  cpsql -d postgres -c "CREATE EXTENSION pg_cron" >/dev/null 2>&1
+  create_extension postgres >/dev/null 2>&1
   for test in "${worker_tests[@]}"; do run_test "$test" postgres; done
 fi
 echo

@@ -109,7 +109,8 @@ SELECT test.eq(
     (SELECT reason FROM centralcloud.routing_events_rejected WHERE message @> '{"routing_decision": {"complexity_score": 7.5}}'),
     'routing_decision.complexity_score: must be a number in [0, 5], got 7.5', 'precise reason for score 7.5');
 SELECT test.eq(
-    (SELECT reason FROM centralcloud.routing_events_rejected WHERE reason_code = 'too_long' AND message ? 'instance_id' AND length(message->>'instance_id') > 1000),
+    (SELECT x.reason FROM centralcloud.routing_events_rejected x JOIN test.published p ON p.msg_id = x.msg_id
+      WHERE x.reason_code = 'too_long' AND length(p.msg->>'instance_id') > 1000),
     'instance_id: 1048576 characters, at most 256 allowed', 'precise reason for a 1 MB string');
 
 -- Metrics equal what SQL computes from the published events.

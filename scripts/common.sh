@@ -4,6 +4,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 PG_BIN="${PG_BIN:-/usr/lib/postgresql/15/bin}"
 PG_CONFIG="${PG_CONFIG:-$PG_BIN/pg_config}"
 export PATH="$HOME/.cargo/bin:$PATH"
+# Python with the pgmq client (scripts/setup.sh creates it).
+VENV="${VENV:-$ROOT/.venv}"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }

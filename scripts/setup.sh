@@ -12,6 +12,7 @@ apt_packages=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron clang li
 # The pgmq crate version whose src/install/embedded/ ships pgmq 1.13.0.
 PGMQ_CRATE_VERSION="${PGMQ_CRATE_VERSION:-=0.34.0-alpha.7}"
 PGMQ_VERSION="1.13.0"
+PGMQ_PYTHON_VERSION="1.1.4"
 
 install_apt_packages() {
   local missing=()
@@ -69,7 +70,17 @@ TOML
   rm -rf "$work"
 }
 
+# The pgmq Python client, for the tests that act as a router does (PyPI's pgmq, with psycopg 3).
+install_python_client() {
+  if ! "$VENV/bin/python" -c 'import pgmq' 2>/dev/null; then
+    log "installing the pgmq Python client ($PGMQ_PYTHON_VERSION) into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install --quiet "pgmq==$PGMQ_PYTHON_VERSION"
+  fi
+}
+
 install_apt_packages
 install_cargo_pgrx
 install_pgmq
+install_python_client
 log "setup complete"

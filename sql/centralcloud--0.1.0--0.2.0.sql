@@ -35,6 +35,10 @@ COMMENT ON COLUMN routing_records.received_at IS 'When ingest claimed the messag
 COMMENT ON COLUMN routing_records.enqueued_at IS 'When pgmq received the message (its enqueued_at).';
 
 
+COMMENT ON COLUMN worker_state.state IS 'idle, ingesting, disabled, error, or waiting for ALTER EXTENSION centralcloud UPDATE (a new library over an older catalog).';
+COMMENT ON VIEW worker_status IS
+  'The background worker, for dashboards: pid, state (idle, ingesting, disabled, error, waiting for ALTER EXTENSION centralcloud UPDATE, not running, or not preloaded), last ingest and learn, events ingested and rejected since it started, last error and when.';
+
 -- ---------------------------------------------------------------------------------------
 -- Dead letters: bounded size, length and hash, retention.
 -- ---------------------------------------------------------------------------------------
@@ -144,6 +148,7 @@ BEGIN
 END
 $add$;
 
+ALTER FUNCTION add_routing_partition(date) SECURITY DEFINER;  -- CREATE OR REPLACE reset it
 COMMENT ON FUNCTION add_routing_partition(date) IS
   'Creates the routing_records partition for one UTC day (routing_records_pYYYYMMDD) unless it exists, moving that day''s rows out of routing_records_default; returns its name. run_maintenance() and ingest call it; call it yourself to backfill history.';
 
@@ -299,6 +304,12 @@ $check$;
 COMMENT ON FUNCTION check_invariants(regclass, text) IS
   'The exact-accounting check: every message of the queue (this generation of it) is recorded, dead-lettered or still queued, exactly once; given published (a table with the msg_ids sent), each of those is somewhere and nothing else is; model_routing_metrics and routing_rollup_hourly equal a recount of routing_records (counts, sums, min, max, sketch sample count, p50/p99); learning watermarks never exceed the counts; every cell has a score. One row per difference, none when all holds. The missing check is skipped once retention has removed records or dead letters, the recount once it removed records. Runs with the caller''s rights (operators: centralcloud_operator). Take a quiet moment or a REPEATABLE READ snapshot for an exact answer while ingest runs.';
 
+
+-- ---------------------------------------------------------------------------------------
+-- Event timestamps are judged against a window around the server's time.
+-- ---------------------------------------------------------------------------------------
+COMMENT ON FUNCTION routing_event_verdict(text) IS
+  'Ingest''s verdict on one routing event (JSON text): {NULL, NULL, timestamp normalised to UTC, score} when valid (the values ingest stores), otherwise {reason_code, reason}. Timestamps are judged against the transaction''s start (centralcloud.max_event_age, centralcloud.max_event_clock_skew), like now().';
 
 -- ---------------------------------------------------------------------------------------
 -- Queue privileges.

@@ -306,7 +306,7 @@ CREATE TABLE worker_state (
 COMMENT ON TABLE worker_state IS 'Written by the background worker when something changes; read it through worker_status.';
 COMMENT ON COLUMN worker_state.singleton IS 'One row per database.';
 COMMENT ON COLUMN worker_state.pid IS 'Process id of the worker that wrote the row.';
-COMMENT ON COLUMN worker_state.state IS 'idle, ingesting, disabled or error.';
+COMMENT ON COLUMN worker_state.state IS 'idle, ingesting, disabled, error, or waiting for ALTER EXTENSION centralcloud UPDATE (a new library over an older catalog).';
 COMMENT ON COLUMN worker_state.started_at IS 'When this worker process started.';
 COMMENT ON COLUMN worker_state.last_ingest_at IS 'Last batch that ingested something.';
 COMMENT ON COLUMN worker_state.last_learn_at IS 'Last successful learning run.';
@@ -345,7 +345,7 @@ SELECT w.pid,
   LEFT JOIN worker_state w ON true
  CROSS JOIN LATERAL (SELECT worker_liveness(w.pid) AS liveness) AS l;
 COMMENT ON VIEW worker_status IS
-  'The background worker, for dashboards: pid, state (idle, ingesting, disabled, error, not running, or not preloaded), last ingest and learn, events ingested and rejected since it started, last error and when.';
+  'The background worker, for dashboards: pid, state (idle, ingesting, disabled, error, waiting for ALTER EXTENSION centralcloud UPDATE, not running, or not preloaded), last ingest and learn, events ingested and rejected since it started, last error and when.';
 
 -- A procedure with a SET clause cannot COMMIT, so this one pins search_path itself, first thing
 -- in each of its transactions (set_config(..., true) ends with the transaction): the pg_cron job

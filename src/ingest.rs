@@ -281,6 +281,7 @@ fn ingest_routing_events(
     ),
 > {
     let started = Instant::now();
+    crate::version::require_current();
     let config = IngestConfig::current(batch_size);
     ensure_queue_exists(&config.queue);
     ensure_partitions();

@@ -23,6 +23,7 @@ mod retention;
 mod sketch_sql;
 mod spi_util;
 mod subxact;
+mod version;
 mod worker;
 
 #[pg_guard]

@@ -113,6 +113,7 @@ pub fn publish(update: &ScoreUpdate<'_>) -> i32 {
 /// every score update from now on. Returns the queue's name. Idempotent.
 #[pg_extern]
 fn subscribe_instance(instance_id: &str, reader: default!(Option<&str>, "NULL")) -> String {
+    crate::version::require_current();
     let queue = instance_queue_name(instance_id).unwrap_or_else(|e| error!("centralcloud: {e}"));
     let reader = reader.unwrap_or(PUBLISHER_ROLE);
     Spi::connect_mut(|client| -> pgrx::spi::SpiResult<()> {
@@ -208,6 +209,7 @@ fn grant_reading(client: &mut SpiClient<'_>, queue: &str, reader: &str) -> SpiRe
 /// drops it with any update not yet read. Returns false if the instance was not subscribed.
 #[pg_extern]
 fn unsubscribe_instance(instance_id: &str, drop_queue: default!(bool, true)) -> bool {
+    crate::version::require_current();
     Spi::connect_mut(|client| -> pgrx::spi::SpiResult<bool> {
         let queue = client
             .update(

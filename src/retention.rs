@@ -23,6 +23,7 @@ fn run_maintenance() -> TableIterator<
         name!(rows_removed, Option<i64>),
     ),
 > {
+    crate::version::require_current();
     let retention_s = guc::ROUTING_RECORDS_RETENTION_S.get();
     let actions = Spi::connect_mut(|client| -> SpiResult<Vec<Action>> {
         let mut actions = Vec::new();

@@ -103,15 +103,10 @@ fn backoff(failures: u32) -> Duration {
 
 /// One turn: the extension check, one ingest batch, and learning when it is due.
 fn turn(progress: &mut Progress) -> Turn {
-    let ready = BackgroundWorker::transaction(extension_ready);
-    if !ready {
-        if !progress.waiting_logged {
-            log!("centralcloud worker: waiting for CREATE EXTENSION centralcloud in this database");
-            progress.waiting_logged = true;
-        }
-        return Turn::WaitingForExtension;
+    match BackgroundWorker::transaction(crate::version::installed) {
+        Some(v) if v == crate::version::LIBRARY => progress.waiting_logged = false,
+        installed => return wait_for_extension(progress, installed),
     }
-    progress.waiting_logged = false;
     if !guc::WORKER_ENABLED.get() {
         BackgroundWorker::transaction(|| record_state("disabled", None));
         return Turn::Disabled;
@@ -126,13 +121,24 @@ fn turn(progress: &mut Progress) -> Turn {
     ingested
 }
 
-fn extension_ready() -> bool {
-    Spi::get_one::<bool>(
-        "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'centralcloud')",
-    )
-    .ok()
-    .flatten()
-    .unwrap_or(false)
+/// Nothing to do until the extension exists here, at the library's release: a new library
+/// waits, with its state shown, for ALTER EXTENSION centralcloud UPDATE.
+fn wait_for_extension(progress: &mut Progress, installed: Option<String>) -> Turn {
+    let library = crate::version::LIBRARY;
+    let waiting = match &installed {
+        None => "waiting for CREATE EXTENSION centralcloud in this database".to_string(),
+        Some(v) => format!(
+            "waiting for ALTER EXTENSION centralcloud UPDATE (installed {v}, library {library})"
+        ),
+    };
+    if !progress.waiting_logged {
+        log!("centralcloud worker: {waiting}");
+        progress.waiting_logged = true;
+    }
+    if installed.is_some() {
+        BackgroundWorker::transaction(|| record_state(&waiting, None));
+    }
+    Turn::WaitingForExtension
 }
 
 fn ingest_once(progress: &mut Progress) -> Turn {

@@ -83,6 +83,7 @@ fn learn_complexity_scores(
         name!(reason, String),
     ),
 > {
+    crate::version::require_current();
     let policy = current_policy();
     let decisions = Spi::connect_mut(|client| -> SpiResult<Vec<Decision>> {
         require_read_committed(client)?;
@@ -302,6 +303,7 @@ fn set_complexity_score(
     score: f64,
     reason: default!(&str, "'set by operator'"),
 ) -> bool {
+    crate::version::require_current();
     let complexity = complexity_or_error(complexity);
     let limits: Limits = guc::limits();
     if model.is_empty() || model.chars().count() > limits.max_string_chars {

@@ -1,0 +1,58 @@
+-- After ALTER EXTENSION centralcloud UPDATE (pg_test/upgrade.sh): nothing recorded before is
+-- lost or changed, the queued events were ingested once, and 0.2.0's rules hold for the old
+-- data: tightened grants on the old queues, the exact-accounting check, new traffic.
+\ir lib.sql
+GRANT USAGE ON SCHEMA test TO PUBLIC;
+SELECT test.eq((SELECT extversion FROM pg_extension WHERE extname = 'centralcloud'), '0.2.0', 'updated');
+SELECT test.eq((SELECT count(*) FROM centralcloud.routing_records), (SELECT records + queued FROM test.before),
+               'every record kept, the queued events ingested once');
+SELECT test.eq((SELECT count(*) FROM centralcloud.routing_records WHERE enqueued_at IS NULL), 0::bigint, 'enqueued_at filled');
+SELECT test.eq((SELECT count(*) FROM centralcloud.routing_events_rejected), (SELECT dead_letters FROM test.before), 'dead letters kept');
+SELECT test.eq((SELECT count(*) FROM centralcloud.routing_events_rejected WHERE message_sha256 IS NULL OR message_bytes IS NULL),
+               0::bigint, 'dead letters have their length and hash');
+SELECT test.eq((SELECT count(DISTINCT hour) FROM centralcloud.routing_rollup_hourly), (SELECT hours FROM test.before), 'rollup hours kept');
+SELECT test.eq((SELECT count(*) FROM centralcloud.routing_record_partitions) >= (SELECT partitions FROM test.before), true, 'partitions kept');
+SELECT test.eq((SELECT count(*) FROM centralcloud.score_history), (SELECT changes FROM test.before), 'score history kept');
+SELECT test.empty('SELECT * FROM centralcloud.check_invariants()', 'exact after the upgrade');
+
+-- The instance with its own role reads both waiting updates; nobody can rewrite them, and the
+-- publisher group cannot read its queue.
+CREATE TEMP TABLE queues AS SELECT instance_id, queue_name, pgmq.format_table_name(queue_name, 'q') AS q FROM centralcloud.score_subscriptions;
+GRANT SELECT ON queues TO PUBLIC;
+CREATE ROLE upg_other LOGIN IN ROLE centralcloud_publisher;
+SET ROLE upg_other;
+DO $$
+BEGIN
+    PERFORM * FROM pgmq.read((SELECT queue_name FROM queues WHERE instance_id = 'upg-own'), 0, 1);
+    RAISE EXCEPTION 'FAILED: the publisher group reads upg-own''s queue after the upgrade';
+EXCEPTION WHEN insufficient_privilege THEN NULL;
+END $$;
+SELECT test.eq((SELECT count(*) FROM pgmq.read((SELECT queue_name FROM queues WHERE instance_id = 'upg-shared'), 0, 10)) >= 2, true,
+               'the shared queue stays the group''s');
+RESET ROLE;
+SET ROLE upg_router;
+DO $$
+BEGIN
+    EXECUTE format('UPDATE pgmq.%I SET message = ''{}''', (SELECT q FROM queues WHERE instance_id = 'upg-own'));
+    RAISE EXCEPTION 'FAILED: a reader rewrites its updates after the upgrade';
+EXCEPTION WHEN insufficient_privilege THEN NULL;
+END $$;
+SELECT test.eq((SELECT count(*) FILTER (WHERE message ->> 'reason' = 'operator: before the upgrade')
+                  FROM pgmq.read((SELECT queue_name FROM queues WHERE instance_id = 'upg-own'), 30, 100)),
+               1::bigint, 'the update sent before the upgrade is there');
+-- Publishing after the upgrade: pgmq.send works, choosing msg_ids does not.
+SELECT test.eq((SELECT count(*) FROM pgmq.send('model_routing_decisions', test.event('upg-1', 'gpt-4o', 'simple', 'success', 80))),
+               1::bigint, 'publisher sends after the upgrade');
+DO $$
+BEGIN
+    INSERT INTO pgmq.q_model_routing_decisions (msg_id, vt, message) OVERRIDING SYSTEM VALUE VALUES (1000000, 'infinity', '{}');
+    RAISE EXCEPTION 'FAILED: a publisher chooses msg_ids after the upgrade';
+EXCEPTION WHEN insufficient_privilege THEN NULL;
+END $$;
+RESET ROLE;
+
+-- New traffic and learning on the upgraded catalog.
+SELECT test.eq((SELECT ingested FROM centralcloud.ingest_routing_events()) >= 0, true, 'ingest runs');
+SELECT count(*) FROM centralcloud.learn_complexity_scores();
+SELECT centralcloud.set_complexity_score('gpt-4o', 'complex', 4.5, 'operator: after the upgrade');
+SELECT test.empty('SELECT * FROM centralcloud.check_invariants()', 'exact after new traffic');

@@ -1,0 +1,33 @@
+//! The library and the catalog must be of one release: after a new library is installed and
+//! before `ALTER EXTENSION centralcloud UPDATE`, the catalog still has the old release's tables,
+//! and the new code must not run against them (ALTER EXTENSION itself calls no Rust function).
+
+use crate::spi_util::error_with_hint;
+use pgrx::prelude::*;
+
+/// The release this library is.
+pub const LIBRARY: &str = env!("CARGO_PKG_VERSION");
+
+/// The release of centralcloud installed in this database, if it is installed.
+pub fn installed() -> Option<String> {
+    Spi::get_one::<String>(
+        "SELECT extversion::text FROM pg_extension WHERE extname = 'centralcloud'",
+    )
+    .ok()
+    .flatten()
+}
+
+/// Raises object_not_in_prerequisite_state unless the installed release is this library's.
+pub fn require_current() {
+    match installed() {
+        Some(v) if v == LIBRARY => {}
+        found => error_with_hint(
+            PgSqlErrorCode::ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE,
+            format!(
+                "centralcloud: the library is release {LIBRARY} but the extension in this database is {}",
+                found.as_deref().unwrap_or("not installed")
+            ),
+            format!("Run ALTER EXTENSION centralcloud UPDATE TO '{LIBRARY}'."),
+        ),
+    }
+}
