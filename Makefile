@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 export PROFILE ?= release
 
-.PHONY: demo test setup install unit pgrx_test pg_test upgrade_test stress_quick stress bench bench-worker bench-dashboards clean
+.PHONY: demo test setup install unit pgrx_test pg_test upgrade_test stress_quick stress bench bench-worker bench-dashboards bench-cardinality clean
 
 demo: setup install
 	scripts/demo.sh
@@ -59,6 +59,10 @@ bench-worker: setup install
 # Dashboard views at 10 million events (bulk load + 200k through ingest), and retention.
 bench-dashboards: setup install
 	scripts/bench_dashboards.sh
+
+# One ingest call and one learning run over 100,000 distinct models: time and peak memory.
+bench-cardinality: setup install
+	scripts/bench_cardinality.sh
 
 clean:
 	cargo clean

@@ -230,3 +230,20 @@ SELECT pgmq.send_batch('model_routing_decisions',
 SELECT test.eq((SELECT (ingested, batches) FROM centralcloud.ingest_routing_events(100))::text, '(3000,30)', 'ingested in 30 batches');
 RESET centralcloud.ingest_max_pending_rows;
 SELECT test.empty('SELECT * FROM centralcloud.check_invariants()', 'exact after flushing mid-call');
+
+-- Learning reads and applies the catalog in chunks of 1000 cells: a catalog of 2,500 more
+-- cells is learned once each, none skipped or repeated across chunk boundaries.
+SET centralcloud.max_new_models_per_hour = 0;
+SET centralcloud.min_samples_for_learning = 1;
+SELECT count(*) FROM centralcloud.learn_complexity_scores();
+SELECT pgmq.send_batch('model_routing_decisions',
+                       ARRAY(SELECT test.event('fleet-1', 'many-' || i, 'medium', 'success', 100) FROM generate_series(1, 2500) i));
+SELECT test.eq((SELECT ingested FROM centralcloud.ingest_routing_events()), 2500::bigint, '2,500 new cells');
+CREATE TEMP TABLE learned AS SELECT * FROM centralcloud.learn_complexity_scores();
+SELECT test.eq((SELECT (count(*), count(DISTINCT (model, complexity))) FROM learned)::text,
+               (SELECT (count(*), count(*)) FROM centralcloud.model_complexity_scores)::text, 'every cell once');
+SELECT test.eq((SELECT count(*) FROM learned WHERE model LIKE 'many-%' AND samples = 1), 2500::bigint, 'each new cell learned its sample');
+SELECT test.eq((SELECT count(*) FROM centralcloud.learn_complexity_scores() WHERE samples > 0), 0::bigint, 'nothing learned twice');
+RESET centralcloud.min_samples_for_learning;
+RESET centralcloud.max_new_models_per_hour;
+SELECT test.empty('SELECT * FROM centralcloud.check_invariants()', 'exact at the end');

@@ -85,26 +85,62 @@ fn learn_complexity_scores(
 > {
     crate::version::require_current();
     let policy = current_policy();
-    let decisions = Spi::connect_mut(|client| -> SpiResult<Vec<Decision>> {
-        require_read_committed(client)?;
-        if !dry_run {
-            client.update(LEARN_LOCK, None, &[])?;
+    let learn = || -> SpiResult<Vec<LearnRow>> {
+        Spi::connect_mut(|client| {
+            require_read_committed(client)?;
+            if !dry_run {
+                client.update(LEARN_LOCK, None, &[])?;
+            }
+            Ok(())
+        })?;
+        let mut rows = Vec::new();
+        let mut after = (String::new(), String::new());
+        // One SPI connection per chunk: what a chunk's statements allocate is freed with it.
+        while let Some(last) =
+            Spi::connect_mut(|client| learn_chunk(client, &policy, &after, dry_run, &mut rows))?
+        {
+            after = last;
         }
-        let decisions: Vec<Decision> = read_cells(client)?
-            .into_iter()
-            .map(|cell| Decision {
-                step: policy.step(cell.score, &cell.evidence),
-                cell,
-            })
-            .collect();
-        if !dry_run {
-            apply(client, &decisions)?;
-        }
-        Ok(decisions)
-    })
-    .unwrap_or_else(|e| error!("centralcloud: learning failed: {e}"));
-    TableIterator::new(decisions.into_iter().map(row))
+        Ok(rows)
+    };
+    let rows = learn().unwrap_or_else(|e| error!("centralcloud: learning failed: {e}"));
+    TableIterator::new(rows)
 }
+
+/// Reads, decides on and (unless `dry_run`) applies the chunk of cells after `after`; adds its
+/// result rows. Returns the last cell's key when the chunk was full (there may be more).
+fn learn_chunk(
+    client: &mut SpiClient<'_>,
+    policy: &SeedPolicy,
+    after: &(String, String),
+    dry_run: bool,
+    rows: &mut Vec<LearnRow>,
+) -> SpiResult<Option<(String, String)>> {
+    let cells = read_cells(client, after)?;
+    let last = (cells.len() == CHUNK_CELLS as usize)
+        .then(|| {
+            cells
+                .last()
+                .map(|c| (c.model.clone(), c.complexity.clone()))
+        })
+        .flatten();
+    let decisions: Vec<Decision> = cells
+        .into_iter()
+        .map(|cell| Decision {
+            step: policy.step(cell.score, &cell.evidence),
+            cell,
+        })
+        .collect();
+    if !dry_run {
+        apply(client, &decisions)?;
+    }
+    rows.extend(decisions.into_iter().map(row));
+    Ok(last)
+}
+
+/// Cells learning reads, decides on and applies at a time, so a run over a very large catalog
+/// holds one chunk of cells and their SPI rows, not all of them (it keeps the small result rows).
+const CHUNK_CELLS: i64 = 1000;
 
 fn row(d: Decision) -> LearnRow {
     let (new_score, changed) = (d.new_score(), d.changed());
@@ -144,7 +180,9 @@ fn require_read_committed(client: &SpiClient<'_>) -> SpiResult<()> {
     Ok(())
 }
 
-fn read_cells(client: &SpiClient<'_>) -> SpiResult<Vec<Cell>> {
+/// The next chunk of cells after `after` (model, complexity) in key order; model names are
+/// never empty, so ("", "") starts at the first.
+fn read_cells(client: &SpiClient<'_>, after: &(String, String)) -> SpiResult<Vec<Cell>> {
     client
         .select(
             "SELECT s.model_name::text, s.complexity_level::text, s.score,
@@ -154,9 +192,15 @@ fn read_cells(client: &SpiClient<'_>) -> SpiResult<Vec<Cell>> {
                     m.response_time_sum - s.learned_response_time_sum
                FROM centralcloud.model_complexity_scores s
                JOIN centralcloud.model_routing_metrics m USING (model_name, complexity_level)
-              ORDER BY s.model_name, s.complexity_level",
+              WHERE (s.model_name, s.complexity_level) > ($1, $2)
+              ORDER BY s.model_name, s.complexity_level
+              LIMIT $3",
             None,
-            &[],
+            &[
+                after.0.as_str().into(),
+                after.1.as_str().into(),
+                CHUNK_CELLS.into(),
+            ],
         )?
         .map(|r| {
             Ok(Cell {
