@@ -86,7 +86,7 @@ fn learn_complexity_scores(
     crate::version::require_current();
     let policy = current_policy();
     let learn = || -> SpiResult<Vec<LearnRow>> {
-        Spi::connect_mut(|client| {
+        Spi::connect_mut(|client| -> SpiResult<()> {
             require_read_committed(client)?;
             if !dry_run {
                 client.update(LEARN_LOCK, None, &[])?;
