@@ -145,9 +145,11 @@ scenario_concurrency() {
 # ---------------------------------------------------------------------------------------------
 scenario_malformed() {
   log "3. malformed input: $MALFORMED generated events through the worker"
-  # The generator's valid timestamps span 1970..9999 (its labels are the validator's without
-  # a server-time window), so the worker ingests here with the window off.
-  fresh_cluster "centralcloud.max_event_age = 0" "centralcloud.max_event_clock_skew = 0"
+  # The generator's valid timestamps span 1970..9999 and its valid events name thousands of
+  # random models (its labels are the validator's alone), so the worker ingests here without
+  # the server-time window and the new-model cap (t15 and t16 test those).
+  fresh_cluster "centralcloud.max_event_age = 0" "centralcloud.max_event_clock_skew = 0" \
+    "centralcloud.max_new_models_per_hour = 0"
   local pid_before
   pid_before="$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'centralcloud worker'")"
   python3 "$here/malformed_events.py" --count "$MALFORMED" --seed 20261126 >"$CLUSTER_DIR/malformed.jsonl" \
