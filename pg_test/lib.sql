@@ -12,6 +12,17 @@ BEGIN
     END IF;
 END $$;
 
+-- Expects `statement` to fail with SQLSTATE `code`.
+CREATE OR REPLACE FUNCTION test.fails_with(statement text, code text, label text) RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE statement;
+    RAISE EXCEPTION 'FAILED %: allowed: %', label, statement;
+EXCEPTION WHEN others THEN
+    IF SQLSTATE <> code THEN
+        RAISE EXCEPTION 'FAILED %: expected SQLSTATE %, got % (%)', label, code, SQLSTATE, SQLERRM;
+    END IF;
+END $$;
+
 -- Fails the test when a query returns rows; shows the first few.
 CREATE OR REPLACE FUNCTION test.empty(query text, label text)
 RETURNS void LANGUAGE plpgsql AS $$

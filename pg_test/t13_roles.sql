@@ -6,12 +6,9 @@
 GRANT USAGE ON SCHEMA test TO PUBLIC;
 
 -- Expects `statement` to fail for lack of privilege.
-CREATE FUNCTION test.denied(statement text, label text) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE statement;
-    RAISE EXCEPTION 'FAILED %: allowed: %', label, statement;
-EXCEPTION WHEN insufficient_privilege THEN NULL;
-END $$;
+CREATE FUNCTION test.denied(statement text, label text) RETURNS void LANGUAGE sql AS $$
+    SELECT test.fails_with(statement, '42501', label)
+$$;
 
 SELECT test.eq((SELECT array_agg(rolname::text ORDER BY rolname) FROM pg_roles WHERE rolname LIKE 'centralcloud\_%'),
                ARRAY['centralcloud_operator', 'centralcloud_publisher', 'centralcloud_reader'], 'the three roles');

@@ -6,17 +6,6 @@
 \ir lib.sql
 GRANT USAGE ON SCHEMA test TO PUBLIC;
 
--- Expects `statement` to fail with `code` (a condition name's SQLSTATE).
-CREATE FUNCTION test.fails_with(statement text, code text, label text) RETURNS void LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE statement;
-    RAISE EXCEPTION 'FAILED %: allowed: %', label, statement;
-EXCEPTION WHEN others THEN
-    IF SQLSTATE <> code THEN
-        RAISE EXCEPTION 'FAILED %: expected SQLSTATE %, got % (%)', label, code, SQLSTATE, SQLERRM;
-    END IF;
-END $$;
-
 CREATE ROLE t16_ops LOGIN IN ROLE centralcloud_operator;
 CREATE ROLE t16_router_a LOGIN IN ROLE centralcloud_publisher;
 CREATE ROLE t16_router_b LOGIN IN ROLE centralcloud_publisher;
