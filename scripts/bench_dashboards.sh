@@ -35,14 +35,14 @@ SELECT count(*) FROM (SELECT centralcloud.add_routing_partition((now() AT TIME Z
 -- days ago until now, so the oldest partition holds a whole day.
 INSERT INTO centralcloud.routing_records
        (msg_id, "timestamp", instance_id, complexity, model, provider, score, outcome,
-        response_time_ms, capabilities_required, preference, received_at)
+        response_time_ms, capabilities_required, preference, received_at, enqueued_at)
 SELECT 1000000000 + g, t - interval '2 seconds', 'router-' || (g % 20),
        (ARRAY['simple', 'medium', 'complex'])[1 + (g / 160) % 3],
        'model-' || (g / 20) % 8, 'provider-' || (g / 20) % 8 % 3,
        ((g % 50) / 10.0)::float8,
        CASE WHEN g % 2 = 0 THEN 'routed' WHEN g % 20 = 1 THEN 'failure' ELSE 'success' END,
        CASE WHEN g % 2 = 1 THEN 40 + (g * 7919) % 4000 END,
-       '{}', NULL, t
+       '{}', NULL, t, t
   FROM generate_series(1::bigint, :bulk) AS g,
        LATERAL (SELECT start + (now() - interval '1 hour' - start) * g / :bulk AS t
                   FROM (SELECT ((now() AT TIME ZONE 'UTC')::date - :days) AT TIME ZONE 'UTC' AS start) AS s) AS at;

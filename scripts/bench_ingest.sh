@@ -159,13 +159,13 @@ t0=$(now)
 cpsql -d bench -c "
 WITH drained AS (DELETE FROM pgmq.q_model_routing_decisions RETURNING msg_id, enqueued_at, message)
 INSERT INTO bench.audit_copy (msg_id, \"timestamp\", instance_id, complexity, model, provider, score, outcome,
-                              response_time_ms, capabilities_required, preference, user_model_request, received_at)
+                              response_time_ms, capabilities_required, preference, user_model_request, received_at, enqueued_at)
 SELECT msg_id, (message ->> 'timestamp')::timestamptz, message ->> 'instance_id',
        message #>> '{routing_decision,complexity}', message #>> '{routing_decision,selected_model}',
        message #>> '{routing_decision,selected_provider}', (message #>> '{routing_decision,complexity_score}')::float8,
        message #>> '{routing_decision,outcome}', (message #>> '{routing_decision,response_time_ms}')::int,
        ARRAY(SELECT jsonb_array_elements_text(message #> '{routing_decision,capabilities_required}')),
-       message #>> '{routing_decision,prefer}', message #>> '{routing_decision,user_model_request}', enqueued_at
+       message #>> '{routing_decision,prefer}', message #>> '{routing_decision,user_model_request}', now(), enqueued_at
   FROM drained" >/dev/null
 t1=$(now)
 rate_b=$(rate "$EVENTS" "$t0" "$t1")

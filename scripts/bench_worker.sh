@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Worker benchmark (issue: part 3), on a throwaway cluster with centralcloud preloaded:
 #   1. latency from pgmq.send to the event being counted, with the worker, at a steady
-#      RATE events/s for SECONDS s: p50/p99 of routing_records.created_at - received_at
+#      RATE events/s for SECONDS s: p50/p99 of routing_records.created_at - enqueued_at
 #      (created_at is the start of the worker's ingest transaction, which commits a batch's
-#      few milliseconds later; received_at is pgmq's enqueued_at);
+#      few milliseconds later; enqueued_at is pgmq's);
 #   2. draining a BACKLOG-event backlog with the worker vs one ingest_routing_events() call.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -70,7 +70,7 @@ latency="$(cpsql -d postgres -At -F ' ' -c "
   SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY ms)::numeric, 1),
          round(percentile_cont(0.99) WITHIN GROUP (ORDER BY ms)::numeric, 1),
          round(max(ms)::numeric, 1)
-    FROM (SELECT extract(epoch FROM created_at - received_at) * 1000 AS ms FROM centralcloud.routing_records) l")"
+    FROM (SELECT extract(epoch FROM created_at - enqueued_at) * 1000 AS ms FROM centralcloud.routing_records) l")"
 read -r p50 p99 max <<<"$latency"
 
 log "2. a $BACKLOG-event backlog: the worker vs one ingest_routing_events() call"
