@@ -312,6 +312,63 @@ COMMENT ON FUNCTION routing_event_verdict(text) IS
   'Ingest''s verdict on one routing event (JSON text): {NULL, NULL, timestamp normalised to UTC, score} when valid (the values ingest stores), otherwise {reason_code, reason}. Timestamps are judged against the transaction''s start (centralcloud.max_event_age, centralcloud.max_event_clock_skew), like now().';
 
 -- ---------------------------------------------------------------------------------------
+-- Learning policy bayes: each cell's prior (the reported or operator score) and regime start,
+-- the detected change points, and their view. A cell's prior is the last operator score, else
+-- the score it entered with (the first change's old score), else its current score.
+-- ---------------------------------------------------------------------------------------
+ALTER TABLE model_complexity_scores ADD COLUMN prior_score FLOAT CHECK (prior_score >= 0 AND prior_score <= 5);
+ALTER TABLE model_complexity_scores ADD COLUMN regime_start TIMESTAMPTZ;
+UPDATE model_complexity_scores s
+   SET prior_score = coalesce(
+           (SELECT h.new_score FROM score_history h
+             WHERE h.model_name = s.model_name AND h.complexity_level = s.complexity_level AND h.policy = 'operator'
+             ORDER BY h.id DESC LIMIT 1),
+           (SELECT h.old_score FROM score_history h
+             WHERE h.model_name = s.model_name AND h.complexity_level = s.complexity_level
+             ORDER BY h.id LIMIT 1),
+           s.score);
+ALTER TABLE model_complexity_scores ALTER COLUMN prior_score SET NOT NULL;
+COMMENT ON COLUMN model_complexity_scores.prior_score IS 'The score instances reported for the cell or an operator set last: the prior of the bayes policy (learned changes do not move it).';
+COMMENT ON COLUMN model_complexity_scores.regime_start IS 'Event hour of the last change the bayes policy detected in the cell: it learns only from evidence since then (NULL: all of it).';
+
+-- Change points the bayes policy detected, one row each (the cell's regime_start moves to it).
+CREATE TABLE learning_changes (
+    id               BIGSERIAL PRIMARY KEY,
+    model_name       VARCHAR NOT NULL,
+    complexity_level VARCHAR NOT NULL,
+    change_hour      TIMESTAMPTZ NOT NULL,
+    kind             TEXT NOT NULL CHECK (kind IN ('success_rate', 'latency')),
+    before_value     FLOAT NOT NULL,
+    after_value      FLOAT NOT NULL,
+    statistic        FLOAT NOT NULL,
+    detected_at      TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX idx_learning_changes_cell ON learning_changes (model_name, complexity_level, change_hour DESC);
+COMMENT ON TABLE learning_changes IS
+  'Changes in a cell''s success rate or latency that the bayes learning policy detected: from then on it learns only from the new regime.';
+COMMENT ON COLUMN learning_changes.model_name IS 'Model.';
+COMMENT ON COLUMN learning_changes.complexity_level IS 'Task complexity.';
+COMMENT ON COLUMN learning_changes.change_hour IS 'Event hour (UTC) the new regime starts at.';
+COMMENT ON COLUMN learning_changes.kind IS 'success_rate or latency.';
+COMMENT ON COLUMN learning_changes.before_value IS 'Success rate (0..1) or median latency (ms) before the change.';
+COMMENT ON COLUMN learning_changes.after_value IS 'The same after it.';
+COMMENT ON COLUMN learning_changes.statistic IS 'Log-likelihood ratio (success_rate) or latency ratio (latency) of the change.';
+COMMENT ON COLUMN learning_changes.detected_at IS 'When learning detected it.';
+SELECT pg_catalog.pg_extension_config_dump('learning_changes', '');
+SELECT pg_catalog.pg_extension_config_dump('learning_changes_id_seq', '');
+
+CREATE VIEW learning_changes_recent AS
+SELECT detected_at, model_name AS model, complexity_level, change_hour, kind, before_value, after_value, statistic
+  FROM learning_changes
+ ORDER BY detected_at DESC, id DESC
+ LIMIT 100;
+COMMENT ON VIEW learning_changes_recent IS
+  'The latest 100 changes of a cell''s success rate or latency that learning (policy bayes) detected, newest first.';
+GRANT SELECT ON learning_changes_recent TO centralcloud_reader;
+COMMENT ON FUNCTION learn_complexity_scores(boolean) IS
+  'Applies centralcloud.learning_policy to every cell: bayes scores all of a cell''s evidence in its current regime (decayed in event time; records detected changes in learning_changes) and applies a score only when it moves by centralcloud.min_score_change; seed applies its steps to the evidence since the cell''s last learning step. Records each change in score_history and publishes the seed''s model_score_update event to every subscribed instance, in the same transaction. One row per cell considered, with the reason (n, rate, bound, p95, change; or e.g. insufficient data: 37 < 100). dry_run: same rows, nothing changed or published.';
+
+-- ---------------------------------------------------------------------------------------
 -- Queue privileges.
 -- ---------------------------------------------------------------------------------------
 CREATE FUNCTION grant_queue_privileges()

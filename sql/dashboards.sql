@@ -122,6 +122,14 @@ SELECT changed_at,
 COMMENT ON VIEW score_updates_recent IS
   'The latest 100 score changes (learned or by an operator), newest first, with the evidence, the reason and how many queues the update went to.';
 
+CREATE VIEW learning_changes_recent AS
+SELECT detected_at, model_name AS model, complexity_level, change_hour, kind, before_value, after_value, statistic
+  FROM learning_changes
+ ORDER BY detected_at DESC, id DESC
+ LIMIT 100;
+COMMENT ON VIEW learning_changes_recent IS
+  'The latest 100 changes of a cell''s success rate or latency that learning (policy bayes) detected, newest first.';
+
 -- ---------------------------------------------------------------------------------------
 -- Ingest health: queue depth and age (pgmq.metrics, through a SECURITY DEFINER function so
 -- dashboard readers need no rights on pgmq), dead letters, last ingest, worker state.

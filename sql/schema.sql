@@ -230,6 +230,8 @@ CREATE TABLE model_complexity_scores (
     change_source               TEXT NOT NULL CHECK (change_source IN ('reported', 'learned', 'operator')),
     change_reason               TEXT NOT NULL,
     changed_at                  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    prior_score                 FLOAT NOT NULL CHECK (prior_score >= 0 AND prior_score <= 5),
+    regime_start                TIMESTAMPTZ,
     PRIMARY KEY (model_name, complexity_level)
 );
 COMMENT ON TABLE model_complexity_scores IS
@@ -245,6 +247,32 @@ COMMENT ON COLUMN model_complexity_scores.learned_at IS 'Last learning step (NUL
 COMMENT ON COLUMN model_complexity_scores.change_source IS 'Who set the score: reported (initial), learned, operator.';
 COMMENT ON COLUMN model_complexity_scores.change_reason IS 'Why the score last changed.';
 COMMENT ON COLUMN model_complexity_scores.changed_at IS 'When the score last changed.';
+COMMENT ON COLUMN model_complexity_scores.prior_score IS 'The score instances reported for the cell or an operator set last: the prior of the bayes policy (learned changes do not move it).';
+COMMENT ON COLUMN model_complexity_scores.regime_start IS 'Event hour of the last change the bayes policy detected in the cell: it learns only from evidence since then (NULL: all of it).';
+
+-- Change points the bayes policy detected, one row each (the cell's regime_start moves to it).
+CREATE TABLE learning_changes (
+    id               BIGSERIAL PRIMARY KEY,
+    model_name       VARCHAR NOT NULL,
+    complexity_level VARCHAR NOT NULL,
+    change_hour      TIMESTAMPTZ NOT NULL,
+    kind             TEXT NOT NULL CHECK (kind IN ('success_rate', 'latency')),
+    before_value     FLOAT NOT NULL,
+    after_value      FLOAT NOT NULL,
+    statistic        FLOAT NOT NULL,
+    detected_at      TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX idx_learning_changes_cell ON learning_changes (model_name, complexity_level, change_hour DESC);
+COMMENT ON TABLE learning_changes IS
+  'Changes in a cell''s success rate or latency that the bayes learning policy detected: from then on it learns only from the new regime.';
+COMMENT ON COLUMN learning_changes.model_name IS 'Model.';
+COMMENT ON COLUMN learning_changes.complexity_level IS 'Task complexity.';
+COMMENT ON COLUMN learning_changes.change_hour IS 'Event hour (UTC) the new regime starts at.';
+COMMENT ON COLUMN learning_changes.kind IS 'success_rate or latency.';
+COMMENT ON COLUMN learning_changes.before_value IS 'Success rate (0..1) or median latency (ms) before the change.';
+COMMENT ON COLUMN learning_changes.after_value IS 'The same after it.';
+COMMENT ON COLUMN learning_changes.statistic IS 'Log-likelihood ratio (success_rate) or latency ratio (latency) of the change.';
+COMMENT ON COLUMN learning_changes.detected_at IS 'When learning detected it.';
 
 CREATE TABLE score_history (
     id                   BIGSERIAL PRIMARY KEY,
@@ -594,6 +622,8 @@ SELECT pg_catalog.pg_extension_config_dump('model_complexity_scores', '');
 SELECT pg_catalog.pg_extension_config_dump('score_history', '');
 SELECT pg_catalog.pg_extension_config_dump('score_history_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('score_subscriptions', '');
+SELECT pg_catalog.pg_extension_config_dump('learning_changes', '');
+SELECT pg_catalog.pg_extension_config_dump('learning_changes_id_seq', '');
 
 
 -- The first partitions. Created by this script, they would be members of the extension; like

@@ -25,7 +25,7 @@ COMMENT ON FUNCTION latency_quantile(bytea, double precision) IS 'q-quantile (0.
 COMMENT ON FUNCTION latency_sketch_count(bytea) IS 'Number of samples in a latency sketch.';
 
 COMMENT ON FUNCTION learn_complexity_scores(boolean) IS
-  'Applies centralcloud.learning_policy to every cell with the evidence since its last learning step; records each change in score_history and publishes the seed''s model_score_update event to every subscribed instance, in the same transaction. One row per cell considered, with the reason (e.g. insufficient data: 37 < 100). dry_run: same rows, nothing changed or published.';
+  'Applies centralcloud.learning_policy to every cell: bayes scores all of a cell''s evidence in its current regime (decayed in event time; records detected changes in learning_changes) and applies a score only when it moves by centralcloud.min_score_change; seed applies its steps to the evidence since the cell''s last learning step. Records each change in score_history and publishes the seed''s model_score_update event to every subscribed instance, in the same transaction. One row per cell considered, with the reason (n, rate, bound, p95, change; or e.g. insufficient data: 37 < 100). dry_run: same rows, nothing changed or published.';
 COMMENT ON FUNCTION set_complexity_score(text, text, double precision, text) IS
   'Sets a cell''s score by hand (validated), recorded and published like a learned change. False when the score already had that value.';
 COMMENT ON FUNCTION subscribe_instance(text, text) IS
@@ -130,7 +130,7 @@ SELECT grant_queue_privileges();
 
 GRANT USAGE ON SCHEMA @extschema@ TO centralcloud_reader, centralcloud_operator;
 GRANT SELECT ON model_usage_by_instance, model_success_rates, model_response_times, model_rankings,
-                ingest_health, score_updates_recent, worker_status
+                ingest_health, score_updates_recent, learning_changes_recent, worker_status
    TO centralcloud_reader;
 GRANT EXECUTE ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz), queue_health(),
                           worker_liveness(integer)

@@ -117,6 +117,7 @@ pub fn init() {
     );
     init_event_window();
     init_learning();
+    init_bayes();
     init_worker();
     init_bounds();
 }
@@ -206,7 +207,7 @@ fn init_learning() {
     GucRegistry::define_string_guc(
         c"centralcloud.learning_policy",
         c"Policy learn_complexity_scores() applies.",
-        c"seed: the specification's rule (success and speed steps, clamped to [0, 5]), applied to the evidence since each cell's last learning step.",
+        c"bayes: the score is a function of the evidence (a Beta posterior's conservative bound of the success rate, less a smooth p95 latency penalty), decayed in event time, with change detection. seed: the specification's rule (success and speed steps, clamped to [0, 5]), applied to the evidence since each cell's last learning step.",
         &LEARNING_POLICY,
         GucContext::Suset,
         GucFlags::default(),
@@ -238,6 +239,58 @@ fn init_learning() {
             GucContext::Suset,
             GucFlags::default(),
         );
+    }
+}
+
+pub static LEARNING_HALF_LIFE_S: GucSetting<i32> = GucSetting::<i32>::new(24 * 3600);
+pub static PRIOR_STRENGTH: GucSetting<f64> = GucSetting::<f64>::new(10.0);
+pub static LEARNING_BOUND_Z: GucSetting<f64> = GucSetting::<f64>::new(1.645);
+pub static LATENCY_TARGET_MS: GucSetting<f64> = GucSetting::<f64>::new(2000.0);
+pub static CHANGE_THRESHOLD: GucSetting<f64> = GucSetting::<f64>::new(8.0);
+pub static MIN_SCORE_CHANGE: GucSetting<f64> = GucSetting::<f64>::new(0.05);
+
+/// The bayes policy's knobs (its module documents each).
+fn init_bayes() {
+    GucRegistry::define_int_guc(
+        c"centralcloud.learning_half_life",
+        c"Half-life of evidence in event time (policy bayes).",
+        c"An hour of outcomes this long before the newest event hour weighs half as much. Accepts units, e.g. '24h'.",
+        &LEARNING_HALF_LIFE_S,
+        3600,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+    let floats: [(&'static std::ffi::CStr, &'static std::ffi::CStr, &'static GucSetting<f64>, f64, f64); 5] = [
+        (c"centralcloud.prior_strength", c"Outcomes the catalog's reported or operator score is worth as the prior (policy bayes).", &PRIOR_STRENGTH, 0.0, 1_000_000.0),
+        (c"centralcloud.learning_bound_z", c"How conservative the success-rate bound is, in standard deviations (policy bayes).", &LEARNING_BOUND_Z, 0.0, 10.0),
+        (c"centralcloud.latency_target_ms", c"p95 latency (ms) where the latency penalty becomes steep (policy bayes).", &LATENCY_TARGET_MS, 1.0, 3_600_000.0),
+        (c"centralcloud.change_threshold", c"Log-likelihood ratio above which a cell's success rate is taken to have changed (policy bayes).", &CHANGE_THRESHOLD, 1.0, 1_000_000.0),
+        (c"centralcloud.min_score_change", c"Smallest score change applied and published (policy bayes): converged cells stop publishing.", &MIN_SCORE_CHANGE, 0.0, 5.0),
+    ];
+    for (name, description, setting, min, max) in floats {
+        GucRegistry::define_float_guc(
+            name,
+            description,
+            c"See learn_complexity_scores() and the README's Learning section.",
+            setting,
+            min,
+            max,
+            GucContext::Suset,
+            GucFlags::default(),
+        );
+    }
+}
+
+pub fn bayes_policy() -> crate::learn::bayes::BayesPolicy {
+    crate::learn::bayes::BayesPolicy {
+        min_samples: i64::from(MIN_SAMPLES_FOR_LEARNING.get()),
+        half_life_hours: f64::from(LEARNING_HALF_LIFE_S.get()) / 3600.0,
+        prior_strength: PRIOR_STRENGTH.get(),
+        z: LEARNING_BOUND_Z.get(),
+        latency_target_ms: LATENCY_TARGET_MS.get(),
+        change_threshold: CHANGE_THRESHOLD.get(),
+        ..Default::default()
     }
 }
 

@@ -152,8 +152,9 @@ const UPSERT_SQL: &str = "WITH metrics AS (
                 updated_at = now()
          RETURNING 1)
          INSERT INTO centralcloud.model_complexity_scores AS s
-                (model_name, complexity_level, score, change_source, change_reason)
-         SELECT d.model, d.complexity, round(d.score::numeric, 4)::float8, 'reported',
+                (model_name, complexity_level, score, prior_score, change_source, change_reason)
+         SELECT d.model, d.complexity, round(d.score::numeric, 4)::float8,
+                round(d.score::numeric, 4)::float8, 'reported',
                 'initial: the complexity_score instances routed with when the cell was first seen'
            FROM unnest($1::text[], $2::text[], $11::float8[]) WITH ORDINALITY AS d(model, complexity, score, position)
           ORDER BY d.position

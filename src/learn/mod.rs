@@ -2,11 +2,14 @@
 //! history, and the published updates, all in the caller's transaction (no change without its
 //! event, no event without its change). Policies are pure (`policy`); this is the SPI layer.
 
+pub mod bayes;
+mod hourly;
 pub mod policy;
 
 use crate::publish::{complexity_or_error, publish, ScoreUpdate};
-use crate::spi_util::FirstValue;
+use crate::spi_util::{error_with_hint, FirstValue};
 use crate::{event::Limits, guc};
+use bayes::{BayesPolicy, ChangePoint};
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
 use policy::{clamp_score, Evidence, SeedPolicy, Step};
@@ -16,21 +19,86 @@ use policy::{clamp_score, Evidence, SeedPolicy, Step};
 const LEARN_LOCK: &str =
     "SELECT pg_advisory_xact_lock(hashtext('centralcloud.learn_complexity_scores'))";
 
-/// One cell as learning sees it: its score, and its evidence since the last learning step.
+/// One cell as learning sees it: its score, its prior and regime (bayes), and its evidence since
+/// the last learning step (seed; the watermarks).
 struct Cell {
     model: String,
     complexity: String,
     score: f64,
+    prior_score: f64,
+    /// Event hour (hours since the epoch) the cell's current regime starts at.
+    regime_start: Option<i64>,
     evidence: Evidence,
+}
+
+/// The learning policy of this run (centralcloud.learning_policy).
+enum Policy {
+    Seed(SeedPolicy),
+    /// `min_change`: a score moves only by at least centralcloud.min_score_change.
+    Bayes {
+        policy: BayesPolicy,
+        min_change: f64,
+    },
 }
 
 /// What learning decided for one cell.
 struct Decision {
     cell: Cell,
     step: Step,
+    /// Outcomes and success rate the decision rests on (for the result row and the history).
+    samples: i64,
+    success_rate: Option<f64>,
+    /// A change point the bayes policy detected (recorded, and the cell's new regime start).
+    change: Option<ChangePoint>,
 }
 
 impl Decision {
+    fn seed(policy: &SeedPolicy, cell: Cell) -> Self {
+        Decision {
+            step: policy.step(cell.score, &cell.evidence),
+            samples: cell.evidence.samples(),
+            success_rate: cell.evidence.success_rate(),
+            change: None,
+            cell,
+        }
+    }
+
+    /// The bayes assessment of all the cell's evidence in its regime; a new score is applied
+    /// only when it differs by at least `min_change` from the current one (converged cells stop
+    /// publishing).
+    fn bayes(
+        policy: &BayesPolicy,
+        min_change: f64,
+        cell: Cell,
+        hours: &[bayes::HourEvidence],
+        now_hour: i64,
+    ) -> Self {
+        let a = policy.assess(cell.prior_score, hours, now_hour, cell.regime_start);
+        let step = if !a.sufficient {
+            Step::Insufficient { reason: a.reason }
+        } else if (a.score - cell.score).abs() < min_change {
+            Step::Learned {
+                new_score: cell.score,
+                reason: format!(
+                    "{}; kept {}: within centralcloud.min_score_change {min_change}",
+                    a.reason, cell.score
+                ),
+            }
+        } else {
+            Step::Learned {
+                new_score: a.score,
+                reason: a.reason,
+            }
+        };
+        Decision {
+            step,
+            samples: a.outcomes,
+            success_rate: a.rate,
+            change: a.change,
+            cell,
+        }
+    }
+
     fn new_score(&self) -> f64 {
         match &self.step {
             Step::Learned { new_score, .. } => *new_score,
@@ -111,7 +179,7 @@ fn learn_complexity_scores(
 /// result rows. Returns the last cell's key when the chunk was full (there may be more).
 fn learn_chunk(
     client: &mut SpiClient<'_>,
-    policy: &SeedPolicy,
+    policy: &Policy,
     after: &(String, String),
     dry_run: bool,
     rows: &mut Vec<LearnRow>,
@@ -124,15 +192,26 @@ fn learn_chunk(
                 .map(|c| (c.model.clone(), c.complexity.clone()))
         })
         .flatten();
-    let decisions: Vec<Decision> = cells
-        .into_iter()
-        .map(|cell| Decision {
-            step: policy.step(cell.score, &cell.evidence),
-            cell,
-        })
-        .collect();
+    let decisions: Vec<Decision> = match policy {
+        Policy::Seed(seed) => cells.into_iter().map(|c| Decision::seed(seed, c)).collect(),
+        Policy::Bayes { policy, min_change } => {
+            let Some(now_hour) = hourly::newest_hour(client)? else {
+                return Ok(None);
+            };
+            let mut hours = hourly::read(client, &cells, now_hour, policy.half_life_hours)?;
+            cells
+                .into_iter()
+                .map(|c| {
+                    let evidence = hours.remove(&(c.model.clone(), c.complexity.clone()));
+                    let evidence = evidence.unwrap_or_default();
+                    Decision::bayes(policy, *min_change, c, &evidence, now_hour)
+                })
+                .collect()
+        }
+    };
     if !dry_run {
         apply(client, &decisions)?;
+        hourly::record_changes(client, &decisions)?;
     }
     rows.extend(decisions.into_iter().map(row));
     Ok(last)
@@ -145,13 +224,12 @@ const CHUNK_CELLS: i64 = 1000;
 fn row(d: Decision) -> LearnRow {
     let (new_score, changed) = (d.new_score(), d.changed());
     let reason = d.reason().to_string();
-    let e = d.cell.evidence;
     (
         d.cell.model,
         d.cell.complexity,
-        e.samples(),
-        e.success_rate(),
-        e.avg_response_time_ms(),
+        d.samples,
+        d.success_rate,
+        d.cell.evidence.avg_response_time_ms(),
         d.cell.score,
         new_score,
         changed,
@@ -159,12 +237,19 @@ fn row(d: Decision) -> LearnRow {
     )
 }
 
-fn current_policy() -> SeedPolicy {
-    let name = guc::learning_policy();
-    if name != "seed" {
-        error!("centralcloud: unknown centralcloud.learning_policy \"{name}\" (known: seed)");
+fn current_policy() -> Policy {
+    match guc::learning_policy().as_str() {
+        "seed" => Policy::Seed(guc::seed_policy()),
+        "bayes" => Policy::Bayes {
+            policy: guc::bayes_policy(),
+            min_change: guc::MIN_SCORE_CHANGE.get(),
+        },
+        other => error_with_hint(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("centralcloud: unknown centralcloud.learning_policy \"{other}\""),
+            "Known policies: bayes, seed.",
+        ),
     }
-    guc::seed_policy()
 }
 
 /// Under REPEATABLE READ the cells would be read from a snapshot older than the last learner's
@@ -185,7 +270,8 @@ fn require_read_committed(client: &SpiClient<'_>) -> SpiResult<()> {
 fn read_cells(client: &SpiClient<'_>, after: &(String, String)) -> SpiResult<Vec<Cell>> {
     client
         .select(
-            "SELECT s.model_name::text, s.complexity_level::text, s.score,
+            "SELECT s.model_name::text, s.complexity_level::text, s.score, s.prior_score,
+                    (extract(epoch FROM s.regime_start) / 3600)::int8,
                     m.success_count - s.learned_success_count,
                     m.failure_count - s.learned_failure_count,
                     m.response_time_count - s.learned_response_time_count,
@@ -207,11 +293,13 @@ fn read_cells(client: &SpiClient<'_>, after: &(String, String)) -> SpiResult<Vec
                 model: r.get::<String>(1)?.unwrap_or_default(),
                 complexity: r.get::<String>(2)?.unwrap_or_default(),
                 score: r.get::<f64>(3)?.unwrap_or_default(),
+                prior_score: r.get::<f64>(4)?.unwrap_or_default(),
+                regime_start: r.get::<i64>(5)?,
                 evidence: Evidence {
-                    successes: r.get::<i64>(4)?.unwrap_or_default(),
-                    failures: r.get::<i64>(5)?.unwrap_or_default(),
-                    latency_count: r.get::<i64>(6)?.unwrap_or_default(),
-                    latency_sum_ms: r.get::<i64>(7)?.unwrap_or_default(),
+                    successes: r.get::<i64>(6)?.unwrap_or_default(),
+                    failures: r.get::<i64>(7)?.unwrap_or_default(),
+                    latency_count: r.get::<i64>(8)?.unwrap_or_default(),
+                    latency_sum_ms: r.get::<i64>(9)?.unwrap_or_default(),
                 },
             })
         })
@@ -267,7 +355,7 @@ fn apply(client: &mut SpiClient<'_>, decisions: &[Decision]) -> SpiResult<()> {
             new_score: d.new_score(),
             source: "learned",
             reason: d.reason(),
-            evidence: Some(&d.cell.evidence),
+            decision: Some(d),
         };
         record_change(client, &change)?;
     }
@@ -283,18 +371,21 @@ struct Change<'a> {
     /// 'learned' or 'operator': the policy column of the history.
     source: &'static str,
     reason: &'a str,
-    evidence: Option<&'a Evidence>,
+    /// The learning decision behind it (None for an operator's change).
+    decision: Option<&'a Decision>,
 }
 
 /// Stores the new score, publishes the seed's update event, and appends the history row.
 fn record_change(client: &mut SpiClient<'_>, c: &Change<'_>) -> SpiResult<()> {
     client.update(
         "INSERT INTO centralcloud.model_complexity_scores AS s
-                (model_name, complexity_level, score, change_source, change_reason)
-         VALUES ($1, $2, $3, $4, $5)
+                (model_name, complexity_level, score, prior_score, change_source, change_reason)
+         VALUES ($1, $2, $3, $3, $4, $5)
          ON CONFLICT (model_name, complexity_level) DO UPDATE
             SET score = EXCLUDED.score, change_source = EXCLUDED.change_source,
-                change_reason = EXCLUDED.change_reason, changed_at = now()",
+                change_reason = EXCLUDED.change_reason, changed_at = now(),
+                prior_score = CASE WHEN EXCLUDED.change_source = 'operator' THEN EXCLUDED.score
+                                   ELSE s.prior_score END",
         None,
         &[
             c.model.into(),
@@ -327,9 +418,11 @@ fn record_change(client: &mut SpiClient<'_>, c: &Change<'_>) -> SpiResult<()> {
             c.complexity.into(),
             c.old_score.into(),
             c.new_score.into(),
-            c.evidence.map(Evidence::samples).into(),
-            c.evidence.and_then(Evidence::success_rate).into(),
-            c.evidence.and_then(Evidence::avg_response_time_ms).into(),
+            c.decision.map(|d| d.samples).into(),
+            c.decision.and_then(|d| d.success_rate).into(),
+            c.decision
+                .and_then(|d| d.cell.evidence.avg_response_time_ms())
+                .into(),
             policy.as_str().into(),
             c.reason.into(),
             published_to.into(),
@@ -380,7 +473,7 @@ fn set_complexity_score(
             new_score: score,
             source: "operator",
             reason,
-            evidence: None,
+            decision: None,
         };
         record_change(client, &change)?;
         Ok(true)
