@@ -34,15 +34,17 @@ $$, 'columns are commented');
 LOAD 'centralcloud';
 SELECT test.eq(
     (SELECT string_agg(name || '=' || setting, ' ' ORDER BY name COLLATE "C") FROM pg_settings WHERE name LIKE 'centralcloud.%'),
-    'centralcloud.batch_size=1000 centralcloud.database=postgres centralcloud.dead_letter_max_bytes=16384 '
+    'centralcloud.batch_size=1000 centralcloud.change_threshold=8 centralcloud.database=postgres centralcloud.dead_letter_max_bytes=16384 '
     || 'centralcloud.dead_letter_retention=2592000 centralcloud.ingest_interval_ms=250 '
-    || 'centralcloud.ingest_max_pending_rows=10000 '
-    || 'centralcloud.learn_interval_s=300 centralcloud.learning_policy=seed '
+    || 'centralcloud.ingest_max_pending_rows=10000 centralcloud.latency_target_ms=2000 '
+    || 'centralcloud.learn_interval_s=300 centralcloud.learning_bound_z=1.645 centralcloud.learning_half_life=86400 '
+    || 'centralcloud.learning_policy=seed '
     || 'centralcloud.maintenance_interval_s=3600 centralcloud.max_capabilities=32 '
     || 'centralcloud.max_event_age=604800 centralcloud.max_event_clock_skew=900 '
     || 'centralcloud.max_new_models_per_hour=100 '
     || 'centralcloud.max_response_time_ms=3600000 centralcloud.max_retries=5 centralcloud.max_string_chars=256 '
-    || 'centralcloud.min_samples_for_learning=100 centralcloud.queue_name=model_routing_decisions '
+    || 'centralcloud.min_samples_for_learning=100 centralcloud.min_score_change=0.05 centralcloud.prior_strength=10 '
+    || 'centralcloud.queue_name=model_routing_decisions '
     || 'centralcloud.routing_records_retention=2592000 '
     || 'centralcloud.slowness_threshold_ms=2000 centralcloud.speed_step=0.1 centralcloud.success_step=0.2 '
     || 'centralcloud.success_threshold=0.95 centralcloud.visibility_timeout_s=30 centralcloud.worker_enabled=on',
