@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 export PROFILE ?= release
 
-.PHONY: demo test setup install unit pgrx_test pg_test upgrade_test stress_quick stress bench bench-worker bench-dashboards bench-cardinality clean
+.PHONY: demo test setup install unit pgrx_test pg_test upgrade_test stress_quick stress bench bench-worker bench-dashboards bench-cardinality learn-eval clean
 
 demo: setup install
 	scripts/demo.sh
@@ -63,6 +63,12 @@ bench-dashboards: setup install
 # One ingest call and one learning run over 100,000 distinct models: time and peak memory.
 bench-cardinality: setup install
 	scripts/bench_cardinality.sh
+
+# Learning policies side by side on a replay with known ground truth (seed 11): the table of
+# issue 11 and a PNG of score trajectories. A quick assertion of the default's targets is
+# pg_test/t19_learn_eval.sh, in make test.
+learn-eval: setup install
+	scripts/learn_eval.sh
 
 clean:
 	cargo clean

@@ -38,7 +38,7 @@ SELECT test.eq(
     || 'centralcloud.dead_letter_retention=2592000 centralcloud.ingest_interval_ms=250 '
     || 'centralcloud.ingest_max_pending_rows=10000 centralcloud.latency_target_ms=2000 '
     || 'centralcloud.learn_interval_s=300 centralcloud.learning_bound_z=1.645 centralcloud.learning_half_life=86400 '
-    || 'centralcloud.learning_policy=seed '
+    || 'centralcloud.learning_policy=bayes '
     || 'centralcloud.maintenance_interval_s=3600 centralcloud.max_capabilities=32 '
     || 'centralcloud.max_event_age=604800 centralcloud.max_event_clock_skew=900 '
     || 'centralcloud.max_new_models_per_hour=100 '
@@ -46,6 +46,7 @@ SELECT test.eq(
     || 'centralcloud.min_samples_for_learning=100 centralcloud.min_score_change=0.05 centralcloud.prior_strength=10 '
     || 'centralcloud.queue_name=model_routing_decisions '
     || 'centralcloud.routing_records_retention=2592000 '
+    || 'centralcloud.score_midpoint=0.8 '
     || 'centralcloud.slowness_threshold_ms=2000 centralcloud.speed_step=0.1 centralcloud.success_step=0.2 '
     || 'centralcloud.success_threshold=0.95 centralcloud.visibility_timeout_s=30 centralcloud.worker_enabled=on',
     'GUC defaults');

@@ -3,6 +3,7 @@
 -- outcomes learns from those only, dry run changes nothing, rolled-back learning publishes
 -- nothing, and the operator can set a score.
 \ir lib.sql
+SET centralcloud.learning_policy = 'seed';
 
 -- n events of one outcome for one cell (instances report `score`).
 CREATE FUNCTION test.cell(model text, outcome text, n int, rt int, score numeric DEFAULT 3.0)

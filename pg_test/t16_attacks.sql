@@ -221,7 +221,9 @@ RESET centralcloud.ingest_max_pending_rows;
 SELECT test.empty('SELECT * FROM centralcloud.check_invariants()', 'exact after flushing mid-call');
 
 -- Learning reads and applies the catalog in chunks of 1000 cells: a catalog of 2,500 more
--- cells is learned once each, none skipped or repeated across chunk boundaries.
+-- cells is learned once each, none skipped or repeated across chunk boundaries (policy seed,
+-- whose watermarks show what each step consumed).
+SET centralcloud.learning_policy = 'seed';
 SET centralcloud.max_new_models_per_hour = 0;
 SET centralcloud.min_samples_for_learning = 1;
 SELECT count(*) FROM centralcloud.learn_complexity_scores();
@@ -235,4 +237,5 @@ SELECT test.eq((SELECT count(*) FROM learned WHERE model LIKE 'many-%' AND sampl
 SELECT test.eq((SELECT count(*) FROM centralcloud.learn_complexity_scores() WHERE samples > 0), 0::bigint, 'nothing learned twice');
 RESET centralcloud.min_samples_for_learning;
 RESET centralcloud.max_new_models_per_hour;
+RESET centralcloud.learning_policy;
 SELECT test.empty('SELECT * FROM centralcloud.check_invariants()', 'exact at the end');

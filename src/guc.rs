@@ -29,7 +29,7 @@ pub static MAINTENANCE_INTERVAL_S: GucSetting<i32> = GucSetting::<i32>::new(3600
 pub static ROUTING_RECORDS_RETENTION_S: GucSetting<i32> = GucSetting::<i32>::new(30 * 86_400);
 
 pub static LEARNING_POLICY: GucSetting<Option<CString>> =
-    GucSetting::<Option<CString>>::new(Some(c"seed"));
+    GucSetting::<Option<CString>>::new(Some(c"bayes"));
 pub static MIN_SAMPLES_FOR_LEARNING: GucSetting<i32> = GucSetting::<i32>::new(100);
 pub static SUCCESS_THRESHOLD: GucSetting<f64> = GucSetting::<f64>::new(0.95);
 pub static SUCCESS_STEP: GucSetting<f64> = GucSetting::<f64>::new(0.2);
@@ -248,6 +248,7 @@ pub static LEARNING_BOUND_Z: GucSetting<f64> = GucSetting::<f64>::new(1.645);
 pub static LATENCY_TARGET_MS: GucSetting<f64> = GucSetting::<f64>::new(2000.0);
 pub static CHANGE_THRESHOLD: GucSetting<f64> = GucSetting::<f64>::new(8.0);
 pub static MIN_SCORE_CHANGE: GucSetting<f64> = GucSetting::<f64>::new(0.05);
+pub static SCORE_MIDPOINT: GucSetting<f64> = GucSetting::<f64>::new(0.8);
 
 /// The bayes policy's knobs (its module documents each).
 fn init_bayes() {
@@ -261,12 +262,13 @@ fn init_bayes() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
-    let floats: [(&'static std::ffi::CStr, &'static std::ffi::CStr, &'static GucSetting<f64>, f64, f64); 5] = [
+    let floats: [(&'static std::ffi::CStr, &'static std::ffi::CStr, &'static GucSetting<f64>, f64, f64); 6] = [
         (c"centralcloud.prior_strength", c"Outcomes the catalog's reported or operator score is worth as the prior (policy bayes).", &PRIOR_STRENGTH, 0.0, 1_000_000.0),
         (c"centralcloud.learning_bound_z", c"How conservative the success-rate bound is, in standard deviations (policy bayes).", &LEARNING_BOUND_Z, 0.0, 10.0),
         (c"centralcloud.latency_target_ms", c"p95 latency (ms) where the latency penalty becomes steep (policy bayes).", &LATENCY_TARGET_MS, 1.0, 3_600_000.0),
         (c"centralcloud.change_threshold", c"Log-likelihood ratio above which a cell's success rate is taken to have changed (policy bayes).", &CHANGE_THRESHOLD, 1.0, 1_000_000.0),
         (c"centralcloud.min_score_change", c"Smallest score change applied and published (policy bayes): converged cells stop publishing.", &MIN_SCORE_CHANGE, 0.0, 5.0),
+        (c"centralcloud.score_midpoint", c"Success rate (less the latency penalty) that scores 2.5 (policy bayes); higher spreads the scores of good models apart.", &SCORE_MIDPOINT, 0.01, 0.99),
     ];
     for (name, description, setting, min, max) in floats {
         GucRegistry::define_float_guc(
@@ -290,6 +292,7 @@ pub fn bayes_policy() -> crate::learn::bayes::BayesPolicy {
         z: LEARNING_BOUND_Z.get(),
         latency_target_ms: LATENCY_TARGET_MS.get(),
         change_threshold: CHANGE_THRESHOLD.get(),
+        score_midpoint: SCORE_MIDPOINT.get(),
         ..Default::default()
     }
 }
@@ -298,7 +301,7 @@ pub fn learning_policy() -> String {
     LEARNING_POLICY
         .get()
         .and_then(|c| c.into_string().ok())
-        .unwrap_or_else(|| "seed".into())
+        .unwrap_or_else(|| "bayes".into())
 }
 
 pub fn seed_policy() -> crate::learn::policy::SeedPolicy {

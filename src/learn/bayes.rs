@@ -27,7 +27,8 @@
 //!    evidence; only newer evidence should.
 //! 4. **Sufficiency.** With fewer than `min_samples` decayed outcomes the score is the prior.
 //!    *Why:* a handful of outcomes says more about luck than about the model.
-//! 5. **Estimate.** A Beta prior worth `prior_strength` outcomes at mean `prior_score / 5`,
+//! 5. **Estimate.** A Beta prior worth `prior_strength` outcomes at the mean the prior score
+//!    stands for (the inverse of the score map, 7),
 //!    updated with the decayed counts; the score uses a lower bound of the posterior,
 //!    `m - z sd * N_w / (prior_strength + N_w)`. *Why a prior:* the anchor score is what was
 //!    known before any outcome; worth a few outcomes, it steadies a young regime without
@@ -42,8 +43,9 @@
 //!    otherwise equal faster one, yet ~0 well below the target and ~`(p95 - target)/target`
 //!    above it. *Why only recent hours:* a quantile sketch cannot be decayed, so old hours are
 //!    left out instead.
-//! 7. **Score.** `clamp_score(5 * clamp(bound - penalty, 0, 1))`: only perfect evidence with no
-//!    latency approaches 5.
+//! 7. **Score.** `bound - penalty`, clamped to [0, 1], mapped by `5 u / (u + k (1 - u))`, `k` the
+//!    odds of `score_midpoint` (0.8 scores 2.5): strictly increasing, only perfect evidence with
+//!    no latency approaches 5 (why not linear: see `to_score`).
 //!
 //! No input panics: negative counts count as 0, counts saturate, a NaN prior counts as 0, a
 //! sketch that cannot be merged (more than 2^53 samples) is left out, and out-of-range
@@ -76,6 +78,8 @@ pub struct BayesPolicy {
     pub change_min_outcomes: i64,
     /// p50 ratio, after / before or before / after, that is a latency change.
     pub latency_change_ratio: f64,
+    /// The utility (bound less penalty) that maps to score 2.5; see `to_score`.
+    pub score_midpoint: f64,
 }
 
 impl Default for BayesPolicy {
@@ -91,6 +95,7 @@ impl Default for BayesPolicy {
             change_lookback_hours: 6,
             change_min_outcomes: 50,
             latency_change_ratio: 1.5,
+            score_midpoint: 0.8,
         }
     }
 }
@@ -320,10 +325,10 @@ impl BayesPolicy {
         now_hour: i64,
         change: Option<ChangePoint>,
     ) -> Assessment {
-        let (rate, bound) = self.posterior(prior / MAX_SCORE, w);
+        let (rate, bound) = self.posterior(self.to_utility(prior), w);
         let p95 = self.recent_p95(regime, now_hour);
         let penalty = p95.map_or(0.0, |ms| self.penalty(ms));
-        let score = clamp_score(MAX_SCORE * (bound - penalty).clamp(0.0, 1.0));
+        let score = self.to_score(bound - penalty);
         let latency = match p95 {
             Some(ms) => format!("p95 {ms:.0} ms (penalty {penalty:.4})"),
             None => "no latency (penalty 0)".to_string(),
@@ -347,6 +352,35 @@ impl BayesPolicy {
             penalty,
             change,
             reason,
+        }
+    }
+
+    /// The score of a utility u in [0, 1]: `5 u / (u + k (1 - u))` with `k` the odds of
+    /// `score_midpoint`, so the midpoint maps to 2.5. Strictly increasing, 0 only at 0 and 5
+    /// only at 1. *Why not `5 u`:* the models worth telling apart succeed 85-97% of the time; a
+    /// linear map squeezes them into 4.25-4.85, where one point of success rate is 0.05 of
+    /// score, as small as `min_score_change`, so hysteresis would freeze whatever order the
+    /// first hours gave. With midpoint 0.8 one point there is 0.15-0.3.
+    fn to_score(&self, utility: f64) -> f64 {
+        let u = utility.clamp(0.0, 1.0);
+        let k = self.midpoint_odds();
+        clamp_score(MAX_SCORE * u / (u + k * (1.0 - u)))
+    }
+
+    /// The inverse of `to_score`: the utility (prior mean) a score stands for.
+    fn to_utility(&self, score: f64) -> f64 {
+        let g = (score / MAX_SCORE).clamp(0.0, 1.0);
+        let k = self.midpoint_odds();
+        (k * g / (1.0 - g + k * g)).clamp(0.0, 1.0)
+    }
+
+    /// The odds of the midpoint (1 when it is not strictly inside (0, 1): the linear map).
+    fn midpoint_odds(&self) -> f64 {
+        let m = self.score_midpoint;
+        if m > 0.0 && m < 1.0 {
+            m / (1.0 - m)
+        } else {
+            1.0
         }
     }
 
@@ -782,9 +816,24 @@ mod tests {
         for w in scores.windows(2) {
             assert!(w[1] > w[0], "{scores:?}");
         }
-        // Toward 5 * 0.95 from below, never past it.
-        assert!(scores.iter().all(|&s| s < 4.75), "{scores:?}");
-        assert!(close(scores[7], 4.75, 0.01), "{scores:?}");
+        // Toward the score of 0.95 from below, never past it.
+        let target = p.to_score(0.95);
+        assert!(scores.iter().all(|&s| s < target), "{scores:?}");
+        assert!(close(scores[7], target, 0.02), "{scores:?}");
+    }
+
+    #[test]
+    fn the_score_map_is_increasing_and_invertible() {
+        let p = BayesPolicy::default();
+        assert_eq!(p.to_score(0.8), 2.5, "the midpoint scores 2.5");
+        assert_eq!((p.to_score(0.0), p.to_score(1.0)), (0.0, 5.0));
+        let scores: Vec<f64> = (0..=100).map(|i| p.to_score(f64::from(i) / 100.0)).collect();
+        assert!(scores.windows(2).all(|w| w[0] < w[1]), "{scores:?}");
+        // One point of success rate among good models is worth well over min_score_change.
+        assert!(p.to_score(0.97) - p.to_score(0.96) > 0.1);
+        for score in [0.0, 0.5, 1.7, 2.5, 4.2, 5.0] {
+            assert!(close(p.to_score(p.to_utility(score)), score, 1e-4), "{score}");
+        }
     }
 
     #[test]
@@ -995,7 +1044,7 @@ mod tests {
         );
         assert_eq!(a.reason, expected);
         assert!(
-            a.reason.contains("rate 93.9%") && a.reason.contains("bound 93.2%"),
+            a.reason.contains("rate 94.0%") && a.reason.contains("bound 93.3%"),
             "{}",
             a.reason
         );
@@ -1039,6 +1088,7 @@ mod tests {
                 change_lookback_hours: i64::MAX,
                 change_min_outcomes: i64::MIN,
                 latency_change_ratio: f64::NAN,
+                score_midpoint: f64::NAN,
             },
             BayesPolicy {
                 min_samples: 0,
@@ -1051,6 +1101,7 @@ mod tests {
                 change_lookback_hours: i64::MIN,
                 change_min_outcomes: 0,
                 latency_change_ratio: 0.0,
+                score_midpoint: 1.0,
             },
         ];
         let with = |h: i64, s: i64, f: i64, sk: LatencySketch| HourEvidence {
