@@ -36,7 +36,7 @@ SELECT test.eq(
     (SELECT string_agg(name || '=' || setting, ' ' ORDER BY name COLLATE "C") FROM pg_settings WHERE name LIKE 'centralcloud.%'),
     'centralcloud.batch_size=1000 centralcloud.change_threshold=8 centralcloud.database=postgres centralcloud.dead_letter_max_bytes=16384 '
     || 'centralcloud.dead_letter_retention=2592000 centralcloud.ingest_interval_ms=250 '
-    || 'centralcloud.ingest_max_pending_rows=10000 centralcloud.latency_target_ms=2000 '
+    || 'centralcloud.ingest_max_pending_rows=10000 centralcloud.latency_target_ms=2000 centralcloud.latency_weight=0.25 '
     || 'centralcloud.learn_interval_s=300 centralcloud.learning_bound_z=1.645 centralcloud.learning_half_life=86400 '
     || 'centralcloud.learning_policy=bayes '
     || 'centralcloud.maintenance_interval_s=3600 centralcloud.max_capabilities=32 '

@@ -117,8 +117,8 @@ SELECT reason_code, count(*), left(min(reason), 90) AS example
   FROM centralcloud.routing_events_rejected GROUP BY reason_code ORDER BY count(*) DESC, reason_code;
 SQL
 
-log "the worker learns every centralcloud.learn_interval_s (5 s here); its score changes:"
-wait_for demo "SELECT count(*) >= 15 FROM centralcloud.score_history" 60
+log "the worker learns every centralcloud.learn_interval_s (5 s here; policy bayes); its score changes:"
+wait_for demo "SELECT count(*) = 15 FROM centralcloud.model_complexity_scores WHERE learned_at IS NOT NULL" 60
 cpsql -d demo <<'SQL'
 SELECT model_name AS model, complexity_level AS complexity, samples,
        round(success_rate::numeric * 100, 1) AS "success %", round(avg_response_time_ms::numeric) AS avg_ms,
@@ -127,7 +127,7 @@ SELECT model_name AS model, complexity_level AS complexity, samples,
  ORDER BY model_name, array_position(ARRAY['simple', 'medium', 'complex'], complexity_level::text);
 SQL
 
-log "learning again changes nothing (each cell learns only from new evidence): a dry run"
+log "learning again changes nothing (the same evidence gives the same scores): a dry run"
 cpsql -d demo -c "SELECT count(*) FILTER (WHERE changed) AS changes, min(reason) AS reason FROM centralcloud.learn_complexity_scores(dry_run => true)"
 
 log "what singularity-eu-1 received (first 3 of its queue, the seed's event shape)"

@@ -12,6 +12,8 @@
 -- - drain_routing_events() pins its search_path in each of its transactions.
 -- - Dead letters keep a bounded prefix of huge messages (with length and SHA-256) and have a
 --   retention (drop_expired_dead_letters()).
+-- - Learning policy bayes: each cell's prior score and regime start, the change points it
+--   detects (learning_changes, view learning_changes_recent).
 \echo Use "ALTER EXTENSION centralcloud UPDATE TO '0.2.0'" to load this file. \quit
 
 -- ---------------------------------------------------------------------------------------

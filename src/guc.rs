@@ -249,6 +249,7 @@ pub static LATENCY_TARGET_MS: GucSetting<f64> = GucSetting::<f64>::new(2000.0);
 pub static CHANGE_THRESHOLD: GucSetting<f64> = GucSetting::<f64>::new(8.0);
 pub static MIN_SCORE_CHANGE: GucSetting<f64> = GucSetting::<f64>::new(0.05);
 pub static SCORE_MIDPOINT: GucSetting<f64> = GucSetting::<f64>::new(0.8);
+pub static LATENCY_WEIGHT: GucSetting<f64> = GucSetting::<f64>::new(0.25);
 
 /// The bayes policy's knobs (its module documents each).
 fn init_bayes() {
@@ -262,12 +263,13 @@ fn init_bayes() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
-    let floats: [(&'static std::ffi::CStr, &'static std::ffi::CStr, &'static GucSetting<f64>, f64, f64); 6] = [
+    let floats: [(&'static std::ffi::CStr, &'static std::ffi::CStr, &'static GucSetting<f64>, f64, f64); 7] = [
         (c"centralcloud.prior_strength", c"Outcomes the catalog's reported or operator score is worth as the prior (policy bayes).", &PRIOR_STRENGTH, 0.0, 1_000_000.0),
         (c"centralcloud.learning_bound_z", c"How conservative the success-rate bound is, in standard deviations (policy bayes).", &LEARNING_BOUND_Z, 0.0, 10.0),
         (c"centralcloud.latency_target_ms", c"p95 latency (ms) where the latency penalty becomes steep (policy bayes).", &LATENCY_TARGET_MS, 1.0, 3_600_000.0),
         (c"centralcloud.change_threshold", c"Log-likelihood ratio above which a cell's success rate is taken to have changed (policy bayes).", &CHANGE_THRESHOLD, 1.0, 1_000_000.0),
         (c"centralcloud.min_score_change", c"Smallest score change applied and published (policy bayes): converged cells stop publishing.", &MIN_SCORE_CHANGE, 0.0, 5.0),
+        (c"centralcloud.latency_weight", c"Success rate lost per latency target's worth of p95 above the target (policy bayes).", &LATENCY_WEIGHT, 0.0, 100.0),
         (c"centralcloud.score_midpoint", c"Success rate (less the latency penalty) that scores 2.5 (policy bayes); higher spreads the scores of good models apart.", &SCORE_MIDPOINT, 0.01, 0.99),
     ];
     for (name, description, setting, min, max) in floats {
@@ -293,6 +295,7 @@ pub fn bayes_policy() -> crate::learn::bayes::BayesPolicy {
         latency_target_ms: LATENCY_TARGET_MS.get(),
         change_threshold: CHANGE_THRESHOLD.get(),
         score_midpoint: SCORE_MIDPOINT.get(),
+        latency_weight: LATENCY_WEIGHT.get(),
         ..Default::default()
     }
 }

@@ -38,10 +38,11 @@
 //!    outcomes do not beat 5,000 good ones. The bound is increasing in the successes wherever it
 //!    is above 0 (where it is clamped).
 //! 6. **Latency.** The p95 of the merged sketches of the regime's hours that weigh at least 0.25
-//!    (the last two half-lives), penalised by `(scale/target) softplus((p95 - target)/scale)`.
+//!    (the last two half-lives), penalised by
+//!    `latency_weight (scale/target) softplus((p95 - target)/scale)`.
 //!    *Why softplus:* smooth and strictly increasing, so a slower model always loses to an
-//!    otherwise equal faster one, yet ~0 well below the target and ~`(p95 - target)/target`
-//!    above it. *Why only recent hours:* a quantile sketch cannot be decayed, so old hours are
+//!    otherwise equal faster one, yet ~0 well below the target and ~`latency_weight (p95 -
+//!    target)/target` above it. *Why only recent hours:* a quantile sketch cannot be decayed, so old hours are
 //!    left out instead.
 //! 7. **Score.** `bound - penalty`, clamped to [0, 1], mapped by `5 u / (u + k (1 - u))`, `k` the
 //!    odds of `score_midpoint` (0.8 scores 2.5): strictly increasing, only perfect evidence with
@@ -80,6 +81,10 @@ pub struct BayesPolicy {
     pub latency_change_ratio: f64,
     /// The utility (bound less penalty) that maps to score 2.5; see `to_score`.
     pub score_midpoint: f64,
+    /// Utility lost per target's worth of p95 above the target. *Why not 1:* complex tasks
+    /// are slow on every model; at 1 a p95 of twice the target wipes a model out, and the order
+    /// among slow models with it.
+    pub latency_weight: f64,
 }
 
 impl Default for BayesPolicy {
@@ -96,6 +101,7 @@ impl Default for BayesPolicy {
             change_min_outcomes: 50,
             latency_change_ratio: 1.5,
             score_midpoint: 0.8,
+            latency_weight: 0.25,
         }
     }
 }
@@ -271,6 +277,7 @@ impl BayesPolicy {
             } else {
                 0.0
             },
+            latency_weight: within(self.latency_weight, 0.0, 1e6),
             ..*self
         }
     }
@@ -413,13 +420,14 @@ impl BayesPolicy {
 
     fn penalty(&self, p95: f64) -> f64 {
         let (target, scale) = (self.latency_target_ms, self.latency_scale_ms);
-        if target <= 0.0 {
+        let overshoot = if target <= 0.0 {
             0.0
         } else if scale <= 0.0 {
             ((p95 - target) / target).max(0.0)
         } else {
             scale / target * softplus((p95 - target) / scale)
-        }
+        };
+        self.latency_weight * overshoot
     }
 
     /// The change point among the last `change_lookback_hours`, if any, with the index of its
@@ -827,12 +835,17 @@ mod tests {
         let p = BayesPolicy::default();
         assert_eq!(p.to_score(0.8), 2.5, "the midpoint scores 2.5");
         assert_eq!((p.to_score(0.0), p.to_score(1.0)), (0.0, 5.0));
-        let scores: Vec<f64> = (0..=100).map(|i| p.to_score(f64::from(i) / 100.0)).collect();
+        let scores: Vec<f64> = (0..=100)
+            .map(|i| p.to_score(f64::from(i) / 100.0))
+            .collect();
         assert!(scores.windows(2).all(|w| w[0] < w[1]), "{scores:?}");
         // One point of success rate among good models is worth well over min_score_change.
         assert!(p.to_score(0.97) - p.to_score(0.96) > 0.1);
         for score in [0.0, 0.5, 1.7, 2.5, 4.2, 5.0] {
-            assert!(close(p.to_score(p.to_utility(score)), score, 1e-4), "{score}");
+            assert!(
+                close(p.to_score(p.to_utility(score)), score, 1e-4),
+                "{score}"
+            );
         }
     }
 
@@ -982,15 +995,15 @@ mod tests {
             assert!(w[1] > w[0], "{penalties:?}");
         }
         assert!(p.penalty(200.0) < 1e-3);
-        // ~(p95 - target) / target well above the target.
-        assert!(close(p.penalty(6000.0), 2.0, 1e-6));
+        // ~latency_weight (p95 - target) / target well above the target.
+        assert!(close(p.penalty(6000.0), 0.25 * 2.0, 1e-6));
         // Scale 0: the hinge.
         let hinge = BayesPolicy {
             latency_scale_ms: 0.0,
             ..p
         }
         .sane();
-        assert_eq!((hinge.penalty(1000.0), hinge.penalty(3000.0)), (0.0, 0.5));
+        assert_eq!((hinge.penalty(1000.0), hinge.penalty(3000.0)), (0.0, 0.25 * 0.5));
     }
 
     /// 20 hours at ~300 ms then one hour at ~900 ms, all with the same success rate.
@@ -1089,6 +1102,7 @@ mod tests {
                 change_min_outcomes: i64::MIN,
                 latency_change_ratio: f64::NAN,
                 score_midpoint: f64::NAN,
+                latency_weight: f64::NAN,
             },
             BayesPolicy {
                 min_samples: 0,
@@ -1102,6 +1116,7 @@ mod tests {
                 change_min_outcomes: 0,
                 latency_change_ratio: 0.0,
                 score_midpoint: 1.0,
+                latency_weight: f64::INFINITY,
             },
         ];
         let with = |h: i64, s: i64, f: i64, sk: LatencySketch| HourEvidence {
