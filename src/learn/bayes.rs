@@ -1003,7 +1003,10 @@ mod tests {
             ..p
         }
         .sane();
-        assert_eq!((hinge.penalty(1000.0), hinge.penalty(3000.0)), (0.0, 0.25 * 0.5));
+        assert_eq!(
+            (hinge.penalty(1000.0), hinge.penalty(3000.0)),
+            (0.0, 0.25 * 0.5)
+        );
     }
 
     /// 20 hours at ~300 ms then one hour at ~900 ms, all with the same success rate.
