@@ -12,8 +12,17 @@ SELECT test.eq((SELECT count(*) FROM centralcloud.routing_events_rejected WHERE 
                0::bigint, 'dead letters have their length and hash');
 SELECT test.eq((SELECT count(DISTINCT hour) FROM centralcloud.routing_rollup_hourly), (SELECT hours FROM test.before), 'rollup hours kept');
 SELECT test.eq((SELECT count(*) FROM centralcloud.routing_record_partitions) >= (SELECT partitions FROM test.before), true, 'partitions kept');
-SELECT test.eq((SELECT count(*) FROM centralcloud.score_history), (SELECT changes FROM test.before), 'score history kept');
+-- (The worker learns as soon as the catalog is updated: history can only have grown.)
+SELECT test.eq((SELECT count(*) FROM centralcloud.score_history WHERE id <= (SELECT last_change_id FROM test.before)),
+               (SELECT changes FROM test.before), 'score history kept');
 SELECT test.empty('SELECT * FROM centralcloud.check_invariants()', 'exact after the upgrade');
+SELECT test.eq((SELECT prior_score FROM centralcloud.model_complexity_scores WHERE model_name = 'gpt-4o' AND complexity_level = 'complex'),
+               4.4::float8, 'the operator''s score is the prior');
+SELECT test.empty($$SELECT s.model_name, s.complexity_level FROM centralcloud.model_complexity_scores s
+                     WHERE s.change_source = 'learned' AND s.prior_score IS DISTINCT FROM
+                           (SELECT h.old_score FROM centralcloud.score_history h
+                             WHERE h.model_name = s.model_name AND h.complexity_level = s.complexity_level ORDER BY h.id LIMIT 1)$$,
+                  'a learned cell''s prior is the score it entered with');
 
 -- The instance with its own role reads both waiting updates; nobody can rewrite them, and the
 -- publisher group cannot read its queue.

@@ -47,5 +47,6 @@ SELECT (SELECT count(*) FROM centralcloud.routing_records) AS records,
        (SELECT count(*) FROM centralcloud.routing_record_partitions) AS partitions,
        (SELECT string_agg(model_name || '/' || complexity_level || '=' || score, ' ' ORDER BY model_name, complexity_level) FROM centralcloud.model_complexity_scores) AS scores,
        (SELECT count(*) FROM centralcloud.score_history) AS changes,
+       (SELECT max(id) FROM centralcloud.score_history) AS last_change_id,
        (SELECT string_agg(md5(latency_sketch), ',' ORDER BY model_name, complexity_level) FROM centralcloud.model_routing_metrics) AS sketches,
        (SELECT count(*) FROM pgmq.q_model_routing_decisions) AS queued;
