@@ -103,13 +103,21 @@ SET centralcloud.queue_name = 'other_routing_queue';
 SELECT test.eq((SELECT ingested FROM centralcloud.ingest_routing_events()), 1::bigint, 'custom queue');
 RESET centralcloud.queue_name;
 
--- DROP EXTENSION leaves pgmq's queue (and its messages) alone; CREATE again reuses it.
+-- DROP EXTENSION leaves pgmq's queue (and its messages) alone; CREATE again reuses it. A
+-- subscribed instance's queue survives too, but the new installation, which has no
+-- subscriptions, does not feed it.
 SELECT pgmq.send('model_routing_decisions', test.event('singularity-1', 'gpt-4o', 'simple', 'routed'));
+SELECT centralcloud.subscribe_instance('before-drop') AS orphan_queue \gset
 DROP VIEW test.metrics_diff;
 DROP EXTENSION centralcloud;
 SELECT test.eq(test.queue_length(), 1::bigint, 'queue survives DROP EXTENSION');
 CREATE EXTENSION centralcloud;
 SELECT test.eq((SELECT ingested FROM centralcloud.ingest_routing_events()), 1::bigint, 'reinstalled ingest');
+SELECT test.eq((SELECT array_agg(queue_name::text) FROM pgmq.topic_bindings WHERE pattern = 'centralcloud.model_score_update'),
+               ARRAY['model_score_updates'], 'the orphaned queue is unbound');
+SELECT centralcloud.set_complexity_score('gpt-4o', 'simple', 2.2, 'after reinstall');
+SELECT test.eq((SELECT queue_length FROM pgmq.metrics(:'orphan_queue')), 0::bigint, 'and gets no update');
+SELECT pgmq.drop_queue(:'orphan_queue');
 
 -- A score that underflows double precision is 0, not a failed batch.
 SELECT pgmq.send('model_routing_decisions', jsonb_set(test.event('singularity-1', 'tiny', 'simple', 'routed'), '{routing_decision,complexity_score}', '1e-400'));

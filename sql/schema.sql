@@ -22,6 +22,12 @@ BEGIN
         PERFORM pgmq.create('model_score_updates');
     END IF;
     PERFORM pgmq.bind_topic('centralcloud.model_score_update', 'model_score_updates');
+    -- Queues of instances subscribed to an earlier installation (DROP EXTENSION leaves pgmq's
+    -- queues and bindings): this one has no subscriptions yet, so none of them may keep
+    -- receiving updates.
+    PERFORM pgmq.unbind_topic(b.pattern, b.queue_name)
+       FROM pgmq.topic_bindings b
+      WHERE b.pattern = 'centralcloud.model_score_update' AND b.queue_name <> 'model_score_updates';
     FOR member IN
         SELECT c.oid::regclass AS rel, c.relkind
           FROM pg_catalog.pg_depend d
