@@ -65,7 +65,7 @@ DO $$
 BEGIN
     PERFORM centralcloud.ingest_routing_events(batch_size => 0);
     RAISE EXCEPTION 'FAILED: batch_size 0 accepted';
-EXCEPTION WHEN others THEN
+EXCEPTION WHEN invalid_parameter_value THEN
     PERFORM test.eq(SQLERRM, 'centralcloud: batch_size must be between 1 and 100000, got 0', 'batch_size error');
 END $$;
 DO $$
@@ -102,6 +102,18 @@ SELECT pgmq.send('other_routing_queue', test.event('singularity-x', 'gpt-4o', 's
 SET centralcloud.queue_name = 'other_routing_queue';
 SELECT test.eq((SELECT ingested FROM centralcloud.ingest_routing_events()), 1::bigint, 'custom queue');
 RESET centralcloud.queue_name;
+
+-- Bad arguments are invalid_parameter_value, missing objects undefined_*, the wrong
+-- transaction state invalid_transaction_state: callers match codes, not English.
+SELECT test.fails_with($$SELECT centralcloud.set_complexity_score('gpt-4o', 'huge', 1)$$, '22023', 'unknown complexity');
+SELECT test.fails_with($$SELECT centralcloud.set_complexity_score('gpt-4o', 'simple', 7)$$, '22023', 'score out of range');
+SELECT test.fails_with($$SELECT centralcloud.set_complexity_score('', 'simple', 1)$$, '22023', 'empty model');
+SELECT test.fails_with($$SELECT centralcloud.subscribe_instance('')$$, '22023', 'empty instance id');
+SELECT test.fails_with($$SELECT centralcloud.subscribe_instance('x', 'no_such_role')$$, '42704', 'unknown reader role');
+SELECT test.fails_with($$SELECT * FROM centralcloud.check_invariants(NULL, 'no_such_queue')$$, '42P01', 'checker: missing queue');
+BEGIN ISOLATION LEVEL REPEATABLE READ;
+SELECT test.fails_with($$SELECT * FROM centralcloud.learn_complexity_scores()$$, '25000', 'learning under REPEATABLE READ');
+ROLLBACK;
 
 -- DROP EXTENSION leaves pgmq's queue (and its messages) alone; CREATE again reuses it. A
 -- subscribed instance's queue survives too, but the new installation, which has no

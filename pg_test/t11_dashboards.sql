@@ -146,7 +146,7 @@ DO $$
 BEGIN
     PERFORM * FROM centralcloud.check_invariants(NULL, 'not_there');
     RAISE EXCEPTION 'FAILED: checker ran on a missing queue';
-EXCEPTION WHEN raise_exception THEN
+EXCEPTION WHEN undefined_table THEN
     PERFORM test.eq(SQLERRM, 'centralcloud: pgmq queue "not_there" does not exist', 'checker: missing queue');
 END $$;
 

@@ -184,6 +184,53 @@ ALTER FUNCTION counter_summary(bigint, bigint, bigint, bigint, bigint, integer, 
     SET search_path = @extschema@, pg_catalog, pg_temp;
 
 -- ---------------------------------------------------------------------------------------
+-- Errors with SQLSTATEs: pg_cron missing is object_not_in_prerequisite_state.
+-- ---------------------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION schedule_with_pg_cron(ingest_schedule text DEFAULT '* * * * *',
+                                      learn_schedule text DEFAULT '*/5 * * * *',
+                                      maintenance_schedule text DEFAULT '17 * * * *')
+RETURNS TABLE (jobid bigint, jobname text, schedule text, command text)
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $schedule$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'centralcloud: pg_cron is not installed in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name, and CREATE EXTENSION pg_cron; or use the centralcloud background worker.';
+    END IF;
+    PERFORM cron.schedule_in_database('centralcloud-ingest', ingest_schedule,
+                                      'CALL centralcloud.drain_routing_events()', current_database());
+    PERFORM cron.schedule_in_database('centralcloud-learn', learn_schedule,
+                                      'SELECT count(*) FROM centralcloud.learn_complexity_scores()',
+                                      current_database());
+    PERFORM cron.schedule_in_database('centralcloud-maintenance', maintenance_schedule,
+                                      'SELECT count(*) FROM centralcloud.run_maintenance()',
+                                      current_database());
+    RETURN QUERY SELECT j.jobid, j.jobname::text, j.schedule::text, j.command::text FROM cron.job j
+                  WHERE j.jobname IN ('centralcloud-ingest', 'centralcloud-learn', 'centralcloud-maintenance')
+                  ORDER BY j.jobname;
+END
+$schedule$;
+
+CREATE OR REPLACE FUNCTION unschedule_pg_cron()
+RETURNS integer
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $unschedule$
+DECLARE
+    removed integer := 0;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        RAISE EXCEPTION 'centralcloud: pg_cron is not installed in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    SELECT count(*) INTO removed FROM cron.job j, LATERAL cron.unschedule(j.jobid) AS gone
+     WHERE j.jobname IN ('centralcloud-ingest', 'centralcloud-learn', 'centralcloud-maintenance') AND gone;
+    RETURN removed;
+END
+$unschedule$;
+
+-- ---------------------------------------------------------------------------------------
 -- check_invariants(): the caller's rights (CREATE OR REPLACE without SECURITY DEFINER); counter_summary pins search_path.
 -- ---------------------------------------------------------------------------------------
 CREATE OR REPLACE FUNCTION check_invariants(published regclass DEFAULT NULL, queue_name text DEFAULT NULL)
@@ -199,7 +246,7 @@ DECLARE
 BEGIN
     SELECT m.created_at INTO queue_created FROM pgmq.meta m WHERE m.queue_name = queue;
     IF queue_created IS NULL THEN
-        RAISE EXCEPTION 'centralcloud: pgmq queue "%" does not exist', queue;
+        RAISE EXCEPTION 'centralcloud: pgmq queue "%" does not exist', queue USING ERRCODE = 'undefined_table';
     END IF;
     queue_table := pgmq.format_table_name(queue, 'q');
 

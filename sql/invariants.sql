@@ -29,7 +29,7 @@ DECLARE
 BEGIN
     SELECT m.created_at INTO queue_created FROM pgmq.meta m WHERE m.queue_name = queue;
     IF queue_created IS NULL THEN
-        RAISE EXCEPTION 'centralcloud: pgmq queue "%" does not exist', queue;
+        RAISE EXCEPTION 'centralcloud: pgmq queue "%" does not exist', queue USING ERRCODE = 'undefined_table';
     END IF;
     queue_table := pgmq.format_table_name(queue, 'q');
 

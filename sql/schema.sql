@@ -419,7 +419,7 @@ AS $schedule$
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
         RAISE EXCEPTION 'centralcloud: pg_cron is not installed in this database'
-            USING HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name, and CREATE EXTENSION pg_cron; or use the centralcloud background worker.';
+            USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name, and CREATE EXTENSION pg_cron; or use the centralcloud background worker.';
     END IF;
     PERFORM cron.schedule_in_database('centralcloud-ingest', ingest_schedule,
                                       'CALL centralcloud.drain_routing_events()', current_database());
@@ -446,7 +446,8 @@ DECLARE
     removed integer := 0;
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
-        RAISE EXCEPTION 'centralcloud: pg_cron is not installed in this database';
+        RAISE EXCEPTION 'centralcloud: pg_cron is not installed in this database'
+            USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
     SELECT count(*) INTO removed FROM cron.job j, LATERAL cron.unschedule(j.jobid) AS gone
      WHERE j.jobname IN ('centralcloud-ingest', 'centralcloud-learn', 'centralcloud-maintenance') AND gone;

@@ -388,7 +388,10 @@ impl IngestConfig {
     fn current(batch_size: Option<i32>) -> Self {
         let batch_size = batch_size.unwrap_or_else(|| guc::BATCH_SIZE.get());
         if !(1..=100_000).contains(&batch_size) {
-            error!("centralcloud: batch_size must be between 1 and 100000, got {batch_size}");
+            crate::spi_util::raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("centralcloud: batch_size must be between 1 and 100000, got {batch_size}"),
+            );
         }
         IngestConfig {
             queue: guc::queue_name(),

@@ -114,7 +114,12 @@ pub fn publish(update: &ScoreUpdate<'_>) -> i32 {
 #[pg_extern]
 fn subscribe_instance(instance_id: &str, reader: default!(Option<&str>, "NULL")) -> String {
     crate::version::require_current();
-    let queue = instance_queue_name(instance_id).unwrap_or_else(|e| error!("centralcloud: {e}"));
+    let queue = instance_queue_name(instance_id).unwrap_or_else(|e| {
+        crate::spi_util::raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("centralcloud: {e}"),
+        )
+    });
     let reader = reader.unwrap_or(PUBLISHER_ROLE);
     Spi::connect_mut(|client| -> pgrx::spi::SpiResult<()> {
         let existing = client
@@ -239,7 +244,10 @@ pub fn complexity_or_error(complexity: &str) -> &'static str {
     crate::event::Complexity::parse(complexity)
         .map(|c| c.as_str())
         .unwrap_or_else(|| {
-            error!("centralcloud: complexity must be one of simple/medium/complex, got \"{complexity}\"")
+            crate::spi_util::raise(
+                PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+                format!("centralcloud: complexity must be one of simple/medium/complex, got \"{complexity}\""),
+            )
         })
 }
 

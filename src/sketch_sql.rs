@@ -66,7 +66,10 @@ fn state_in_aggregate(
     let mut aggregate_context: pg_sys::MemoryContext = std::ptr::null_mut();
     // SAFETY: fcinfo is this call's own; AggCheckCallContext only reads it.
     if unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut aggregate_context) } == 0 {
-        error!("centralcloud: latency sketch state functions only run inside an aggregate");
+        crate::spi_util::raise(
+            PgSqlErrorCode::ERRCODE_FEATURE_NOT_SUPPORTED,
+            "centralcloud: latency sketch state functions only run inside an aggregate",
+        );
     }
     // SAFETY: the state datum is only ever a LatencySketch, created here.
     unsafe {

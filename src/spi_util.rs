@@ -30,3 +30,10 @@ pub fn error_with_hint(
         .report(pgrx::PgLogLevel::ERROR);
     unreachable!("an ERROR report does not return")
 }
+
+/// Raises an ERROR with a SQLSTATE, so callers match codes, not English.
+pub fn raise(code: pgrx::PgSqlErrorCode, message: impl Into<String>) -> ! {
+    pgrx::pg_sys::panic::ErrorReport::new(code, message.into(), "centralcloud")
+        .report(pgrx::PgLogLevel::ERROR);
+    unreachable!("an ERROR report does not return")
+}

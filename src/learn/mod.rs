@@ -7,7 +7,7 @@ mod hourly;
 pub mod policy;
 
 use crate::publish::{complexity_or_error, publish, ScoreUpdate};
-use crate::spi_util::{error_with_hint, FirstValue};
+use crate::spi_util::{error_with_hint, raise, FirstValue};
 use crate::{event::Limits, guc};
 use bayes::{BayesPolicy, ChangePoint};
 use pgrx::prelude::*;
@@ -260,7 +260,12 @@ fn require_read_committed(client: &SpiClient<'_>) -> SpiResult<()> {
         .first_value::<String>()?
         .unwrap_or_default();
     if level != "read committed" {
-        error!("centralcloud: learning needs READ COMMITTED isolation, the transaction is {level}");
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_STATE,
+            format!(
+                "centralcloud: learning needs READ COMMITTED isolation, the transaction is {level}"
+            ),
+        );
     }
     Ok(())
 }
@@ -444,13 +449,19 @@ fn set_complexity_score(
     let complexity = complexity_or_error(complexity);
     let limits: Limits = guc::limits();
     if model.is_empty() || model.chars().count() > limits.max_string_chars {
-        error!(
-            "centralcloud: model must be 1 to {} characters",
-            limits.max_string_chars
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!(
+                "centralcloud: model must be 1 to {} characters",
+                limits.max_string_chars
+            ),
         );
     }
     if !score.is_finite() || !(policy::MIN_SCORE..=policy::MAX_SCORE).contains(&score) {
-        error!("centralcloud: score must be a number in [0, 5], got {score}");
+        raise(
+            PgSqlErrorCode::ERRCODE_INVALID_PARAMETER_VALUE,
+            format!("centralcloud: score must be a number in [0, 5], got {score}"),
+        );
     }
     let score = clamp_score(score);
     Spi::connect_mut(|client| -> SpiResult<bool> {
