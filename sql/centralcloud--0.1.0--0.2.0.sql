@@ -84,6 +84,7 @@ COMMENT ON FUNCTION dead_letter_body(jsonb) IS
 CREATE FUNCTION drop_expired_dead_letters(cutoff timestamptz)
 RETURNS bigint
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = @extschema@, pg_catalog, pg_temp
 AS $drop$
 DECLARE
@@ -114,6 +115,7 @@ COMMENT ON COLUMN retention_log.partition_name IS 'The dropped partition, or rou
 CREATE OR REPLACE FUNCTION add_routing_partition(day date)
 RETURNS text
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = @extschema@, pg_catalog, pg_temp
 AS $add$
 DECLARE
@@ -150,7 +152,6 @@ BEGIN
 END
 $add$;
 
-ALTER FUNCTION add_routing_partition(date) SECURITY DEFINER;  -- CREATE OR REPLACE reset it
 COMMENT ON FUNCTION add_routing_partition(date) IS
   'Creates the routing_records partition for one UTC day (routing_records_pYYYYMMDD) unless it exists, moving that day''s rows out of routing_records_default; returns its name. run_maintenance() and ingest call it; call it yourself to backfill history.';
 
@@ -423,6 +424,7 @@ COMMENT ON FUNCTION learn_complexity_scores(boolean) IS
 CREATE FUNCTION grant_queue_privileges()
 RETURNS text
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = @extschema@, pg_catalog, pg_temp
 AS $grant$
 DECLARE
@@ -446,8 +448,6 @@ COMMENT ON FUNCTION grant_queue_privileges() IS
 COMMENT ON FUNCTION subscribe_instance(text, text) IS
   'Creates the instance''s own score-update queue (cc_scores_<slug>_<hash>), binds it to the score update topic, and lets reader (a role; default the centralcloud_publisher group) read, delete and archive its messages, and nobody else (a role given replaces every earlier reader, the group included); returns the queue name. Idempotent.';
 
-ALTER FUNCTION grant_queue_privileges() SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
-ALTER FUNCTION drop_expired_dead_letters(timestamptz) SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp;
 REVOKE ALL ON FUNCTION grant_queue_privileges() FROM PUBLIC;
 REVOKE ALL ON FUNCTION drop_expired_dead_letters(timestamptz) FROM PUBLIC;
 REVOKE ALL ON FUNCTION check_invariants(regclass, text) FROM PUBLIC;

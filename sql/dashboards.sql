@@ -137,6 +137,8 @@ COMMENT ON VIEW learning_changes_recent IS
 CREATE FUNCTION queue_health()
 RETURNS SETOF pgmq.metrics_result
 LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
 AS $health$
     SELECT m.*
       FROM pgmq.meta q, LATERAL pgmq.metrics(q.queue_name) AS m
@@ -173,6 +175,8 @@ CREATE FUNCTION latency_quantiles(model text, complexity text, since timestamptz
 RETURNS TABLE (samples bigint, avg_ms numeric, p50_ms double precision, p95_ms double precision,
                p99_ms double precision, min_ms integer, max_ms integer)
 LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
 AS $quantiles$
     SELECT w.samples, w.avg_ms, latency_quantile(w.sketch, 0.50), latency_quantile(w.sketch, 0.95),
            latency_quantile(w.sketch, 0.99), w.min_ms, w.max_ms

@@ -350,12 +350,14 @@ COMMENT ON COLUMN worker_state.last_error IS 'Last error caught (and rolled back
 COMMENT ON COLUMN worker_state.last_error_at IS 'When it happened.';
 COMMENT ON COLUMN worker_state.updated_at IS 'Last write.';
 
--- Runs as the owner (security.sql): reading shared_preload_libraries needs pg_read_all_settings
+-- Runs as the owner: reading shared_preload_libraries needs pg_read_all_settings
 -- and seeing another user's backend in pg_stat_activity needs pg_read_all_stats, which
 -- dashboard readers do not have.
 CREATE FUNCTION worker_liveness(worker_pid integer)
 RETURNS text
 LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
 AS $liveness$
     SELECT CASE
                WHEN NOT current_setting('shared_preload_libraries') ~ '(^|[ ,])"?centralcloud"?($|[ ,])'
@@ -490,6 +492,7 @@ COMMENT ON VIEW routing_record_partitions IS
 CREATE FUNCTION add_routing_partition(day date)
 RETURNS text
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = @extschema@, pg_catalog, pg_temp
 AS $add$
 DECLARE
@@ -531,6 +534,7 @@ COMMENT ON FUNCTION add_routing_partition(date) IS
 CREATE FUNCTION ensure_routing_partitions(days_ahead integer DEFAULT 1)
 RETURNS SETOF text
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = @extschema@, pg_catalog, pg_temp
 AS $ensure$
 DECLARE
@@ -560,6 +564,7 @@ COMMENT ON FUNCTION ensure_routing_partitions(integer) IS
 CREATE FUNCTION drop_expired_routing_partitions(cutoff timestamptz)
 RETURNS TABLE (partition_name text, rows_removed bigint)
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = @extschema@, pg_catalog, pg_temp
 AS $drop$
 DECLARE
@@ -598,6 +603,7 @@ COMMENT ON FUNCTION drop_expired_routing_partitions(timestamptz) IS
 CREATE FUNCTION drop_expired_dead_letters(cutoff timestamptz)
 RETURNS bigint
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = @extschema@, pg_catalog, pg_temp
 AS $drop$
 DECLARE

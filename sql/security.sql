@@ -73,6 +73,7 @@ GRANT centralcloud_reader TO centralcloud_operator;
 CREATE FUNCTION grant_queue_privileges()
 RETURNS text
 LANGUAGE plpgsql
+SECURITY DEFINER
 SET search_path = @extschema@, pg_catalog, pg_temp
 AS $grant$
 DECLARE
@@ -93,27 +94,17 @@ COMMENT ON FUNCTION grant_queue_privileges() IS
   'Grants centralcloud_publisher exactly what pgmq.send and pgmq.send_batch need on the routing-event queue (centralcloud.queue_name), and centralcloud_operator its msg_ids; returns the queue table. Ingest calls it when it finds the queue re-created; call it after pointing centralcloud.queue_name at another queue.';
 
 -- ---------------------------------------------------------------------------------------
--- Owner's rights, pinned search_path, and not executable by PUBLIC: one list, so no function
--- gets one without the others. PUBLIC keeps only pure functions (validation, sketch arithmetic).
+-- The functions that act with the owner's rights declare SECURITY DEFINER and a pinned
+-- search_path where they are defined; none of them is executable by PUBLIC. PUBLIC keeps only
+-- pure functions (validation, sketch arithmetic).
 -- ---------------------------------------------------------------------------------------
-DO $definer$
-DECLARE
-    entry regprocedure;
-BEGIN
-    FOREACH entry IN ARRAY ARRAY[
-        'ingest_routing_events(integer, integer)', 'learn_complexity_scores(boolean)',
-        'set_complexity_score(text, text, double precision, text)', 'subscribe_instance(text, text)',
-        'unsubscribe_instance(text, boolean)', 'run_maintenance()', 'add_routing_partition(date)',
-        'ensure_routing_partitions(integer)', 'drop_expired_routing_partitions(timestamptz)',
-        'queue_health()', 'latency_quantiles(text, text, timestamptz, timestamptz)',
-        'worker_liveness(integer)', 'grant_queue_privileges()',
-        'drop_expired_dead_letters(timestamptz)']::regprocedure[]
-    LOOP
-        EXECUTE format('ALTER FUNCTION %s SECURITY DEFINER SET search_path = @extschema@, pg_catalog, pg_temp', entry);
-        EXECUTE format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', entry);
-    END LOOP;
-END
-$definer$;
+REVOKE ALL ON FUNCTION ingest_routing_events(integer, integer), learn_complexity_scores(boolean),
+                       set_complexity_score(text, text, double precision, text), subscribe_instance(text, text),
+                       unsubscribe_instance(text, boolean), run_maintenance(), add_routing_partition(date),
+                       ensure_routing_partitions(integer), drop_expired_routing_partitions(timestamptz),
+                       queue_health(), latency_quantiles(text, text, timestamptz, timestamptz),
+                       worker_liveness(integer), grant_queue_privileges(), drop_expired_dead_letters(timestamptz)
+   FROM PUBLIC;
 -- check_invariants() runs with its caller's rights: its published argument names a relation
 -- of the caller's, which must never be read with the owner's.
 REVOKE ALL ON FUNCTION check_invariants(regclass, text) FROM PUBLIC;

@@ -264,7 +264,8 @@ impl Counts {
 
 /// Drains the routing-event queue batch by batch until it has no visible message or
 /// `max_batches` batches were taken, and says what it did.
-#[pg_extern]
+#[pg_extern(security_definer)]
+#[search_path(@extschema@, pg_catalog, pg_temp)]
 fn ingest_routing_events(
     batch_size: default!(Option<i32>, "NULL"),
     max_batches: default!(Option<i32>, "NULL"),

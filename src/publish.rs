@@ -111,7 +111,8 @@ pub fn publish(update: &ScoreUpdate<'_>) -> i32 {
 
 /// Creates the instance's own score-update queue (if missing) and binds it, so it receives
 /// every score update from now on. Returns the queue's name. Idempotent.
-#[pg_extern]
+#[pg_extern(security_definer)]
+#[search_path(@extschema@, pg_catalog, pg_temp)]
 fn subscribe_instance(instance_id: &str, reader: default!(Option<&str>, "NULL")) -> String {
     crate::version::require_current();
     let queue = instance_queue_name(instance_id).unwrap_or_else(|e| {
@@ -212,7 +213,8 @@ fn grant_reading(client: &mut SpiClient<'_>, queue: &str, reader: &str) -> SpiRe
 
 /// Undoes `subscribe_instance`: unbinds the instance's queue and, unless `drop_queue` is false,
 /// drops it with any update not yet read. Returns false if the instance was not subscribed.
-#[pg_extern]
+#[pg_extern(security_definer)]
+#[search_path(@extschema@, pg_catalog, pg_temp)]
 fn unsubscribe_instance(instance_id: &str, drop_queue: default!(bool, true)) -> bool {
     crate::version::require_current();
     Spi::connect_mut(|client| -> pgrx::spi::SpiResult<bool> {

@@ -14,7 +14,8 @@ const PARTITION_DAYS_AHEAD: i32 = 2;
 type Action = (String, String, Option<i64>);
 
 /// Partitions ahead, then retention of records and of dead letters; one row per thing done.
-#[pg_extern]
+#[pg_extern(security_definer)]
+#[search_path(@extschema@, pg_catalog, pg_temp)]
 fn run_maintenance() -> TableIterator<
     'static,
     (

@@ -134,7 +134,8 @@ type LearnRow = (
 /// Applies the learning policy to every cell with the evidence that arrived since that cell's
 /// last learning step; records, and publishes, every change. `dry_run` returns the same rows
 /// and changes nothing.
-#[pg_extern]
+#[pg_extern(security_definer)]
+#[search_path(@extschema@, pg_catalog, pg_temp)]
 fn learn_complexity_scores(
     dry_run: default!(bool, false),
 ) -> TableIterator<
@@ -438,7 +439,8 @@ fn record_change(client: &mut SpiClient<'_>, c: &Change<'_>) -> SpiResult<()> {
 
 /// Sets a cell's score by hand: validated, recorded and published like a learned change.
 /// Returns false when the score already had that value (nothing recorded or published).
-#[pg_extern]
+#[pg_extern(security_definer)]
+#[search_path(@extschema@, pg_catalog, pg_temp)]
 fn set_complexity_score(
     model: &str,
     complexity: &str,
