@@ -123,6 +123,11 @@ SELECT centralcloud.subscribe_instance('before-drop') AS orphan_queue \gset
 DROP VIEW test.metrics_diff;
 DROP EXTENSION centralcloud;
 SELECT test.eq(test.queue_length(), 1::bigint, 'queue survives DROP EXTENSION');
+-- So does the audit trail (not a member, so that pg_dump dumps it whole): CREATE EXTENSION
+-- says so rather than adopt records without their metrics.
+SELECT test.eq((SELECT count(*) > 0 FROM centralcloud.routing_records), true, 'the audit trail survives DROP EXTENSION');
+SELECT test.fails_with('CREATE EXTENSION centralcloud', '42P07', 'an earlier audit trail is in the way');
+DROP TABLE centralcloud.routing_records;
 CREATE EXTENSION centralcloud;
 SELECT test.eq((SELECT ingested FROM centralcloud.ingest_routing_events()), 1::bigint, 'reinstalled ingest');
 SELECT test.eq((SELECT array_agg(queue_name::text) FROM pgmq.topic_bindings WHERE pattern = 'centralcloud.model_score_update'),

@@ -12,6 +12,8 @@
 -- - drain_routing_events() pins its search_path in each of its transactions.
 -- - Dead letters keep a bounded prefix of huge messages (with length and SHA-256) and have a
 --   retention (drop_expired_dead_letters()).
+-- - routing_records (with its default partition and sequence) is no longer a member of the
+--   extension: pg_dump dumps the audit trail whole and a dump restores without errors.
 -- - Learning policy bayes: each cell's prior score and regime start, the change points it
 --   detects (learning_changes, view learning_changes_recent).
 \echo Use "ALTER EXTENSION centralcloud UPDATE TO '0.2.0'" to load this file. \quit
@@ -40,6 +42,21 @@ COMMENT ON COLUMN routing_records.enqueued_at IS 'When pgmq received the message
 COMMENT ON COLUMN worker_state.state IS 'idle, ingesting, disabled, error, or waiting for ALTER EXTENSION centralcloud UPDATE (a new library over an older catalog).';
 COMMENT ON VIEW worker_status IS
   'The background worker, for dashboards: pid, state (idle, ingesting, disabled, error, waiting for ALTER EXTENSION centralcloud UPDATE, not running, or not preloaded), last ingest and learn, events ingested and rejected since it started, last error and when.';
+
+-- The audit trail leaves the extension, so that pg_dump dumps it whole and a dump restores
+-- (see schema.sql); the partitions view finds it by name.
+CREATE OR REPLACE VIEW routing_record_partitions AS
+SELECT c.relname::text AS partition_name, to_date(substr(c.relname, 18), 'YYYYMMDD') AS day,
+       c.reltuples::bigint AS estimated_rows
+  FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+  -- By name, not a regclass constant: the view must not depend on routing_records, which is
+  -- not a member of the extension (a restore creates it after the view).
+  JOIN pg_catalog.pg_class parent ON parent.oid = i.inhparent
+ WHERE parent.relname = 'routing_records' AND parent.relnamespace = '@extschema@'::regnamespace
+   AND c.relname ~ '^routing_records_p[0-9]{8}$';
+ALTER EXTENSION centralcloud DROP TABLE routing_records;
+ALTER EXTENSION centralcloud DROP TABLE routing_records_default;
+ALTER EXTENSION centralcloud DROP SEQUENCE routing_records_id_seq;
 
 -- ---------------------------------------------------------------------------------------
 -- Dead letters: bounded size, length and hash, retention.
@@ -497,3 +514,21 @@ BEGIN
     END LOOP;
 END
 $subscriptions$;
+
+-- pg_dump leaves out privileges equal to an extension's initial ones (pg_init_privs). The grants
+-- made above on pgmq's schema, its meta table and the event queue (handed back to pgmq, so no
+-- member of anything) were recorded as initial ones and would be missing from every dump; a
+-- restore would leave publishers unable to send. They are taken out of pg_init_privs, so
+-- pg_dump dumps them like any grant.
+DELETE FROM pg_catalog.pg_init_privs p
+ WHERE p.classoid = 'pg_catalog.pg_class'::regclass
+   AND p.objoid IN (SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = 'pgmq'::regnamespace)
+   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = p.objoid AND d.deptype = 'e');
+UPDATE pg_catalog.pg_init_privs p
+   SET initprivs = ARRAY(SELECT a FROM unnest(p.initprivs) AS a
+                          WHERE a::text !~ '^"?centralcloud_(publisher|reader|operator)"?=')
+ WHERE EXISTS (SELECT 1 FROM unnest(p.initprivs) AS a WHERE a::text ~ '^"?centralcloud_(publisher|reader|operator)"?=')
+   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d, pg_catalog.pg_extension e
+                    WHERE d.classid = p.classoid AND d.objid = p.objoid AND d.refobjid = e.oid
+                      AND d.deptype = 'e' AND e.extname = 'centralcloud');

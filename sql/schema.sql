@@ -11,10 +11,18 @@
 -- (DROP EXTENSION centralcloud would drop the queue's tables behind pgmq's back), so they
 -- are handed back.
 -- ---------------------------------------------------------------------------------------
+-- pg_dump's scripts (plain, or replayed by pg_restore) bring the queues, their topic bindings
+-- and grants, the audit trail and its partitions with them: creating any of these here too
+-- would collide with what the dump restores. Both run with row_security off (extension scripts
+-- keep the session's value of it, unlike check_function_bodies or search_path, which they
+-- reset), so under row_security = off this script creates the extension's own objects only.
 DO $queue$
 DECLARE
     member record;
 BEGIN
+    IF current_setting('row_security') = 'off' THEN
+        RETURN;
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM pgmq.meta WHERE queue_name = 'model_routing_decisions') THEN
         PERFORM pgmq.create('model_routing_decisions');
     END IF;
@@ -53,48 +61,68 @@ $queue$;
 -- (msg_id, enqueued_at): a queue that is dropped and recreated reuses msg_ids, but not with the
 -- same enqueue time; ingest dead-letters a second delivery of the same pair as a duplicate.
 -- ---------------------------------------------------------------------------------------
-CREATE TABLE routing_records (
-    id                    BIGSERIAL NOT NULL,
-    msg_id                BIGINT NOT NULL,
-    "timestamp"           TIMESTAMPTZ NOT NULL,
-    instance_id           VARCHAR NOT NULL,
-    complexity            VARCHAR NOT NULL CHECK (complexity IN ('simple', 'medium', 'complex')),
-    model                 VARCHAR NOT NULL,
-    provider              VARCHAR NOT NULL,
-    score                 FLOAT NOT NULL CHECK (score >= 0 AND score <= 5),
-    outcome               VARCHAR NOT NULL CHECK (outcome IN ('routed', 'success', 'failure')),
-    response_time_ms      INTEGER CHECK (response_time_ms >= 0),
-    capabilities_required TEXT[] NOT NULL DEFAULT '{}',
-    preference            VARCHAR CHECK (preference IN ('speed', 'cost')),
-    user_model_request    VARCHAR,
-    received_at           TIMESTAMPTZ NOT NULL,
-    created_at            TIMESTAMPTZ NOT NULL DEFAULT now(),
-    enqueued_at           TIMESTAMPTZ NOT NULL,
-    CONSTRAINT routing_records_pkey PRIMARY KEY (msg_id, received_at)
-) PARTITION BY RANGE (received_at);
-CREATE INDEX idx_routing_records_timestamp ON routing_records ("timestamp" DESC);
-CREATE TABLE routing_records_default PARTITION OF routing_records DEFAULT;
-COMMENT ON TABLE routing_records_default IS
-  'Catch-all partition of routing_records for records outside the daily partitions (only if a partition was dropped by hand: ingest creates today''s before it writes). Normally empty; add_routing_partition() moves its rows into a new partition, and retention deletes its expired rows.';
+--
+-- The audit trail is not a member of the extension: pg_dump dumps it whole (the parent, its
+-- daily partitions, their indexes, constraints and rows), so a dump restores. (With the parent
+-- a member, CREATE EXTENSION would make it, with its primary key, before the dump's partitions,
+-- and attaching them would clash with their own keys.) DROP EXTENSION therefore leaves it.
+DO $records$
+BEGIN
+    IF current_setting('row_security') = 'off' THEN
+        RETURN;  -- restoring a dump (see the queue block above): it brings the audit trail
+    END IF;
+    IF to_regclass('@extschema@.routing_records') IS NOT NULL THEN
+        RAISE EXCEPTION 'centralcloud: @extschema@.routing_records exists (the audit trail of an earlier installation)'
+            USING ERRCODE = 'duplicate_table',
+                  HINT = 'DROP EXTENSION leaves it. Rename it (ALTER TABLE centralcloud.routing_records RENAME TO ...) or drop it (DROP TABLE centralcloud.routing_records), then CREATE EXTENSION again.';
+    END IF;
+    CREATE TABLE routing_records (
+        id                    BIGSERIAL NOT NULL,
+        msg_id                BIGINT NOT NULL,
+        "timestamp"           TIMESTAMPTZ NOT NULL,
+        instance_id           VARCHAR NOT NULL,
+        complexity            VARCHAR NOT NULL CHECK (complexity IN ('simple', 'medium', 'complex')),
+        model                 VARCHAR NOT NULL,
+        provider              VARCHAR NOT NULL,
+        score                 FLOAT NOT NULL CHECK (score >= 0 AND score <= 5),
+        outcome               VARCHAR NOT NULL CHECK (outcome IN ('routed', 'success', 'failure')),
+        response_time_ms      INTEGER CHECK (response_time_ms >= 0),
+        capabilities_required TEXT[] NOT NULL DEFAULT '{}',
+        preference            VARCHAR CHECK (preference IN ('speed', 'cost')),
+        user_model_request    VARCHAR,
+        received_at           TIMESTAMPTZ NOT NULL,
+        created_at            TIMESTAMPTZ NOT NULL DEFAULT now(),
+        enqueued_at           TIMESTAMPTZ NOT NULL,
+        CONSTRAINT routing_records_pkey PRIMARY KEY (msg_id, received_at)
+    ) PARTITION BY RANGE (received_at);
+    CREATE INDEX idx_routing_records_timestamp ON routing_records ("timestamp" DESC);
+    CREATE TABLE routing_records_default PARTITION OF routing_records DEFAULT;
+    COMMENT ON TABLE routing_records_default IS
+      'Catch-all partition of routing_records for records outside the daily partitions (only if a partition was dropped by hand: ingest creates today''s before it writes). Normally empty; add_routing_partition() moves its rows into a new partition, and retention deletes its expired rows.';
 
-COMMENT ON TABLE routing_records IS
-  'Audit trail: one row per routing event ingested from the pgmq queue (seed columns plus msg_id, user_model_request, received_at, enqueued_at). Written only by ingest_routing_events(). Partitioned by day (UTC) of received_at: routing_records_pYYYYMMDD, created ahead by run_maintenance() and dropped whole after centralcloud.routing_records_retention.';
-COMMENT ON COLUMN routing_records.id IS 'Row number, in ingest order.';
-COMMENT ON COLUMN routing_records.msg_id IS 'pgmq msg_id of the message; (msg_id, enqueued_at) names it, and ingest records it once.';
-COMMENT ON COLUMN routing_records."timestamp" IS 'When the instance made the decision (event timestamp, normalised to UTC).';
-COMMENT ON COLUMN routing_records.instance_id IS 'Router instance that published the event.';
-COMMENT ON COLUMN routing_records.complexity IS 'Task complexity: simple, medium or complex.';
-COMMENT ON COLUMN routing_records.model IS 'routing_decision.selected_model.';
-COMMENT ON COLUMN routing_records.provider IS 'routing_decision.selected_provider.';
-COMMENT ON COLUMN routing_records.score IS 'routing_decision.complexity_score the instance routed with, in [0, 5].';
-COMMENT ON COLUMN routing_records.outcome IS 'routed (the decision), success or failure (its outcome).';
-COMMENT ON COLUMN routing_records.response_time_ms IS 'Response time in ms when the instance reported one.';
-COMMENT ON COLUMN routing_records.capabilities_required IS 'Capability filters applied (empty when none).';
-COMMENT ON COLUMN routing_records.preference IS 'routing_decision.prefer: speed, cost or NULL.';
-COMMENT ON COLUMN routing_records.user_model_request IS 'Model the user explicitly asked for, if any.';
-COMMENT ON COLUMN routing_records.received_at IS 'When ingest claimed the message from the queue (server time): the partition key.';
-COMMENT ON COLUMN routing_records.created_at IS 'When ingest wrote the row.';
-COMMENT ON COLUMN routing_records.enqueued_at IS 'When pgmq received the message (its enqueued_at).';
+    COMMENT ON TABLE routing_records IS
+      'Audit trail: one row per routing event ingested from the pgmq queue (seed columns plus msg_id, user_model_request, received_at, enqueued_at). Written only by ingest_routing_events(). Partitioned by day (UTC) of received_at: routing_records_pYYYYMMDD, created ahead by run_maintenance() and dropped whole after centralcloud.routing_records_retention.';
+    COMMENT ON COLUMN routing_records.id IS 'Row number, in ingest order.';
+    COMMENT ON COLUMN routing_records.msg_id IS 'pgmq msg_id of the message; (msg_id, enqueued_at) names it, and ingest records it once.';
+    COMMENT ON COLUMN routing_records."timestamp" IS 'When the instance made the decision (event timestamp, normalised to UTC).';
+    COMMENT ON COLUMN routing_records.instance_id IS 'Router instance that published the event.';
+    COMMENT ON COLUMN routing_records.complexity IS 'Task complexity: simple, medium or complex.';
+    COMMENT ON COLUMN routing_records.model IS 'routing_decision.selected_model.';
+    COMMENT ON COLUMN routing_records.provider IS 'routing_decision.selected_provider.';
+    COMMENT ON COLUMN routing_records.score IS 'routing_decision.complexity_score the instance routed with, in [0, 5].';
+    COMMENT ON COLUMN routing_records.outcome IS 'routed (the decision), success or failure (its outcome).';
+    COMMENT ON COLUMN routing_records.response_time_ms IS 'Response time in ms when the instance reported one.';
+    COMMENT ON COLUMN routing_records.capabilities_required IS 'Capability filters applied (empty when none).';
+    COMMENT ON COLUMN routing_records.preference IS 'routing_decision.prefer: speed, cost or NULL.';
+    COMMENT ON COLUMN routing_records.user_model_request IS 'Model the user explicitly asked for, if any.';
+    COMMENT ON COLUMN routing_records.received_at IS 'When ingest claimed the message from the queue (server time): the partition key.';
+    COMMENT ON COLUMN routing_records.created_at IS 'When ingest wrote the row.';
+    COMMENT ON COLUMN routing_records.enqueued_at IS 'When pgmq received the message (its enqueued_at).';
+    ALTER EXTENSION centralcloud DROP TABLE routing_records;
+    ALTER EXTENSION centralcloud DROP TABLE routing_records_default;
+    ALTER EXTENSION centralcloud DROP SEQUENCE routing_records_id_seq;
+END
+$records$;
 
 -- ---------------------------------------------------------------------------------------
 -- Per (model, complexity) metrics, maintained by ingest once per batch per cell.
@@ -484,7 +512,10 @@ CREATE VIEW routing_record_partitions AS
 SELECT c.relname::text AS partition_name, to_date(substr(c.relname, 18), 'YYYYMMDD') AS day,
        c.reltuples::bigint AS estimated_rows
   FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
- WHERE i.inhparent = '@extschema@.routing_records'::regclass
+  -- By name, not a regclass constant: the view must not depend on routing_records, which is
+  -- not a member of the extension (a restore creates it after the view).
+  JOIN pg_catalog.pg_class parent ON parent.oid = i.inhparent
+ WHERE parent.relname = 'routing_records' AND parent.relnamespace = '@extschema@'::regnamespace
    AND c.relname ~ '^routing_records_p[0-9]{8}$';
 COMMENT ON VIEW routing_record_partitions IS
   'The daily partitions of routing_records: name, UTC day (from the name), planner''s row estimate. The default partition is not listed.';
@@ -622,8 +653,6 @@ COMMENT ON FUNCTION drop_expired_dead_letters(timestamptz) IS
   'Retention of dead letters: deletes those rejected before cutoff, logs it in retention_log (as routing_events_rejected), returns how many. run_maintenance() calls it with now() - centralcloud.dead_letter_retention.';
 
 -- pg_dump keeps the data of extension tables only when they are registered.
-SELECT pg_catalog.pg_extension_config_dump('routing_records_default', '');
-SELECT pg_catalog.pg_extension_config_dump('routing_records_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('routing_rollup_hourly', '');
 SELECT pg_catalog.pg_extension_config_dump('retention_log', '');
 SELECT pg_catalog.pg_extension_config_dump('retention_log_id_seq', '');
@@ -639,14 +668,17 @@ SELECT pg_catalog.pg_extension_config_dump('learning_changes', '');
 SELECT pg_catalog.pg_extension_config_dump('learning_changes_id_seq', '');
 
 
--- The first partitions. Created by this script, they would be members of the extension; like
--- every later partition they are plain tables attached to routing_records (pg_dump dumps them
--- with their data, DROP EXTENSION drops them with routing_records).
-SELECT count(*) FROM ensure_routing_partitions(2);
+-- The first partitions (unless restoring a dump, which brings its own). Created by this script,
+-- they would be members of the extension; like every later partition they are plain tables
+-- attached to routing_records.
 DO $members$
 DECLARE
     member record;
 BEGIN
+    IF current_setting('row_security') = 'off' THEN
+        RETURN;
+    END IF;
+    PERFORM ensure_routing_partitions(2);
     FOR member IN
         SELECT c.oid::regclass AS rel
           FROM pg_catalog.pg_depend d JOIN pg_catalog.pg_class c ON c.oid = d.objid

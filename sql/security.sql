@@ -117,7 +117,14 @@ REVOKE ALL ON FUNCTION unschedule_pg_cron() FROM PUBLIC;
 -- ---------------------------------------------------------------------------------------
 GRANT USAGE ON SCHEMA pgmq TO centralcloud_publisher, centralcloud_operator;
 GRANT SELECT ON pgmq.meta TO centralcloud_operator;
-SELECT grant_queue_privileges();
+-- (A restored dump brings the queue with its grants: see the queue block in schema.sql.)
+DO $grant$
+BEGIN
+    IF current_setting('row_security') = 'on' THEN
+        PERFORM grant_queue_privileges();
+    END IF;
+END
+$grant$;
 
 GRANT USAGE ON SCHEMA @extschema@ TO centralcloud_reader, centralcloud_operator;
 GRANT SELECT ON model_usage_by_instance, model_success_rates, model_response_times, model_rankings,
@@ -135,3 +142,21 @@ GRANT EXECUTE ON FUNCTION ingest_routing_events(integer, integer), learn_complex
                           grant_queue_privileges()
    TO centralcloud_operator;
 GRANT EXECUTE ON PROCEDURE drain_routing_events(integer) TO centralcloud_operator;
+
+-- pg_dump leaves out privileges equal to an extension's initial ones (pg_init_privs). The grants
+-- made above on pgmq's schema, its meta table and the event queue (handed back to pgmq, so no
+-- member of anything) were recorded as initial ones and would be missing from every dump; a
+-- restore would leave publishers unable to send. They are taken out of pg_init_privs, so
+-- pg_dump dumps them like any grant.
+DELETE FROM pg_catalog.pg_init_privs p
+ WHERE p.classoid = 'pg_catalog.pg_class'::regclass
+   AND p.objoid IN (SELECT c.oid FROM pg_catalog.pg_class c WHERE c.relnamespace = 'pgmq'::regnamespace)
+   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d
+                    WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = p.objoid AND d.deptype = 'e');
+UPDATE pg_catalog.pg_init_privs p
+   SET initprivs = ARRAY(SELECT a FROM unnest(p.initprivs) AS a
+                          WHERE a::text !~ '^"?centralcloud_(publisher|reader|operator)"?=')
+ WHERE EXISTS (SELECT 1 FROM unnest(p.initprivs) AS a WHERE a::text ~ '^"?centralcloud_(publisher|reader|operator)"?=')
+   AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d, pg_catalog.pg_extension e
+                    WHERE d.classid = p.classoid AND d.objid = p.objoid AND d.refobjid = e.oid
+                      AND d.deptype = 'e' AND e.extname = 'centralcloud');
