@@ -5,7 +5,7 @@ use crate::event::Limits;
 use chrono::{DateTime, Utc};
 use pgrx::guc::{GucContext, GucFlags, GucRegistry, GucSetting};
 use pgrx::pg_sys;
-use std::ffi::CString;
+use std::ffi::{CStr, CString};
 
 pub const DEFAULT_QUEUE: &str = "model_routing_decisions";
 
@@ -222,17 +222,32 @@ fn init_learning() {
         GucContext::Suset,
         GucFlags::default(),
     );
-    let floats: [(&'static std::ffi::CStr, &'static std::ffi::CStr, &'static GucSetting<f64>, f64, f64); 4] = [
-        (c"centralcloud.success_threshold", c"Success rate above which a cell's score goes up by success_step (else down).", &SUCCESS_THRESHOLD, 0.0, 1.0),
-        (c"centralcloud.success_step", c"Score change for the success-rate term.", &SUCCESS_STEP, 0.0, 5.0),
-        (c"centralcloud.slowness_threshold_ms", c"Average response time (ms) above which a cell's score goes down by speed_step (else up).", &SLOWNESS_THRESHOLD_MS, 0.0, 3_600_000.0),
-        (c"centralcloud.speed_step", c"Score change for the response-time term.", &SPEED_STEP, 0.0, 5.0),
-    ];
-    for (name, description, setting, min, max) in floats {
+    define_suset_floats(
+        &[
+            (c"centralcloud.success_threshold", c"Success rate above which a cell's score goes up by success_step (else down).", &SUCCESS_THRESHOLD, 0.0, 1.0),
+            (c"centralcloud.success_step", c"Score change for the success-rate term.", &SUCCESS_STEP, 0.0, 5.0),
+            (c"centralcloud.slowness_threshold_ms", c"Average response time (ms) above which a cell's score goes down by speed_step (else up).", &SLOWNESS_THRESHOLD_MS, 0.0, 3_600_000.0),
+            (c"centralcloud.speed_step", c"Score change for the response-time term.", &SPEED_STEP, 0.0, 5.0),
+        ],
+        c"Part of the seed learning policy; see learn_complexity_scores().",
+    );
+}
+
+/// A superuser-only float setting: name, description, the setting, min, max.
+type FloatGuc = (
+    &'static CStr,
+    &'static CStr,
+    &'static GucSetting<f64>,
+    f64,
+    f64,
+);
+
+fn define_suset_floats(settings: &[FloatGuc], long_description: &'static CStr) {
+    for &(name, description, setting, min, max) in settings {
         GucRegistry::define_float_guc(
             name,
             description,
-            c"Part of the seed learning policy; see learn_complexity_scores().",
+            long_description,
             setting,
             min,
             max,
@@ -263,27 +278,18 @@ fn init_bayes() {
         GucContext::Suset,
         GucFlags::UNIT_S,
     );
-    let floats: [(&'static std::ffi::CStr, &'static std::ffi::CStr, &'static GucSetting<f64>, f64, f64); 7] = [
-        (c"centralcloud.prior_strength", c"Outcomes the catalog's reported or operator score is worth as the prior (policy bayes).", &PRIOR_STRENGTH, 0.0, 1_000_000.0),
-        (c"centralcloud.learning_bound_z", c"How conservative the success-rate bound is, in standard deviations (policy bayes).", &LEARNING_BOUND_Z, 0.0, 10.0),
-        (c"centralcloud.latency_target_ms", c"p95 latency (ms) where the latency penalty becomes steep (policy bayes).", &LATENCY_TARGET_MS, 1.0, 3_600_000.0),
-        (c"centralcloud.change_threshold", c"Log-likelihood ratio above which a cell's success rate is taken to have changed (policy bayes).", &CHANGE_THRESHOLD, 1.0, 1_000_000.0),
-        (c"centralcloud.min_score_change", c"Smallest score change applied and published (policy bayes): converged cells stop publishing.", &MIN_SCORE_CHANGE, 0.0, 5.0),
-        (c"centralcloud.latency_weight", c"Success rate lost per latency target's worth of p95 above the target (policy bayes).", &LATENCY_WEIGHT, 0.0, 100.0),
-        (c"centralcloud.score_midpoint", c"Success rate (less the latency penalty) that scores 2.5 (policy bayes); higher spreads the scores of good models apart.", &SCORE_MIDPOINT, 0.01, 0.99),
-    ];
-    for (name, description, setting, min, max) in floats {
-        GucRegistry::define_float_guc(
-            name,
-            description,
-            c"See learn_complexity_scores() and the README's Learning section.",
-            setting,
-            min,
-            max,
-            GucContext::Suset,
-            GucFlags::default(),
-        );
-    }
+    define_suset_floats(
+        &[
+            (c"centralcloud.prior_strength", c"Outcomes the catalog's reported or operator score is worth as the prior (policy bayes).", &PRIOR_STRENGTH, 0.0, 1_000_000.0),
+            (c"centralcloud.learning_bound_z", c"How conservative the success-rate bound is, in standard deviations (policy bayes).", &LEARNING_BOUND_Z, 0.0, 10.0),
+            (c"centralcloud.latency_target_ms", c"p95 latency (ms) where the latency penalty becomes steep (policy bayes).", &LATENCY_TARGET_MS, 1.0, 3_600_000.0),
+            (c"centralcloud.change_threshold", c"Log-likelihood ratio above which a cell's success rate is taken to have changed (policy bayes).", &CHANGE_THRESHOLD, 1.0, 1_000_000.0),
+            (c"centralcloud.min_score_change", c"Smallest score change applied and published (policy bayes): converged cells stop publishing.", &MIN_SCORE_CHANGE, 0.0, 5.0),
+            (c"centralcloud.latency_weight", c"Success rate lost per latency target's worth of p95 above the target (policy bayes).", &LATENCY_WEIGHT, 0.0, 100.0),
+            (c"centralcloud.score_midpoint", c"Success rate (less the latency penalty) that scores 2.5 (policy bayes); higher spreads the scores of good models apart.", &SCORE_MIDPOINT, 0.01, 0.99),
+        ],
+        c"See learn_complexity_scores() and the README's Learning section.",
+    );
 }
 
 pub fn bayes_policy() -> crate::learn::bayes::BayesPolicy {
