@@ -208,6 +208,25 @@ SELECT test.eq((SELECT (ingested, rejected) FROM centralcloud.ingest_routing_eve
 RESET centralcloud.max_new_models_per_hour;
 -- routing_event_verdict() called by hand judges the event alone.
 SELECT test.eq((centralcloud.routing_event_verdict(test.event('x', 'never-seen', 'simple', 'routed')::text))[1], NULL, 'verdict by hand');
+-- A call cancelled midway leaves no admission behind: a later verdict by hand still judges the
+-- event alone. (The call admits the hour's last new model, then a slow trigger is cancelled.)
+CREATE FUNCTION test.slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(5); RETURN NEW; END $$;
+CREATE TRIGGER slow BEFORE INSERT ON centralcloud.routing_records FOR EACH ROW
+    WHEN (NEW.instance_id = 'slow') EXECUTE FUNCTION test.slow();
+SELECT set_config('centralcloud.max_new_models_per_hour',
+                  (SELECT count(DISTINCT model_name) + 1 FROM centralcloud.model_routing_metrics)::text, false);
+SELECT pgmq.send('model_routing_decisions', test.event('slow', 'brand-new-1', 'simple', 'routed'));
+SET statement_timeout = '300ms';
+\set ON_ERROR_STOP 0
+SELECT * FROM centralcloud.ingest_routing_events();
+\set ON_ERROR_STOP 1
+SELECT test.eq(:'SQLSTATE'::text, '57014', 'the call was cancelled midway');
+RESET statement_timeout;
+SELECT test.eq((centralcloud.routing_event_verdict(test.event('x', 'brand-new-2', 'simple', 'routed')::text))[1], NULL,
+               'no admission left behind');
+DROP TRIGGER slow ON centralcloud.routing_records;
+SELECT pgmq.purge_queue('model_routing_decisions');
+RESET centralcloud.max_new_models_per_hour;
 
 -- One call over many distinct cells writes its pending rows every centralcloud.ingest_max_pending_rows
 -- and stays exact.

@@ -288,7 +288,7 @@ fn ingest_routing_events(
     ensure_queue_exists(&config.queue);
     ensure_partitions();
     let statements = Statements::prepare(&config.queue);
-    begin_admission();
+    let _admission = begin_admission();
 
     let mut total = Counts::default();
     let mut deltas = Deltas::default();
@@ -303,7 +303,6 @@ fn ingest_routing_events(
         }
     }
     flush(&statements, &mut deltas);
-    ADMISSION.set(None);
     let ms = started.elapsed().as_secs_f64() * 1000.0;
     TableIterator::once((
         total.read,
@@ -353,8 +352,18 @@ thread_local! {
     static ADMISSION: RefCell<Option<Admission>> = const { RefCell::new(None) };
 }
 
+/// While alive, this call's admission is in force; dropped at the end of the call, or while an
+/// error unwinds it, so a later routing_event_verdict() by hand never sees a stale one.
+struct AdmissionScope;
+
+impl Drop for AdmissionScope {
+    fn drop(&mut self) {
+        ADMISSION.set(None);
+    }
+}
+
 /// Loads the known models, and how many of them are new this hour, for this call.
-fn begin_admission() {
+fn begin_admission() -> AdmissionScope {
     let cap = guc::MAX_NEW_MODELS_PER_HOUR.get();
     let admission = Spi::connect(|client| -> SpiResult<Admission> {
         let mut recent = 0u64;
@@ -373,6 +382,7 @@ fn begin_admission() {
     })
     .unwrap_or_else(|e| error!("centralcloud: loading the known models: {e}"));
     ADMISSION.set(Some(admission));
+    AdmissionScope
 }
 
 /// NULL when the message body is a valid routing event; otherwise `{reason_code, reason}`.
@@ -527,12 +537,11 @@ fn ingest_batch(
     deltas: &mut Deltas,
 ) -> Counts {
     let args = [after.into(), config.batch_size.into()];
-    match subxact::run(|| apply(&statements.next, &args)) {
+    match subxact::run_unless_transient(|| apply(&statements.next, &args)) {
         Ok((counts, batch_deltas)) => {
             deltas.merge(batch_deltas);
             counts
         }
-        Err(failure) if failure.is_transient() => failure.raise(),
         Err(failure) => {
             debug1!("centralcloud: batch failed ({failure}); taking the careful path");
             ingest_carefully(config, statements, deltas)
@@ -594,13 +603,11 @@ fn ingest_carefully(config: &IngestConfig, statements: &Statements, deltas: &mut
     let messages = read_batch(config);
     let ids: Vec<i64> = messages.iter().map(|m| m.msg_id).collect();
     let all = [ids.into()];
-    match subxact::run(|| apply(&statements.read, &all)) {
-        Ok((counts, read_deltas)) => {
-            deltas.merge(read_deltas);
-            return counts;
-        }
-        Err(failure) if failure.is_transient() => failure.raise(),
-        Err(_) => {}
+    if let Ok((counts, read_deltas)) =
+        subxact::run_unless_transient(|| apply(&statements.read, &all))
+    {
+        deltas.merge(read_deltas);
+        return counts;
     }
     let mut counts = Counts {
         batches: 1,
@@ -608,7 +615,7 @@ fn ingest_carefully(config: &IngestConfig, statements: &Statements, deltas: &mut
     };
     for message in &messages {
         let one = [vec![message.msg_id].into()];
-        match subxact::run(|| apply(&statements.read, &one)) {
+        match subxact::run_unless_transient(|| apply(&statements.read, &one)) {
             Ok((applied, message_deltas)) => {
                 deltas.merge(message_deltas);
                 counts.add(Counts {
@@ -616,7 +623,6 @@ fn ingest_carefully(config: &IngestConfig, statements: &Statements, deltas: &mut
                     ..applied
                 })
             }
-            Err(failure) if failure.is_transient() => failure.raise(),
             Err(failure) => counts.add(retry_or_dead_letter(config, message, &failure.to_string())),
         }
     }
@@ -678,8 +684,7 @@ fn retry_or_dead_letter(config: &IngestConfig, message: &ReadMessage, error: &st
         "processing failed on read {} (max_retries {}): {error}",
         message.read_ct, config.max_retries
     );
-    match subxact::run(|| dead_letter_failed(config, message, &reason)) {
-        Err(failure) if failure.is_transient() => failure.raise(),
+    match subxact::run_unless_transient(|| dead_letter_failed(config, message, &reason)) {
         Ok(()) => {
             warning!("centralcloud: msg_id {msg_id} dead-lettered: {reason}");
             Counts {

@@ -169,12 +169,11 @@ fn grant_reading(client: &mut SpiClient<'_>, queue: &str, reader: &str) -> SpiRe
         )?
         .first_value::<bool>()?;
     if role_exists != Some(true) {
-        ereport!(
-            ERROR,
+        crate::spi_util::raise(
             PgSqlErrorCode::ERRCODE_UNDEFINED_OBJECT,
             format!(
                 "centralcloud: role \"{reader}\" does not exist (the reader of the score-update queue)"
-            )
+            ),
         );
     }
     let statements = client
@@ -182,17 +181,15 @@ fn grant_reading(client: &mut SpiClient<'_>, queue: &str, reader: &str) -> SpiRe
             "WITH queue AS (
                  SELECT pgmq.format_table_name($1, 'q') AS q, pgmq.format_table_name($1, 'a') AS a),
              earlier AS (
+                 -- Table and column privileges (REVOKE ALL on the table takes both away).
                  SELECT DISTINCT t.name, pg_catalog.pg_get_userbyid(acl.grantee) AS grantee
                    FROM queue, LATERAL (VALUES (queue.q), (queue.a)) AS t(name)
                    JOIN pg_catalog.pg_class c ON c.relnamespace = 'pgmq'::regnamespace AND c.relname = t.name
-                   CROSS JOIN LATERAL pg_catalog.aclexplode(c.relacl) AS acl
-                  WHERE acl.grantee NOT IN (c.relowner, 0, 'pg_monitor'::regrole)
-                 UNION
-                 SELECT DISTINCT t.name, pg_catalog.pg_get_userbyid(acl.grantee)
-                   FROM queue, LATERAL (VALUES (queue.q), (queue.a)) AS t(name)
-                   JOIN pg_catalog.pg_class c ON c.relnamespace = 'pgmq'::regnamespace AND c.relname = t.name
-                   JOIN pg_catalog.pg_attribute att ON att.attrelid = c.oid AND att.attnum > 0
-                   CROSS JOIN LATERAL pg_catalog.aclexplode(att.attacl) AS acl
+                   CROSS JOIN LATERAL (SELECT c.relacl
+                                       UNION ALL
+                                       SELECT att.attacl FROM pg_catalog.pg_attribute att
+                                        WHERE att.attrelid = c.oid AND att.attnum > 0) AS acls(acl)
+                   CROSS JOIN LATERAL pg_catalog.aclexplode(acls.acl) AS acl
                   WHERE acl.grantee NOT IN (c.relowner, 0, 'pg_monitor'::regrole))
              SELECT format('REVOKE ALL ON pgmq.%I FROM %I', e.name, e.grantee) FROM earlier e
              UNION ALL

@@ -1,5 +1,6 @@
 //! Small SPI conveniences shared by the SPI modules.
 
+use pgrx::pg_sys::panic::ErrorReport;
 use pgrx::spi::{SpiResult, SpiTupleTable};
 use pgrx::{FromDatum, IntoDatum};
 
@@ -25,15 +26,19 @@ pub fn error_with_hint(
     message: impl Into<String>,
     hint: impl Into<String>,
 ) -> ! {
-    pgrx::pg_sys::panic::ErrorReport::new(code, message.into(), "centralcloud")
-        .set_hint(hint)
-        .report(pgrx::PgLogLevel::ERROR);
-    unreachable!("an ERROR report does not return")
+    report(error(code, message).set_hint(hint))
 }
 
 /// Raises an ERROR with a SQLSTATE, so callers match codes, not English.
 pub fn raise(code: pgrx::PgSqlErrorCode, message: impl Into<String>) -> ! {
-    pgrx::pg_sys::panic::ErrorReport::new(code, message.into(), "centralcloud")
-        .report(pgrx::PgLogLevel::ERROR);
+    report(error(code, message))
+}
+
+fn error(code: pgrx::PgSqlErrorCode, message: impl Into<String>) -> ErrorReport {
+    ErrorReport::new(code, message.into(), "centralcloud")
+}
+
+fn report(error: ErrorReport) -> ! {
+    error.report(pgrx::PgLogLevel::ERROR);
     unreachable!("an ERROR report does not return")
 }

@@ -3,7 +3,6 @@
 //! Cancellation and shutdown are never swallowed: they roll back and propagate.
 
 use pgrx::pg_sys::{self, errcodes::PgSqlErrorCode, panic::CaughtError, PgTryBuilder};
-use pgrx::prelude::*;
 use std::panic::AssertUnwindSafe;
 
 /// An error caught and rolled back by [`run`]: its SQLSTATE and its message.
@@ -54,10 +53,8 @@ impl Failure {
     }
 
     /// Raises the error again, with its own SQLSTATE, in the enclosing (sub)transaction.
-    #[allow(unreachable_code)] // ereport!(ERROR) ends in unreachable!() itself
     pub fn raise(&self) -> ! {
-        ereport!(ERROR, self.code, self.message.clone());
-        unreachable!("ereport(ERROR) does not return")
+        crate::spi_util::raise(self.code, self.message.clone())
     }
 }
 
@@ -95,6 +92,18 @@ pub fn run<R>(f: impl FnOnce() -> R) -> Result<R, Failure> {
         })
         .execute()
     }
+}
+
+/// Like [`run`], but an error that is the database's problem ([`Failure::is_transient`]) is
+/// raised again rather than returned: callers that would count a failure against the work
+/// (a message's deliveries) never see one that says nothing about it.
+pub fn run_unless_transient<R>(f: impl FnOnce() -> R) -> Result<R, Failure> {
+    run(f).map_err(|failure| {
+        if failure.is_transient() {
+            failure.raise()
+        }
+        failure
+    })
 }
 
 fn report(caught: &CaughtError) -> &pg_sys::panic::ErrorReportWithLevel {
