@@ -41,7 +41,7 @@ COMMENT ON COLUMN routing_records.enqueued_at IS 'When pgmq received the message
 
 COMMENT ON COLUMN worker_state.state IS 'idle, ingesting, disabled, error, or waiting for ALTER EXTENSION centralcloud UPDATE (a new library over an older catalog).';
 COMMENT ON VIEW worker_status IS
-  'The background worker, for dashboards: pid, state (idle, ingesting, disabled, error, waiting for ALTER EXTENSION centralcloud UPDATE, not running, or not preloaded), last ingest and learn, events ingested and rejected since it started, last error and when.';
+  'The background worker, for dashboards: pid, state (idle, ingesting, disabled, error, waiting for ALTER EXTENSION centralcloud UPDATE, not running, not served (this database is not in centralcloud.database), or not preloaded), last ingest and learn, events ingested and rejected since it started, last error and when.';
 
 -- The audit trail leaves the extension, so that pg_dump dumps it whole and a dump restores
 -- (see schema.sql); the partitions view finds it by name.
@@ -202,8 +202,29 @@ ALTER FUNCTION counter_summary(bigint, bigint, bigint, bigint, bigint, integer, 
     SET search_path = @extschema@, pg_catalog, pg_temp;
 
 -- ---------------------------------------------------------------------------------------
--- Errors with SQLSTATEs: pg_cron missing is object_not_in_prerequisite_state.
+-- pg_cron: errors with SQLSTATEs (pg_cron missing is object_not_in_prerequisite_state), and
+-- jobs for a database other than pg_cron's (pg_cron_statements()).
 -- ---------------------------------------------------------------------------------------
+-- pg_cron keeps its jobs in one database (cron.database_name) and runs each in the database it
+-- names. Job names are unique per user across databases, so a job for another database than
+-- pg_cron's carries that database's name; pg_cron's own database keeps 0.1.0's names.
+CREATE FUNCTION pg_cron_jobs(ingest_schedule text, learn_schedule text, maintenance_schedule text)
+RETURNS TABLE (jobname text, schedule text, command text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $jobs$
+    SELECT 'centralcloud-' || job.name
+               || CASE WHEN current_database() = current_setting('cron.database_name', true) THEN ''
+                       ELSE '@' || current_database() END,
+           job.schedule, job.command
+      FROM (VALUES ('ingest', ingest_schedule, 'CALL centralcloud.drain_routing_events()'),
+                   ('learn', learn_schedule, 'SELECT count(*) FROM centralcloud.learn_complexity_scores()'),
+                   ('maintenance', maintenance_schedule, 'SELECT count(*) FROM centralcloud.run_maintenance()'))
+           AS job (name, schedule, command)
+$jobs$;
+COMMENT ON FUNCTION pg_cron_jobs(text, text, text) IS
+  'The pg_cron jobs of this database: name (centralcloud-ingest, -learn, -maintenance, with @database appended unless pg_cron runs in this database), schedule and command.';
+
 CREATE OR REPLACE FUNCTION schedule_with_pg_cron(ingest_schedule text DEFAULT '* * * * *',
                                       learn_schedule text DEFAULT '*/5 * * * *',
                                       maintenance_schedule text DEFAULT '17 * * * *')
@@ -211,24 +232,44 @@ RETURNS TABLE (jobid bigint, jobname text, schedule text, command text)
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
 AS $schedule$
+DECLARE
+    cron_database text := current_setting('cron.database_name', true);
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron') THEN
+        IF cron_database IS NOT NULL AND cron_database <> current_database() THEN
+            RAISE EXCEPTION 'centralcloud: pg_cron runs in database "%", not in this one', cron_database
+                USING ERRCODE = 'object_not_in_prerequisite_state',
+                      HINT = format('Run the statements of centralcloud.pg_cron_statements() in database %I, e.g. psql -d %I -XAtc ''SELECT statement FROM centralcloud.pg_cron_statements()'' | psql -d %I',
+                                    cron_database, current_database(), cron_database);
+        END IF;
         RAISE EXCEPTION 'centralcloud: pg_cron is not installed in this database'
             USING ERRCODE = 'object_not_in_prerequisite_state', HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name, and CREATE EXTENSION pg_cron; or use the centralcloud background worker.';
     END IF;
-    PERFORM cron.schedule_in_database('centralcloud-ingest', ingest_schedule,
-                                      'CALL centralcloud.drain_routing_events()', current_database());
-    PERFORM cron.schedule_in_database('centralcloud-learn', learn_schedule,
-                                      'SELECT count(*) FROM centralcloud.learn_complexity_scores()',
-                                      current_database());
-    PERFORM cron.schedule_in_database('centralcloud-maintenance', maintenance_schedule,
-                                      'SELECT count(*) FROM centralcloud.run_maintenance()',
-                                      current_database());
-    RETURN QUERY SELECT j.jobid, j.jobname::text, j.schedule::text, j.command::text FROM cron.job j
-                  WHERE j.jobname IN ('centralcloud-ingest', 'centralcloud-learn', 'centralcloud-maintenance')
-                  ORDER BY j.jobname;
+    PERFORM cron.schedule_in_database(j.jobname, j.schedule, j.command, current_database())
+       FROM centralcloud.pg_cron_jobs(ingest_schedule, learn_schedule, maintenance_schedule) AS j;
+    RETURN QUERY SELECT c.jobid, c.jobname::text, c.schedule::text, c.command::text FROM cron.job c
+                  WHERE c.database = current_database()
+                    AND c.jobname IN (SELECT j.jobname FROM centralcloud.pg_cron_jobs(NULL, NULL, NULL) AS j)
+                  ORDER BY c.jobname;
 END
 $schedule$;
+COMMENT ON FUNCTION schedule_with_pg_cron(text, text, text) IS
+  'Creates (or updates, by job name) the pg_cron jobs centralcloud-ingest (CALL drain_routing_events()), centralcloud-learn and centralcloud-maintenance (run_maintenance(): partitions ahead, retention), in this database. For sites that do not preload centralcloud. Clear error if pg_cron is missing, or runs in another database (then use pg_cron_statements()).';
+
+CREATE FUNCTION pg_cron_statements(ingest_schedule text DEFAULT '* * * * *',
+                                   learn_schedule text DEFAULT '*/5 * * * *',
+                                   maintenance_schedule text DEFAULT '17 * * * *')
+RETURNS TABLE (jobname text, statement text)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $statements$
+    SELECT j.jobname, format('SELECT cron.schedule_in_database(%L, %L, %L, %L);',
+                             j.jobname, j.schedule, j.command, current_database())
+      FROM centralcloud.pg_cron_jobs(ingest_schedule, learn_schedule, maintenance_schedule) AS j
+     ORDER BY j.jobname
+$statements$;
+COMMENT ON FUNCTION pg_cron_statements(text, text, text) IS
+  'The statements that schedule this database''s pg_cron jobs, to run in the database where pg_cron runs (cron.database_name) when that is another one; idempotent, by job name.';
 
 CREATE OR REPLACE FUNCTION unschedule_pg_cron()
 RETURNS integer
@@ -242,11 +283,57 @@ BEGIN
         RAISE EXCEPTION 'centralcloud: pg_cron is not installed in this database'
             USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
-    SELECT count(*) INTO removed FROM cron.job j, LATERAL cron.unschedule(j.jobid) AS gone
-     WHERE j.jobname IN ('centralcloud-ingest', 'centralcloud-learn', 'centralcloud-maintenance') AND gone;
+    SELECT count(*) INTO removed FROM cron.job c, LATERAL cron.unschedule(c.jobid) AS gone
+     WHERE c.database = current_database()
+       AND c.jobname IN (SELECT j.jobname FROM centralcloud.pg_cron_jobs(NULL, NULL, NULL) AS j) AND gone;
     RETURN removed;
 END
 $unschedule$;
+COMMENT ON FUNCTION unschedule_pg_cron() IS 'Removes the pg_cron jobs schedule_with_pg_cron() created in this database; returns how many.';
+REVOKE ALL ON FUNCTION pg_cron_jobs(text, text, text), pg_cron_statements(text, text, text) FROM PUBLIC;
+
+-- ---------------------------------------------------------------------------------------
+-- Several databases: worker_status says when the worker does not serve this one.
+-- ---------------------------------------------------------------------------------------
+-- The parsing of centralcloud.database the launcher does (guc::database_list): comma-separated,
+-- trimmed, empty meaning postgres.
+CREATE FUNCTION served_databases()
+RETURNS text[]
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $served$
+    SELECT coalesce(array_agg(DISTINCT name), ARRAY['postgres'])
+      FROM unnest(string_to_array(current_setting('centralcloud.database', true), ',')) AS d,
+           LATERAL btrim(d) AS name
+     WHERE name <> ''
+$served$;
+COMMENT ON FUNCTION served_databases() IS
+  'The databases the background worker serves: centralcloud.database as the launcher reads it (comma-separated, trimmed; empty means postgres).';
+REVOKE ALL ON FUNCTION served_databases() FROM PUBLIC;
+
+-- Runs as the owner: reading shared_preload_libraries needs pg_read_all_settings
+-- and seeing another user's backend in pg_stat_activity needs pg_read_all_stats, which
+-- dashboard readers do not have.
+CREATE OR REPLACE FUNCTION worker_liveness(worker_pid integer)
+RETURNS text
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $liveness$
+    SELECT CASE
+               WHEN NOT current_setting('shared_preload_libraries') ~ '(^|[ ,])"?centralcloud"?($|[ ,])'
+                   THEN 'not preloaded: schedule with pg_cron or call ingest yourself'
+               WHEN NOT current_database() = ANY (served_databases())
+                   THEN 'not served: add this database to centralcloud.database'
+               WHEN worker_pid IS NULL THEN 'starting'
+               WHEN NOT EXISTS (SELECT 1 FROM pg_stat_activity a
+                                 WHERE a.pid = worker_pid AND a.backend_type = 'centralcloud worker')
+                   THEN 'not running'
+               ELSE 'running'
+           END
+$liveness$;
+COMMENT ON FUNCTION worker_liveness(integer) IS
+  'For worker_status: whether centralcloud is preloaded, whether this database is one the worker serves, and whether the worker process that last wrote worker_state (its pid) is alive: not preloaded, not served, starting, not running, or running.';
 
 -- ---------------------------------------------------------------------------------------
 -- check_invariants(): the caller's rights (CREATE OR REPLACE without SECURITY DEFINER); counter_summary pins search_path.

@@ -111,6 +111,8 @@ REVOKE ALL ON FUNCTION check_invariants(regclass, text) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE drain_routing_events(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION schedule_with_pg_cron(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION unschedule_pg_cron() FROM PUBLIC;
+REVOKE ALL ON FUNCTION pg_cron_jobs(text, text, text), pg_cron_statements(text, text, text), served_databases()
+   FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------------------
 -- Grants.

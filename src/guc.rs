@@ -157,8 +157,8 @@ fn init_worker() {
     );
     GucRegistry::define_string_guc(
         c"centralcloud.database",
-        c"Database the background worker serves (where CREATE EXTENSION centralcloud was run).",
-        c"The worker waits, quietly, until the extension exists there. A change on SIGHUP restarts the worker.",
+        c"Databases the background worker serves, comma-separated (where CREATE EXTENSION centralcloud was run).",
+        c"One worker per database; on SIGHUP the launcher starts the workers of added databases and stops those of removed ones. Each waits, quietly, until the extension exists in its database.",
         &WORKER_DATABASE,
         GucContext::Sighup,
         GucFlags::default(),
@@ -195,12 +195,26 @@ fn init_worker() {
     );
 }
 
-pub fn worker_database() -> String {
-    WORKER_DATABASE
-        .get()
-        .and_then(|c| c.into_string().ok())
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "postgres".to_string())
+/// The databases the worker serves, from `centralcloud.database`.
+pub fn worker_databases() -> Vec<String> {
+    let setting = WORKER_DATABASE.get().and_then(|c| c.into_string().ok());
+    database_list(setting.as_deref().unwrap_or(""))
+}
+
+/// A comma-separated list of database names, trimmed, each once, in order; names are taken
+/// as written (no quoting, no case folding: a name with a comma cannot be listed). Empty means
+/// the default, `postgres`, as in 0.1.0.
+pub fn database_list(setting: &str) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for name in setting.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        if !names.iter().any(|seen| seen == name) {
+            names.push(name.to_string());
+        }
+    }
+    if names.is_empty() {
+        names.push("postgres".to_string());
+    }
+    names
 }
 
 fn init_learning() {
@@ -362,7 +376,18 @@ fn from_timestamptz(pg_micros: i64) -> Option<DateTime<Utc>> {
 
 #[cfg(test)]
 mod tests {
-    use super::from_timestamptz;
+    use super::{database_list, from_timestamptz};
+
+    #[test]
+    fn database_list_is_trimmed_deduplicated_and_defaults_to_postgres() {
+        assert_eq!(database_list(""), ["postgres"]);
+        assert_eq!(database_list(" , "), ["postgres"]);
+        assert_eq!(database_list("routerdb"), ["routerdb"]);
+        assert_eq!(
+            database_list(" eu , us,eu,  Mixed Case "),
+            ["eu", "us", "Mixed Case"]
+        );
+    }
 
     #[test]
     fn timestamptz_epoch_is_2000() {

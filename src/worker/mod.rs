@@ -1,33 +1,37 @@
-//! The background worker (when `shared_preload_libraries` includes centralcloud): one latch
-//! loop that calls the same SQL entry points users call — `ingest_routing_events()` one batch
-//! per transaction, at once again while batches come back full, otherwise after
-//! `centralcloud.ingest_interval_ms`; `learn_complexity_scores()` every
+//! A database worker: started by the launcher (`launcher.rs`) for each database listed in
+//! `centralcloud.database`, one latch loop that calls the same SQL entry points users call —
+//! `ingest_routing_events()` one batch per transaction, at once again while batches come back
+//! full, otherwise after `centralcloud.ingest_interval_ms`; `learn_complexity_scores()` every
 //! `centralcloud.learn_interval_s`; and `run_maintenance()` (partitions ahead, retention) at
-//! start and every `centralcloud.maintenance_interval_s`. Each call runs in a subtransaction: an error (or a panic)
-//! is logged once as a WARNING, rolled back, recorded in `centralcloud.worker_state`, and the
-//! loop goes on. SIGHUP reloads the settings; SIGTERM ends the loop at its next wake-up.
+//! start and every `centralcloud.maintenance_interval_s`. Each call runs in a subtransaction:
+//! an error (or a panic) is logged once as a WARNING, rolled back, recorded in
+//! `centralcloud.worker_state`, and the loop goes on. SIGHUP reloads the settings; SIGTERM
+//! ends the loop at its next wake-up.
 
 use crate::{guc, subxact};
-use pgrx::bgworkers::{BackgroundWorker, BackgroundWorkerBuilder, SignalWakeFlags};
+mod launcher;
+
+use pgrx::bgworkers::{BackgroundWorker, SignalWakeFlags};
 use pgrx::prelude::*;
 use std::panic::AssertUnwindSafe;
 use std::time::{Duration, Instant};
 
-/// How long the postmaster waits before restarting a worker that died anyway.
+/// How long before a worker that ended (or the launcher) is started again.
 const RESTART_AFTER: Duration = Duration::from_secs(5);
 /// Longest pause between retries while the same error repeats.
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
 pub const WORKER_TYPE: &str = "centralcloud worker";
 
-/// Registers the worker; called from `_PG_init` while preloading.
+/// How often a worker that finds its database served by another (left over from a launcher
+/// that crashed) looks again.
+const SERVED_RECHECK: Duration = Duration::from_secs(1);
+/// The session-level advisory lock that makes one worker per database serve it.
+const SERVING_LOCK: &str = "SELECT pg_try_advisory_lock(hashtext('centralcloud worker serves this database'))";
+
+/// Registers the launcher, which starts the database workers; called from `_PG_init` while
+/// preloading.
 pub fn register() {
-    BackgroundWorkerBuilder::new(WORKER_TYPE)
-        .set_type(WORKER_TYPE)
-        .set_function("centralcloud_worker_main")
-        .set_library("centralcloud")
-        .enable_spi_access()
-        .set_restart_time(Some(RESTART_AFTER))
-        .load();
+    launcher::register();
 }
 
 /// What the worker has done since it started, as `worker_state` shows it.
@@ -57,9 +61,12 @@ enum Turn {
 #[no_mangle]
 pub extern "C-unwind" fn centralcloud_worker_main(_arg: pg_sys::Datum) {
     BackgroundWorker::attach_signal_handlers(SignalWakeFlags::SIGHUP | SignalWakeFlags::SIGTERM);
-    let database = guc::worker_database();
+    let database = BackgroundWorker::get_extra().to_string();
     BackgroundWorker::connect_worker_to_spi(Some(&database), None);
     log!("centralcloud worker started for database \"{database}\"");
+    if !wait_to_serve(&database) {
+        stop_on_sigterm();
+    }
 
     let mut progress = Progress::default();
     let mut pause = Duration::ZERO;
@@ -73,23 +80,47 @@ pub extern "C-unwind" fn centralcloud_worker_main(_arg: pg_sys::Datum) {
             Turn::Failed => backoff(progress.failures_in_a_row),
         };
     }
-    // Exit code 1, not 0: a worker that exits 0 is never restarted, and pg_terminate_backend
-    // (SIGTERM) must not remove it for good. At shutdown the postmaster restarts nothing.
+    stop_on_sigterm()
+}
+
+fn stop_on_sigterm() -> ! {
+    // The launcher starts it again after RESTART_AFTER (pg_terminate_backend must not remove it
+    // for good), unless it stopped it: at shutdown, or for a database it no longer serves.
     log!("centralcloud worker stopping (SIGTERM)");
     // SAFETY: ends the process the way PostgreSQL expects of a background worker.
     unsafe { pg_sys::proc_exit(1) };
 }
 
+/// One worker per database: a worker left over from a launcher that crashed keeps serving, and
+/// its successor waits until it is gone. False on SIGTERM.
+fn wait_to_serve(database: &str) -> bool {
+    let mut logged = false;
+    loop {
+        let locked = BackgroundWorker::transaction(|| Spi::get_one::<bool>(SERVING_LOCK));
+        if matches!(locked, Ok(Some(true))) {
+            return true;
+        }
+        if !logged {
+            log!("centralcloud worker: another worker serves database \"{database}\"; waiting until it ends");
+            logged = true;
+        }
+        if !BackgroundWorker::wait_latch(Some(SERVED_RECHECK)) {
+            return false;
+        }
+        if BackgroundWorker::sighup_received() {
+            reload_settings(database);
+        }
+    }
+}
+
 fn reload_settings(database: &str) {
     // SAFETY: the documented way for a background worker to apply a SIGHUP.
     unsafe { pg_sys::ProcessConfigFile(pg_sys::GucContext::PGC_SIGHUP) };
-    let wanted = guc::worker_database();
-    if wanted != database {
-        log!(
-            "centralcloud.database changed to \"{wanted}\": restarting the worker to connect to it"
-        );
-        // SAFETY: exiting with 1 asks the postmaster to restart the worker after RESTART_AFTER.
-        unsafe { pg_sys::proc_exit(1) };
+    if !guc::worker_databases().iter().any(|d| d == database) {
+        // The launcher stops it too; this covers a worker whose launcher crashed.
+        log!("centralcloud worker: database \"{database}\" is no longer listed in centralcloud.database; stopping");
+        // SAFETY: ends the process the way PostgreSQL expects of a background worker.
+        unsafe { pg_sys::proc_exit(0) };
     }
 }
 
