@@ -167,7 +167,7 @@ scenario_malformed() {
   [[ "$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'centralcloud worker'")" == "$pid_before" ]] \
     || fail "the worker restarted"
   [[ "$(q "SELECT state FROM centralcloud.worker_status")" == idle ]] || fail "worker state: $(q "SELECT state, last_error FROM centralcloud.worker_status")"
-  check "malformed" "$(q "SELECT 'valid ' || count(*) FILTER (WHERE expect = 'valid') || ', invalid ' || count(*) FILTER (WHERE expect = 'invalid') || ', either ' || count(*) FILTER (WHERE expect = 'either') || ', reason codes ' || (SELECT count(DISTINCT reason_code) FROM centralcloud.routing_events_rejected) FROM test.generated_verdicts")" test.generated_sent
+  check "malformed" "$(q "SELECT 'valid ' || count(*) FILTER (WHERE expect = 'valid') || ', invalid ' || count(*) FILTER (WHERE expect = 'invalid') || ', reason codes ' || (SELECT count(DISTINCT reason_code) FROM centralcloud.routing_events_rejected) FROM test.generated_verdicts")" test.generated_sent
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ SELECT m, code FROM base, LATERAL (VALUES
     (jsonb_set(e, '{routing_decision,complexity_score}', '"4.5"'), 'wrong_type'),
     (jsonb_set(e, '{routing_decision,response_time_ms}', '-5'), 'out_of_range'),
     (jsonb_set(e, '{routing_decision,response_time_ms}', '99999999999'), 'out_of_range'),
-    (jsonb_set(e, '{routing_decision,response_time_ms}', '12.5'), 'out_of_range'),
+    (jsonb_set(e, '{routing_decision,response_time_ms}', '-0.4'), 'out_of_range'),
     (jsonb_set(e, '{routing_decision,response_time_ms}', '"fast"'), 'wrong_type'),
     (jsonb_set(e, '{routing_decision,selected_model}', to_jsonb(repeat('x', 1048576))), 'too_long'),
     (jsonb_set(e, '{instance_id}', to_jsonb(repeat('i', 1048576))), 'too_long'),
@@ -36,7 +36,7 @@ SELECT m, code FROM base, LATERAL (VALUES
     (jsonb_set(e, '{routing_decision,capabilities_required}', '"vision"'), 'wrong_type'),
     (jsonb_set(e, '{routing_decision,capabilities_required}', '[1]'), 'wrong_type'),
     (jsonb_set(e, '{timestamp}', '"yesterday"'), 'bad_timestamp'),
-    (jsonb_set(e, '{timestamp}', '"2025-10-27T06:55:00"'), 'bad_timestamp'),
+    (jsonb_set(e, '{timestamp}', '"2025-10-27T06:55"'), 'bad_timestamp'),
     (jsonb_set(e, '{timestamp}', '1761548100'), 'wrong_type'),
     (jsonb_set(e, '{routing_decision,complexity_score}', '1e400'), 'unparseable'),
     ((repeat('[', 200) || repeat(']', 200))::jsonb, 'unparseable')

@@ -120,6 +120,7 @@ INSERT INTO expected_privileges VALUES
     ('centralcloud_reader', 'function centralcloud.latency_quantiles(text,text,timestamp with time zone,timestamp with time zone)', 'EXECUTE'),
     ('centralcloud_reader', 'function centralcloud.queue_health()', 'EXECUTE'),
     ('centralcloud_reader', 'function centralcloud.worker_liveness(integer)', 'EXECUTE'),
+    ('centralcloud_reader', 'function centralcloud.timestamps_without_offset(timestamp with time zone)', 'EXECUTE'),
     -- Operators: the entry points, reading every table and view, and what check_invariants
     -- (caller's rights) reads of pgmq: the queue list and the event queue's msg_ids.
     ('centralcloud_operator', 'schema centralcloud', 'USAGE'),
@@ -273,6 +274,7 @@ SELECT test.eq((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regpr
                      'centralcloud.ingest_routing_events(integer,integer)', 'centralcloud.latency_quantiles(text,text,timestamp with time zone,timestamp with time zone)',
                      'centralcloud.learn_complexity_scores(boolean)', 'centralcloud.queue_health()', 'centralcloud.run_maintenance()',
                      'centralcloud.set_complexity_score(text,text,double precision,text)', 'centralcloud.subscribe_instance(text,text)',
+                     'centralcloud.timestamps_without_offset(timestamp with time zone)',
                      'centralcloud.unsubscribe_instance(text,boolean)', 'centralcloud.worker_liveness(integer)'],
                'the entry points and the privileged read helpers run as the owner, nothing else');
 -- Everything else that is not pure C arithmetic pins search_path too (a superuser's job runs

@@ -124,11 +124,13 @@ from datetime import datetime, timezone
 from pgmq import PGMQueue
 q = PGMQueue(host=os.environ["PGMQ_HOST"], port=os.environ["PGMQ_PORT"], database=os.environ["PGMQ_DB"],
              username="router_b", password="x", init_extension=False)
+# What routers commonly write and the seed allows: a timestamp without offset (utcnow()) and a
+# response time with a fraction (a float timer).
 print(q.send("model_routing_decisions", {
-    "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    "timestamp": datetime.utcnow().isoformat(),
     "instance_id": "b-1",
     "routing_decision": {"complexity": "medium", "selected_model": "gpt-4o", "selected_provider": "github_models",
-                         "complexity_score": 2.5, "outcome": "success", "response_time_ms": 250,
+                         "complexity_score": 2.5, "outcome": "success", "response_time_ms": 15.51,
                          "capabilities_required": [], "prefer": None, "user_model_request": None}}))
 q.close()
 PY
@@ -139,6 +141,10 @@ echo "router_b sent msg_id $after (highest before: $before)"
 \ir lib.sql
 SELECT test.eq((SELECT (read, ingested, rejected)::text FROM centralcloud.ingest_routing_events()), '(1,1,0)',
                'router_b''s event ingested');
+SELECT test.eq((SELECT (response_time_ms, timestamp_without_offset, abs(extract(epoch FROM "timestamp" - now())) < 60)::text
+                  FROM centralcloud.routing_records WHERE instance_id = 'b-1'),
+               '(16,t,t)', 'utcnow() read as UTC, 15.51 ms rounded');
+SELECT test.eq((SELECT timestamps_without_offset_24h FROM centralcloud.ingest_health), 1::bigint, 'counted in ingest_health');
 SELECT test.empty('SELECT * FROM centralcloud.check_invariants()', 'invariants after router_b');
 SQL
 )

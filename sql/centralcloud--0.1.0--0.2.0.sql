@@ -463,7 +463,7 @@ COMMENT ON FUNCTION check_invariants(regclass, text) IS
 -- Event timestamps are judged against a window around the server's time.
 -- ---------------------------------------------------------------------------------------
 COMMENT ON FUNCTION routing_event_verdict(text) IS
-  'Ingest''s verdict on one routing event (JSON text): {NULL, NULL, timestamp normalised to UTC, score} when valid (the values ingest stores), otherwise {reason_code, reason}. Timestamps are judged against the transaction''s start (centralcloud.max_event_age, centralcloud.max_event_clock_skew), like now().';
+  'Ingest''s verdict on one routing event (JSON text): {NULL, NULL, timestamp normalised to UTC, score, response_time_ms rounded to whole ms, whether the timestamp had no offset (read as UTC)} when valid (the values ingest stores), otherwise {reason_code, reason}. Timestamps are judged against the transaction''s start (centralcloud.max_event_age, centralcloud.max_event_clock_skew), like now().';
 
 -- ---------------------------------------------------------------------------------------
 -- Learning policy bayes: each cell's prior (the reported or operator score) and regime start,
@@ -619,3 +619,50 @@ UPDATE pg_catalog.pg_init_privs p
    AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend d, pg_catalog.pg_extension e
                     WHERE d.classid = p.classoid AND d.objid = p.objoid AND d.refobjid = e.oid
                       AND d.deptype = 'e' AND e.extname = 'centralcloud');
+
+-- ---------------------------------------------------------------------------------------
+-- Lenient where the seed allows: a timestamp without offset is read as UTC, recorded as such
+-- and counted in ingest_health (a response_time_ms with a fraction is rounded: no schema change).
+-- ---------------------------------------------------------------------------------------
+ALTER TABLE routing_records ADD COLUMN timestamp_without_offset BOOLEAN NOT NULL DEFAULT false;
+COMMENT ON COLUMN routing_records.timestamp_without_offset IS 'The event''s timestamp had no UTC offset and was read as UTC.';
+-- Rare: what ingest_health counts stays a small index scan.
+CREATE INDEX idx_routing_records_without_offset ON routing_records (received_at)
+    WHERE timestamp_without_offset;
+-- Owner's rights (dashboards cannot read the audit trail), the rare rows through their partial
+-- index. PL/pgSQL, so nothing binds it to routing_records, which a restore creates after the
+-- extension (routing_records is not a member).
+CREATE FUNCTION timestamps_without_offset(since timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $without_offset$
+BEGIN
+    RETURN (SELECT count(*) FROM routing_records WHERE timestamp_without_offset AND received_at > since);
+END
+$without_offset$;
+COMMENT ON FUNCTION timestamps_without_offset(timestamptz) IS
+  'Events ingested since then whose timestamp had no UTC offset (read as UTC). Read it through ingest_health.';
+
+CREATE OR REPLACE VIEW ingest_health AS
+SELECT coalesce(q.queue_name, current_setting('centralcloud.queue_name', true)) AS queue_name,
+       q.queue_length,
+       q.queue_visible_length,
+       q.oldest_msg_age_sec,
+       q.newest_msg_age_sec,
+       q.total_messages AS messages_ever_sent,
+       (SELECT count(*) FROM routing_events_rejected
+         WHERE rejected_at > now() - interval '1 hour') AS dead_letters_last_hour,
+       (SELECT count(*) FROM routing_events_rejected) AS dead_letters_total,
+       (SELECT max(updated_at) FROM model_routing_metrics) AS last_ingest_at,
+       w.state AS worker_state,
+       w.last_error AS worker_last_error,
+       w.last_error_at AS worker_last_error_at,
+       timestamps_without_offset(now() - interval '24 hours') AS timestamps_without_offset_24h
+  FROM worker_status w
+  LEFT JOIN queue_health() q ON true;
+COMMENT ON VIEW ingest_health IS
+  'One row: the routing-event queue''s depth (all and visible) and its oldest and newest message age in seconds, dead letters in the last hour and in total, the last ingest that recorded events, the background worker''s state and last error, and the events of the last 24 hours whose timestamp had no UTC offset (read as UTC: routing_records.timestamp_without_offset says which).';
+REVOKE ALL ON FUNCTION timestamps_without_offset(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION timestamps_without_offset(timestamptz) TO centralcloud_reader;

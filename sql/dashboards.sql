@@ -148,6 +148,22 @@ $health$;
 COMMENT ON FUNCTION queue_health() IS
   'pgmq.metrics() of the routing-event queue (centralcloud.queue_name); no row if the queue does not exist. Read it through ingest_health.';
 
+-- Owner's rights (dashboards cannot read the audit trail), the rare rows through their partial
+-- index. PL/pgSQL, so nothing binds it to routing_records, which a restore creates after the
+-- extension (routing_records is not a member).
+CREATE FUNCTION timestamps_without_offset(since timestamptz)
+RETURNS bigint
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $without_offset$
+BEGIN
+    RETURN (SELECT count(*) FROM routing_records WHERE timestamp_without_offset AND received_at > since);
+END
+$without_offset$;
+COMMENT ON FUNCTION timestamps_without_offset(timestamptz) IS
+  'Events ingested since then whose timestamp had no UTC offset (read as UTC). Read it through ingest_health.';
+
 CREATE VIEW ingest_health AS
 SELECT coalesce(q.queue_name, current_setting('centralcloud.queue_name', true)) AS queue_name,
        q.queue_length,
@@ -161,11 +177,12 @@ SELECT coalesce(q.queue_name, current_setting('centralcloud.queue_name', true)) 
        (SELECT max(updated_at) FROM model_routing_metrics) AS last_ingest_at,
        w.state AS worker_state,
        w.last_error AS worker_last_error,
-       w.last_error_at AS worker_last_error_at
+       w.last_error_at AS worker_last_error_at,
+       timestamps_without_offset(now() - interval '24 hours') AS timestamps_without_offset_24h
   FROM worker_status w
   LEFT JOIN queue_health() q ON true;
 COMMENT ON VIEW ingest_health IS
-  'One row: the routing-event queue''s depth (all and visible) and its oldest and newest message age in seconds, dead letters in the last hour and in total, the last ingest that recorded events, and the background worker''s state and last error.';
+  'One row: the routing-event queue''s depth (all and visible) and its oldest and newest message age in seconds, dead letters in the last hour and in total, the last ingest that recorded events, the background worker''s state and last error, and the events of the last 24 hours whose timestamp had no UTC offset (read as UTC: routing_records.timestamp_without_offset says which).';
 
 -- ---------------------------------------------------------------------------------------
 -- Any window, from the rollup.

@@ -93,9 +93,13 @@ BEGIN
         received_at           TIMESTAMPTZ NOT NULL,
         created_at            TIMESTAMPTZ NOT NULL DEFAULT now(),
         enqueued_at           TIMESTAMPTZ NOT NULL,
+        timestamp_without_offset BOOLEAN NOT NULL DEFAULT false,
         CONSTRAINT routing_records_pkey PRIMARY KEY (msg_id, received_at)
     ) PARTITION BY RANGE (received_at);
     CREATE INDEX idx_routing_records_timestamp ON routing_records ("timestamp" DESC);
+    -- Rare: what ingest_health counts stays a small index scan.
+    CREATE INDEX idx_routing_records_without_offset ON routing_records (received_at)
+        WHERE timestamp_without_offset;
     CREATE TABLE routing_records_default PARTITION OF routing_records DEFAULT;
     COMMENT ON TABLE routing_records_default IS
       'Catch-all partition of routing_records for records outside the daily partitions (only if a partition was dropped by hand: ingest creates today''s before it writes). Normally empty; add_routing_partition() moves its rows into a new partition, and retention deletes its expired rows.';
@@ -118,6 +122,7 @@ BEGIN
     COMMENT ON COLUMN routing_records.received_at IS 'When ingest claimed the message from the queue (server time): the partition key.';
     COMMENT ON COLUMN routing_records.created_at IS 'When ingest wrote the row.';
     COMMENT ON COLUMN routing_records.enqueued_at IS 'When pgmq received the message (its enqueued_at).';
+    COMMENT ON COLUMN routing_records.timestamp_without_offset IS 'The event''s timestamp had no UTC offset and was read as UTC.';
     ALTER EXTENSION centralcloud DROP TABLE routing_records;
     ALTER EXTENSION centralcloud DROP TABLE routing_records_default;
     ALTER EXTENSION centralcloud DROP SEQUENCE routing_records_id_seq;

@@ -17,7 +17,7 @@
 COMMENT ON FUNCTION ingest_routing_events(integer, integer) IS
   'Drains the routing-event queue (centralcloud.queue_name) batch by batch: valid events go to routing_records, model_routing_metrics and routing_rollup_hourly, invalid ones to routing_events_rejected, all in the caller''s transaction (each batch in a subtransaction). batch_size NULL = centralcloud.batch_size; max_batches NULL = until the queue has no visible message. Returns what it did.';
 COMMENT ON FUNCTION routing_event_verdict(text) IS
-  'Ingest''s verdict on one routing event (JSON text): {NULL, NULL, timestamp normalised to UTC, score} when valid (the values ingest stores), otherwise {reason_code, reason}. Timestamps are judged against the transaction''s start (centralcloud.max_event_age, centralcloud.max_event_clock_skew), like now().';
+  'Ingest''s verdict on one routing event (JSON text): {NULL, NULL, timestamp normalised to UTC, score, response_time_ms rounded to whole ms, whether the timestamp had no offset (read as UTC)} when valid (the values ingest stores), otherwise {reason_code, reason}. Timestamps are judged against the transaction''s start (centralcloud.max_event_age, centralcloud.max_event_clock_skew), like now().';
 COMMENT ON FUNCTION routing_event_rejection(text) IS
   'Validates one routing event (JSON text): NULL when valid, otherwise ARRAY[reason_code, reason]. Ingest calls it for every message; call it to check an event by hand.';
 COMMENT ON FUNCTION latency_sketch_merge(bytea, bytea) IS 'Merges two latency sketches (NULL = empty).';
@@ -103,7 +103,8 @@ REVOKE ALL ON FUNCTION ingest_routing_events(integer, integer), learn_complexity
                        unsubscribe_instance(text, boolean), run_maintenance(), add_routing_partition(date),
                        ensure_routing_partitions(integer), drop_expired_routing_partitions(timestamptz),
                        queue_health(), latency_quantiles(text, text, timestamptz, timestamptz),
-                       worker_liveness(integer), grant_queue_privileges(), drop_expired_dead_letters(timestamptz)
+                       worker_liveness(integer), grant_queue_privileges(), drop_expired_dead_letters(timestamptz),
+                       timestamps_without_offset(timestamptz)
    FROM PUBLIC;
 -- check_invariants() runs with its caller's rights: its published argument names a relation
 -- of the caller's, which must never be read with the owner's.
@@ -133,7 +134,7 @@ GRANT SELECT ON model_usage_by_instance, model_success_rates, model_response_tim
                 ingest_health, score_updates_recent, learning_changes_recent, worker_status
    TO centralcloud_reader;
 GRANT EXECUTE ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz), queue_health(),
-                          worker_liveness(integer)
+                          worker_liveness(integer), timestamps_without_offset(timestamptz)
    TO centralcloud_reader;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO centralcloud_operator;

@@ -74,21 +74,22 @@ recorded AS (
     INSERT INTO centralcloud.routing_records AS r
            (msg_id, "timestamp", instance_id, complexity, model, provider, score, outcome,
             response_time_ms, capabilities_required, preference, user_model_request, received_at,
-            enqueued_at)
+            enqueued_at, timestamp_without_offset)
     SELECT msg_id, verdict[3]::timestamptz, message ->> 'instance_id',
            message #>> '{routing_decision,complexity}',
            message #>> '{routing_decision,selected_model}',
            message #>> '{routing_decision,selected_provider}',
            verdict[4]::float8,
            message #>> '{routing_decision,outcome}',
-           (message #>> '{routing_decision,response_time_ms}')::int,
+           verdict[5]::int,
            CASE WHEN jsonb_typeof(message #> '{routing_decision,capabilities_required}') = 'array'
                 THEN ARRAY(SELECT jsonb_array_elements_text(message #> '{routing_decision,capabilities_required}'))
                 ELSE '{}' END,
            message #>> '{routing_decision,prefer}',
            message #>> '{routing_decision,user_model_request}',
            now(),
-           enqueued_at
+           enqueued_at,
+           verdict[6]::boolean
       FROM fresh
     %3$s
     RETURNING r.msg_id, r.model, r.complexity, r.outcome, r.response_time_ms, r.score,
@@ -316,10 +317,12 @@ fn ingest_routing_events(
     ))
 }
 
-/// Ingest's view of a message: `{NULL, NULL, timestamp, score}` when it is a valid routing
-/// event, otherwise `{reason_code, reason}`. The timestamp (normalised to UTC) and the score
-/// are the values the validator checked, so PostgreSQL never re-reads the instance's text: its
-/// rules differ at the edges (a score a hair above 5 that parses to 5.0, timestamp forms).
+/// Ingest's view of a message: `{NULL, NULL, timestamp, score, response_time_ms,
+/// timestamp_without_offset}` when it is a valid routing event, otherwise `{reason_code,
+/// reason}`. The timestamp (normalised to UTC), the score and the response time (rounded to
+/// whole ms) are the values the validator checked, so PostgreSQL never re-reads the instance's
+/// text: its rules differ at the edges (a score a hair above 5 that parses to 5.0, timestamp
+/// forms).
 /// Inside an ingest call, a valid event naming a model beyond the call's `Admission` is
 /// `too_many_models`.
 ///
@@ -343,6 +346,8 @@ fn routing_event_verdict(body: Option<&str>) -> Vec<Option<String>> {
         None,
         Some(event.timestamp),
         Some(event.score.to_string()),
+        event.response_time_ms.map(|ms| ms.to_string()),
+        Some(event.timestamp_without_offset.to_string()),
     ]
 }
 
