@@ -156,6 +156,28 @@ INSERT INTO expected_privileges VALUES
     ('centralcloud_operator', 'view centralcloud.model_usage_by_instance', 'SELECT'),
     ('centralcloud_operator', 'view centralcloud.routing_record_partitions', 'SELECT'),
     ('centralcloud_operator', 'view centralcloud.score_updates_recent', 'SELECT'),
+    -- The router's view (issue 14): the catalog, its queue's name and metrics, its own dead
+    -- letters, and the seed's shared queue, read like an instance queue.
+    ('centralcloud_operator', 'function centralcloud.instance_queue(text)', 'EXECUTE'),
+    ('centralcloud_operator', 'view centralcloud.instance_dead_letters', 'SELECT'),
+    ('centralcloud_operator', 'view centralcloud.instance_sync', 'SELECT'),
+    ('centralcloud_publisher', 'column pgmq.a_model_score_updates.msg_id', 'SELECT'),
+    ('centralcloud_publisher', 'column pgmq.q_model_score_updates.last_read_at', 'UPDATE'),
+    ('centralcloud_publisher', 'column pgmq.q_model_score_updates.read_ct', 'UPDATE'),
+    ('centralcloud_publisher', 'column pgmq.q_model_score_updates.vt', 'UPDATE'),
+    ('centralcloud_publisher', 'function centralcloud.instance_queue(text)', 'EXECUTE'),
+    ('centralcloud_publisher', 'function centralcloud.score_snapshot()', 'EXECUTE'),
+    ('centralcloud_publisher', 'schema centralcloud', 'USAGE'),
+    ('centralcloud_publisher', 'sequence pgmq.q_cc_scores_shared_1_49a4a6fe_msg_id_seq', 'SELECT'),
+    ('centralcloud_publisher', 'sequence pgmq.q_model_score_updates_msg_id_seq', 'SELECT'),
+    ('centralcloud_publisher', 'table pgmq.a_model_score_updates', 'INSERT'),
+    ('centralcloud_publisher', 'table pgmq.q_model_score_updates', 'DELETE'),
+    ('centralcloud_publisher', 'table pgmq.q_model_score_updates', 'SELECT'),
+    ('centralcloud_publisher', 'view centralcloud.instance_dead_letters', 'SELECT'),
+    ('centralcloud_reader', 'function centralcloud.instance_sync_state(interval)', 'EXECUTE'),
+    ('centralcloud_reader', 'function centralcloud.score_snapshot()', 'EXECUTE'),
+    ('centralcloud_reader', 'view centralcloud.instance_sync', 'SELECT'),
+    ('router_eu', 'sequence pgmq.q_cc_scores_eu_1_4ac9b395_msg_id_seq', 'SELECT'),
     ('centralcloud_operator', 'view centralcloud.worker_status', 'SELECT');
 SELECT test.empty($$
     (SELECT 'granted but not expected' AS problem, * FROM test.privileges
@@ -185,8 +207,9 @@ RESET ROLE;
 CREATE TEMP TABLE queues AS SELECT instance_id, queue_name FROM centralcloud.score_subscriptions;
 GRANT SELECT ON queues TO PUBLIC;
 SET ROLE router_eu;
-SELECT test.eq((SELECT message->>'model' FROM pgmq.read((SELECT queue_name FROM queues WHERE instance_id = 'eu-1'), 30, 1)),
-               'gpt-4o', 'publisher reads its score updates');
+SELECT test.eq((SELECT string_agg(message->>'model', ', ') FROM pgmq.read((SELECT queue_name FROM queues WHERE instance_id = 'eu-1'), 30, 100)
+                 WHERE NOT message ? 'snapshot'),
+               'gpt-4o', 'publisher reads its score updates (after the snapshot it subscribed with)');
 SELECT test.eq(pgmq.archive((SELECT queue_name FROM queues WHERE instance_id = 'eu-1'), 1::bigint), true, 'and archives them');
 SELECT test.eq((SELECT count(*) FROM pgmq.read((SELECT queue_name FROM queues WHERE instance_id = 'shared-1'), 30, 1)),
                1::bigint, 'a queue subscribed without a reader is the publishers'' group''s');
@@ -271,9 +294,10 @@ SELECT test.eq((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regpr
                ARRAY['centralcloud.add_routing_partition(date)', 'centralcloud.drop_expired_dead_letters(timestamp with time zone)',
                      'centralcloud.drop_expired_routing_partitions(timestamp with time zone)',
                      'centralcloud.ensure_routing_partitions(integer)', 'centralcloud.grant_queue_privileges()',
-                     'centralcloud.ingest_routing_events(integer,integer)', 'centralcloud.latency_quantiles(text,text,timestamp with time zone,timestamp with time zone)',
+                     'centralcloud.ingest_routing_events(integer,integer)', 'centralcloud.instance_queue(text)',
+                     'centralcloud.instance_sync_state(interval)', 'centralcloud.latency_quantiles(text,text,timestamp with time zone,timestamp with time zone)',
                      'centralcloud.learn_complexity_scores(boolean)', 'centralcloud.queue_health()', 'centralcloud.run_maintenance()',
-                     'centralcloud.set_complexity_score(text,text,double precision,text)', 'centralcloud.subscribe_instance(text,text)',
+                     'centralcloud.score_snapshot()', 'centralcloud.set_complexity_score(text,text,double precision,text)', 'centralcloud.subscribe_instance(text,text)',
                      'centralcloud.timestamps_without_offset(timestamp with time zone)',
                      'centralcloud.unsubscribe_instance(text,boolean)', 'centralcloud.worker_liveness(integer)'],
                'the entry points and the privileged read helpers run as the owner, nothing else');

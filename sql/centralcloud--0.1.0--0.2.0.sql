@@ -570,6 +570,11 @@ BEGIN
 END
 $queue$;
 
+-- Each subscription remembers its queue's reader (instance_dead_letters shows a router its own
+-- instances' dead letters); filled below from the queue's grants.
+ALTER TABLE score_subscriptions ADD COLUMN reader_role TEXT;
+COMMENT ON COLUMN score_subscriptions.reader_role IS 'The role that reads its queue (subscribe_instance''s reader; centralcloud_publisher when none was given): its members see the instance''s dead letters in instance_dead_letters.';
+
 -- Score-update queues: 0.1.0 let each reader UPDATE whole rows and read the archive. Each queue
 -- keeps one reader (a role given to subscribe_instance() over the publisher group), with the
 -- rights pgmq.read, pgmq.delete and pgmq.archive need.
@@ -597,10 +602,37 @@ BEGIN
         IF reader IS NOT NULL THEN
             EXECUTE format('GRANT SELECT, DELETE, UPDATE (vt, read_ct, last_read_at) ON pgmq.%I TO %I', sub.q, reader);
             EXECUTE format('GRANT INSERT, SELECT (msg_id) ON pgmq.%I TO %I', sub.a, reader);
+            EXECUTE format('GRANT SELECT ON SEQUENCE %s TO %I',
+                           pg_catalog.pg_get_serial_sequence(format('pgmq.%I', sub.q), 'msg_id'), reader);
+            UPDATE @extschema@.score_subscriptions SET reader_role = reader WHERE queue_name = sub.queue_name;
         END IF;
     END LOOP;
 END
 $subscriptions$;
+
+-- The seed's ScoreUpdater polls the shared model_score_updates queue: publishers may read,
+-- delete and archive its messages (what pgmq.read, pop, delete and archive need) and read its
+-- metrics, never rewrite an update. Each message goes to one reader, so per-instance queues
+-- (subscribe_instance) are the way for a fleet.
+CREATE FUNCTION grant_shared_score_queue()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $shared$
+DECLARE
+    queue_table text := pgmq.format_table_name('model_score_updates', 'q');
+BEGIN
+    EXECUTE format('GRANT SELECT, DELETE, UPDATE (vt, read_ct, last_read_at) ON pgmq.%I TO centralcloud_publisher', queue_table);
+    EXECUTE format('GRANT INSERT, SELECT (msg_id) ON pgmq.%I TO centralcloud_publisher',
+                   pgmq.format_table_name('model_score_updates', 'a'));
+    EXECUTE format('GRANT SELECT ON SEQUENCE %s TO centralcloud_publisher',
+                   pg_get_serial_sequence(format('pgmq.%I', queue_table), 'msg_id'));
+END
+$shared$;
+COMMENT ON FUNCTION grant_shared_score_queue() IS
+  'Lets centralcloud_publisher read the shared model_score_updates queue, as the seed''s consumers do (CREATE EXTENSION and the update call it).';
+REVOKE ALL ON FUNCTION grant_shared_score_queue() FROM PUBLIC;
+SELECT grant_shared_score_queue();
 
 -- pg_dump leaves out privileges equal to an extension's initial ones (pg_init_privs). The grants
 -- made above on pgmq's schema, its meta table and the event queue (handed back to pgmq, so no
@@ -666,3 +698,102 @@ COMMENT ON VIEW ingest_health IS
   'One row: the routing-event queue''s depth (all and visible) and its oldest and newest message age in seconds, dead letters in the last hour and in total, the last ingest that recorded events, the background worker''s state and last error, and the events of the last 24 hours whose timestamp had no UTC offset (read as UTC: routing_records.timestamp_without_offset says which).';
 REVOKE ALL ON FUNCTION timestamps_without_offset(timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION timestamps_without_offset(timestamptz) TO centralcloud_reader;
+
+-- ---------------------------------------------------------------------------------------
+-- The router's view (granted to centralcloud_publisher in security.sql), and which instances
+-- are in sync.
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION score_snapshot()
+RETURNS TABLE (model text, complexity text, score double precision, changed_at timestamptz,
+               change_source text, reason text)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $snapshot$
+    SELECT s.model_name::text, s.complexity_level::text, s.score, s.changed_at, s.change_source,
+           s.change_reason
+      FROM model_complexity_scores s
+     ORDER BY s.model_name, s.complexity_level
+$snapshot$;
+COMMENT ON FUNCTION score_snapshot() IS
+  'The whole score catalog, for a router that starts up: model, complexity, current score, when, by whom (reported, learned, operator) and why it last changed. The updates that follow arrive in the instance''s queue.';
+
+CREATE FUNCTION instance_queue(instance_id text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $queue$
+DECLARE
+    queue text;
+BEGIN
+    SELECT s.queue_name INTO queue FROM score_subscriptions s WHERE s.instance_id = instance_queue.instance_id;
+    IF queue IS NULL THEN
+        RAISE EXCEPTION 'centralcloud: instance "%" is not subscribed to score updates', instance_queue.instance_id
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'An operator subscribes it with centralcloud.subscribe_instance(instance_id, reader_role).';
+    END IF;
+    RETURN queue;
+END
+$queue$;
+COMMENT ON FUNCTION instance_queue(text) IS
+  'The score-update queue of a subscribed instance (cc_scores_<slug>_<hash>); undefined_object when it is not subscribed.';
+
+-- A row is shown to members of the role that reads the instance's queue: what a router may see
+-- of its own dead letters, not other instances'. security_barrier: the filter runs before any
+-- function of the caller's.
+CREATE VIEW instance_dead_letters WITH (security_barrier) AS
+SELECT s.instance_id, r.msg_id, r.reason_code, r.reason, r.rejected_at
+  FROM routing_events_rejected r
+  JOIN score_subscriptions s ON s.instance_id = r.message ->> 'instance_id'
+ WHERE pg_has_role(to_regrole(quote_ident(s.reader_role)), 'MEMBER');
+COMMENT ON VIEW instance_dead_letters IS
+  'Dead letters of the subscribed instances whose queue the current role reads (a member of its reader_role): instance, msg_id, reason code, reason, when. Messages too broken to name an instance are not shown (operators read routing_events_rejected).';
+
+-- Owner's rights: the queues' metrics and the audit trail are not the dashboards'. PL/pgSQL, so
+-- nothing binds it to routing_records (created after the extension by a restore).
+CREATE FUNCTION instance_sync_state(recent interval)
+RETURNS TABLE (instance_id text, queue_name text, unread_updates bigint, oldest_unread_age_s integer,
+               last_ingested_at timestamptz, recent_events bigint, stale_events bigint,
+               stale_share numeric)
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $sync$
+BEGIN
+    RETURN QUERY
+    WITH routed AS (
+        -- Events of the recent window that came at least a minute after their cell's last
+        -- change (time to apply it), and those routed with another score than the current one.
+        SELECT r.instance_id::text AS instance_id, count(*) AS events,
+               count(*) FILTER (WHERE abs(r.score - c.score) > 0.001) AS stale
+          FROM routing_records r
+          JOIN model_complexity_scores c ON c.model_name = r.model AND c.complexity_level = r.complexity
+         WHERE r."timestamp" > now() - recent AND r."timestamp" > c.changed_at + interval '1 minute'
+         GROUP BY r.instance_id)
+    SELECT s.instance_id, s.queue_name, m.queue_length, m.oldest_msg_age_sec,
+           (SELECT max(h.updated_at) FROM routing_rollup_hourly h WHERE h.instance_id = s.instance_id),
+           coalesce(e.events, 0), coalesce(e.stale, 0), round(e.stale::numeric / nullif(e.events, 0), 4)
+      FROM score_subscriptions s
+      CROSS JOIN LATERAL pgmq.metrics(s.queue_name) m
+      LEFT JOIN routed e ON e.instance_id = s.instance_id
+     ORDER BY s.instance_id;
+END
+$sync$;
+COMMENT ON FUNCTION instance_sync_state(interval) IS
+  'For instance_sync: per subscribed instance, its unread score updates and the age of the oldest, when its events were last ingested, and of its events of the recent window (event time, at least a minute after their cell''s last change) how many were routed with a score more than 0.001 from the catalog''s.';
+
+CREATE VIEW instance_sync AS
+SELECT * FROM instance_sync_state(interval '15 minutes');
+COMMENT ON VIEW instance_sync IS
+  'Which instances apply their score updates: per subscribed instance, unread updates, age of the oldest (s), last ingest of its events, and in the last 15 minutes (event time) its events, those routed with a stale score, and their share.';
+REVOKE ALL ON FUNCTION score_snapshot(), instance_queue(text), instance_sync_state(interval) FROM PUBLIC;
+GRANT USAGE ON SCHEMA @extschema@ TO centralcloud_publisher;
+-- The router's view (a router logs in as a member of centralcloud_publisher): check an event
+-- (routing_event_rejection, PUBLIC), start from the current scores, find its queue, see its own
+-- dead letters.
+GRANT EXECUTE ON FUNCTION score_snapshot() TO centralcloud_publisher, centralcloud_reader;
+GRANT EXECUTE ON FUNCTION instance_queue(text) TO centralcloud_publisher, centralcloud_operator;
+GRANT SELECT ON instance_dead_letters TO centralcloud_publisher;
+GRANT SELECT ON instance_sync TO centralcloud_reader;
+GRANT EXECUTE ON FUNCTION instance_sync_state(interval) TO centralcloud_reader;

@@ -210,3 +210,92 @@ AS $quantiles$
 $quantiles$;
 COMMENT ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz) IS
   'Latency of a model and complexity (NULL: all) over a window, merged from the hourly rollup sketches: samples, exact average, p50/p95/p99 (within 1%), min and max. Hour-granular: every rollup hour that starts in [date_trunc(''hour'', since), until).';
+
+-- ---------------------------------------------------------------------------------------
+-- The router's view (granted to centralcloud_publisher in security.sql), and which instances
+-- are in sync.
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION score_snapshot()
+RETURNS TABLE (model text, complexity text, score double precision, changed_at timestamptz,
+               change_source text, reason text)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $snapshot$
+    SELECT s.model_name::text, s.complexity_level::text, s.score, s.changed_at, s.change_source,
+           s.change_reason
+      FROM model_complexity_scores s
+     ORDER BY s.model_name, s.complexity_level
+$snapshot$;
+COMMENT ON FUNCTION score_snapshot() IS
+  'The whole score catalog, for a router that starts up: model, complexity, current score, when, by whom (reported, learned, operator) and why it last changed. The updates that follow arrive in the instance''s queue.';
+
+CREATE FUNCTION instance_queue(instance_id text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $queue$
+DECLARE
+    queue text;
+BEGIN
+    SELECT s.queue_name INTO queue FROM score_subscriptions s WHERE s.instance_id = instance_queue.instance_id;
+    IF queue IS NULL THEN
+        RAISE EXCEPTION 'centralcloud: instance "%" is not subscribed to score updates', instance_queue.instance_id
+            USING ERRCODE = 'undefined_object',
+                  HINT = 'An operator subscribes it with centralcloud.subscribe_instance(instance_id, reader_role).';
+    END IF;
+    RETURN queue;
+END
+$queue$;
+COMMENT ON FUNCTION instance_queue(text) IS
+  'The score-update queue of a subscribed instance (cc_scores_<slug>_<hash>); undefined_object when it is not subscribed.';
+
+-- A row is shown to members of the role that reads the instance's queue: what a router may see
+-- of its own dead letters, not other instances'. security_barrier: the filter runs before any
+-- function of the caller's.
+CREATE VIEW instance_dead_letters WITH (security_barrier) AS
+SELECT s.instance_id, r.msg_id, r.reason_code, r.reason, r.rejected_at
+  FROM routing_events_rejected r
+  JOIN score_subscriptions s ON s.instance_id = r.message ->> 'instance_id'
+ WHERE pg_has_role(to_regrole(quote_ident(s.reader_role)), 'MEMBER');
+COMMENT ON VIEW instance_dead_letters IS
+  'Dead letters of the subscribed instances whose queue the current role reads (a member of its reader_role): instance, msg_id, reason code, reason, when. Messages too broken to name an instance are not shown (operators read routing_events_rejected).';
+
+-- Owner's rights: the queues' metrics and the audit trail are not the dashboards'. PL/pgSQL, so
+-- nothing binds it to routing_records (created after the extension by a restore).
+CREATE FUNCTION instance_sync_state(recent interval)
+RETURNS TABLE (instance_id text, queue_name text, unread_updates bigint, oldest_unread_age_s integer,
+               last_ingested_at timestamptz, recent_events bigint, stale_events bigint,
+               stale_share numeric)
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $sync$
+BEGIN
+    RETURN QUERY
+    WITH routed AS (
+        -- Events of the recent window that came at least a minute after their cell's last
+        -- change (time to apply it), and those routed with another score than the current one.
+        SELECT r.instance_id::text AS instance_id, count(*) AS events,
+               count(*) FILTER (WHERE abs(r.score - c.score) > 0.001) AS stale
+          FROM routing_records r
+          JOIN model_complexity_scores c ON c.model_name = r.model AND c.complexity_level = r.complexity
+         WHERE r."timestamp" > now() - recent AND r."timestamp" > c.changed_at + interval '1 minute'
+         GROUP BY r.instance_id)
+    SELECT s.instance_id, s.queue_name, m.queue_length, m.oldest_msg_age_sec,
+           (SELECT max(h.updated_at) FROM routing_rollup_hourly h WHERE h.instance_id = s.instance_id),
+           coalesce(e.events, 0), coalesce(e.stale, 0), round(e.stale::numeric / nullif(e.events, 0), 4)
+      FROM score_subscriptions s
+      CROSS JOIN LATERAL pgmq.metrics(s.queue_name) m
+      LEFT JOIN routed e ON e.instance_id = s.instance_id
+     ORDER BY s.instance_id;
+END
+$sync$;
+COMMENT ON FUNCTION instance_sync_state(interval) IS
+  'For instance_sync: per subscribed instance, its unread score updates and the age of the oldest, when its events were last ingested, and of its events of the recent window (event time, at least a minute after their cell''s last change) how many were routed with a score more than 0.001 from the catalog''s.';
+
+CREATE VIEW instance_sync AS
+SELECT * FROM instance_sync_state(interval '15 minutes');
+COMMENT ON VIEW instance_sync IS
+  'Which instances apply their score updates: per subscribed instance, unread updates, age of the oldest (s), last ingest of its events, and in the last 15 minutes (event time) its events, those routed with a stale score, and their share.';

@@ -346,13 +346,15 @@ COMMENT ON COLUMN score_history.changed_at IS 'When the change was made.';
 CREATE TABLE score_subscriptions (
     instance_id   TEXT PRIMARY KEY,
     queue_name    TEXT NOT NULL UNIQUE,
-    subscribed_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    subscribed_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    reader_role   TEXT
 );
 COMMENT ON TABLE score_subscriptions IS
   'Router instances subscribed to score updates, each with its own pgmq queue bound to the centralcloud.model_score_update topic (subscribe_instance / unsubscribe_instance).';
 COMMENT ON COLUMN score_subscriptions.instance_id IS 'Router instance id, as it publishes it.';
 COMMENT ON COLUMN score_subscriptions.queue_name IS 'Its pgmq queue: cc_scores_<slug>_<hash of the id>.';
 COMMENT ON COLUMN score_subscriptions.subscribed_at IS 'When it subscribed.';
+COMMENT ON COLUMN score_subscriptions.reader_role IS 'The role that reads its queue (subscribe_instance''s reader; centralcloud_publisher when none was given): its members see the instance''s dead letters in instance_dead_letters.';
 
 -- ---------------------------------------------------------------------------------------
 -- Running by itself: the background worker's status, and pg_cron scheduling.

@@ -93,6 +93,28 @@ $grant$;
 COMMENT ON FUNCTION grant_queue_privileges() IS
   'Grants centralcloud_publisher exactly what pgmq.send and pgmq.send_batch need on the routing-event queue (centralcloud.queue_name), and centralcloud_operator its msg_ids; returns the queue table. Ingest calls it when it finds the queue re-created; call it after pointing centralcloud.queue_name at another queue.';
 
+-- The seed's ScoreUpdater polls the shared model_score_updates queue: publishers may read,
+-- delete and archive its messages (what pgmq.read, pop, delete and archive need) and read its
+-- metrics, never rewrite an update. Each message goes to one reader, so per-instance queues
+-- (subscribe_instance) are the way for a fleet.
+CREATE FUNCTION grant_shared_score_queue()
+RETURNS void
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $shared$
+DECLARE
+    queue_table text := pgmq.format_table_name('model_score_updates', 'q');
+BEGIN
+    EXECUTE format('GRANT SELECT, DELETE, UPDATE (vt, read_ct, last_read_at) ON pgmq.%I TO centralcloud_publisher', queue_table);
+    EXECUTE format('GRANT INSERT, SELECT (msg_id) ON pgmq.%I TO centralcloud_publisher',
+                   pgmq.format_table_name('model_score_updates', 'a'));
+    EXECUTE format('GRANT SELECT ON SEQUENCE %s TO centralcloud_publisher',
+                   pg_get_serial_sequence(format('pgmq.%I', queue_table), 'msg_id'));
+END
+$shared$;
+COMMENT ON FUNCTION grant_shared_score_queue() IS
+  'Lets centralcloud_publisher read the shared model_score_updates queue, as the seed''s consumers do (CREATE EXTENSION and the update call it).';
+
 -- ---------------------------------------------------------------------------------------
 -- The functions that act with the owner's rights declare SECURITY DEFINER and a pinned
 -- search_path where they are defined; none of them is executable by PUBLIC. PUBLIC keeps only
@@ -109,6 +131,9 @@ REVOKE ALL ON FUNCTION ingest_routing_events(integer, integer), learn_complexity
 -- check_invariants() runs with its caller's rights: its published argument names a relation
 -- of the caller's, which must never be read with the owner's.
 REVOKE ALL ON FUNCTION check_invariants(regclass, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION grant_shared_score_queue(), score_snapshot(), instance_queue(text),
+                       instance_sync_state(interval)
+   FROM PUBLIC;
 REVOKE ALL ON PROCEDURE drain_routing_events(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION schedule_with_pg_cron(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION unschedule_pg_cron() FROM PUBLIC;
@@ -125,11 +150,20 @@ DO $grant$
 BEGIN
     IF current_setting('row_security') = 'on' THEN
         PERFORM grant_queue_privileges();
+        PERFORM grant_shared_score_queue();
     END IF;
 END
 $grant$;
 
-GRANT USAGE ON SCHEMA @extschema@ TO centralcloud_reader, centralcloud_operator;
+GRANT USAGE ON SCHEMA @extschema@ TO centralcloud_reader, centralcloud_operator, centralcloud_publisher;
+-- The router's view (a router logs in as a member of centralcloud_publisher): check an event
+-- (routing_event_rejection, PUBLIC), start from the current scores, find its queue, see its own
+-- dead letters.
+GRANT EXECUTE ON FUNCTION score_snapshot() TO centralcloud_publisher, centralcloud_reader;
+GRANT EXECUTE ON FUNCTION instance_queue(text) TO centralcloud_publisher, centralcloud_operator;
+GRANT SELECT ON instance_dead_letters TO centralcloud_publisher;
+GRANT SELECT ON instance_sync TO centralcloud_reader;
+GRANT EXECUTE ON FUNCTION instance_sync_state(interval) TO centralcloud_reader;
 GRANT SELECT ON model_usage_by_instance, model_success_rates, model_response_times, model_rankings,
                 ingest_health, score_updates_recent, learning_changes_recent, worker_status
    TO centralcloud_reader;

@@ -123,6 +123,7 @@ fn subscribe_instance(instance_id: &str, reader: default!(Option<&str>, "NULL"))
     });
     let reader = reader.unwrap_or(PUBLISHER_ROLE);
     Spi::connect_mut(|client| -> pgrx::spi::SpiResult<()> {
+        client.update(crate::learn::LEARN_LOCK, None, &[])?;
         let existing = client
             .select(
                 "SELECT queue_name FROM centralcloud.score_subscriptions WHERE instance_id = $1",
@@ -141,11 +142,17 @@ fn subscribe_instance(instance_id: &str, reader: default!(Option<&str>, "NULL"))
                 None,
                 &[instance_id.into(), queue.as_str().into()],
             )?;
+            client.update(SNAPSHOT_SQL, None, &[queue.as_str().into()])?;
         }
         client.update(
             "SELECT pgmq.bind_topic($1, $2)",
             None,
             &[ROUTING_KEY.into(), queue.as_str().into()],
+        )?;
+        client.update(
+            "UPDATE centralcloud.score_subscriptions SET reader_role = $2 WHERE instance_id = $1",
+            None,
+            &[instance_id.into(), reader.into()],
         )?;
         grant_reading(client, &queue, reader)
     })
@@ -160,6 +167,20 @@ fn subscribe_instance(instance_id: &str, reader: default!(Option<&str>, "NULL"))
 /// (the publisher group included) loses its access, so a role given to subscribe_instance
 /// replaces the shared default; pg_monitor keeps the SELECT pgmq gives it. Names are quoted by
 /// %I.
+/// A new instance starts in sync: its queue first gets the current score of every cell, in the
+/// seed's shape with `old_score` null and `"snapshot": true`, in key order; the updates that
+/// follow are published to it once it is bound.
+const SNAPSHOT_SQL: &str = "SELECT pgmq.send_batch($1, ARRAY(
+        SELECT jsonb_build_object(
+                   'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
+                   'event_type', 'model_score_update', 'model', s.model_name,
+                   'complexity', s.complexity_level, 'old_score', NULL, 'new_score', s.score,
+                   'reason', 'snapshot: the current score when the instance subscribed',
+                   'snapshot', true)
+          FROM centralcloud.model_complexity_scores s
+         ORDER BY s.model_name, s.complexity_level))
+     WHERE EXISTS (SELECT 1 FROM centralcloud.model_complexity_scores)";
+
 fn grant_reading(client: &mut SpiClient<'_>, queue: &str, reader: &str) -> SpiResult<()> {
     let role_exists = client
         .select(
@@ -178,12 +199,17 @@ fn grant_reading(client: &mut SpiClient<'_>, queue: &str, reader: &str) -> SpiRe
     }
     let statements = client
         .select(
-            "WITH queue AS (
+            "WITH tables AS (
                  SELECT pgmq.format_table_name($1, 'q') AS q, pgmq.format_table_name($1, 'a') AS a),
+             queue AS (
+                 SELECT tables.*, pg_catalog.pg_get_serial_sequence(format('pgmq.%I', tables.q), 'msg_id')::regclass AS seq
+                   FROM tables),
              earlier AS (
-                 -- Table and column privileges (REVOKE ALL on the table takes both away).
+                 -- Table and column privileges (REVOKE ALL on the table takes both away), and
+                 -- the msg_id sequence's.
                  SELECT DISTINCT t.name, pg_catalog.pg_get_userbyid(acl.grantee) AS grantee
-                   FROM queue, LATERAL (VALUES (queue.q), (queue.a)) AS t(name)
+                   FROM queue, LATERAL (VALUES (queue.q), (queue.a),
+                                               ((SELECT relname::text FROM pg_catalog.pg_class WHERE oid = queue.seq))) AS t(name)
                    JOIN pg_catalog.pg_class c ON c.relnamespace = 'pgmq'::regnamespace AND c.relname = t.name
                    CROSS JOIN LATERAL (SELECT c.relacl
                                        UNION ALL
@@ -195,7 +221,9 @@ fn grant_reading(client: &mut SpiClient<'_>, queue: &str, reader: &str) -> SpiRe
              UNION ALL
              SELECT unnest(ARRAY[
                  format('GRANT SELECT, DELETE, UPDATE (vt, read_ct, last_read_at) ON pgmq.%I TO %I', queue.q, $2),
-                 format('GRANT INSERT, SELECT (msg_id) ON pgmq.%I TO %I', queue.a, $2)])
+                 format('GRANT INSERT, SELECT (msg_id) ON pgmq.%I TO %I', queue.a, $2),
+                 -- pgmq.metrics() reads the sequence's last value.
+                 format('GRANT SELECT ON SEQUENCE %s TO %I', queue.seq, $2)])
                FROM queue",
             None,
             &[queue.into(), reader.into()],

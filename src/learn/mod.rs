@@ -15,8 +15,9 @@ use pgrx::spi::{SpiClient, SpiResult};
 use policy::{clamp_score, Evidence, SeedPolicy, Step};
 
 /// Learners and operators serialise on this transaction-level advisory lock, so two calls never
-/// consume the same evidence or publish the same change twice.
-const LEARN_LOCK: &str =
+/// consume the same evidence or publish the same change twice; a new subscription takes it too,
+/// so no change falls between its snapshot and its binding.
+pub(crate) const LEARN_LOCK: &str =
     "SELECT pg_advisory_xact_lock(hashtext('centralcloud.learn_complexity_scores'))";
 
 /// One cell as learning sees it: its score, its prior and regime (bayes), and its evidence since
