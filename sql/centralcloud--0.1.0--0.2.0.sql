@@ -797,3 +797,4 @@ GRANT EXECUTE ON FUNCTION instance_queue(text) TO centralcloud_publisher, centra
 GRANT SELECT ON instance_dead_letters TO centralcloud_publisher;
 GRANT SELECT ON instance_sync TO centralcloud_reader;
 GRANT EXECUTE ON FUNCTION instance_sync_state(interval) TO centralcloud_reader;
+GRANT SELECT ON instance_dead_letters, instance_sync TO centralcloud_operator;
