@@ -65,7 +65,7 @@ SELECT test.empty($$
     SELECT r.model, r.complexity_level
       FROM model_response_times r
       JOIN test.expected_metrics e ON e.model_name = r.model AND e.complexity_level = r.complexity_level
-     WHERE r.avg_ms <> ROUND(e.response_time_sum::numeric / e.response_time_count, 0)
+     WHERE r.avg_ms <> ROUND(e.response_time_sum::numeric / e.response_time_count, 1)::float8
         OR r.max_ms <> e.response_time_max
         OR r.samples <> e.response_time_count
         OR NOT (r.p50_ms <= r.p95_ms AND r.p95_ms <= r.p99_ms AND r.p99_ms <= r.max_ms)

@@ -44,10 +44,10 @@ SELECT test.eq((SELECT count(*) FROM centralcloud.model_usage_by_instance WHERE 
 
 -- latency_quantiles over a window = a sketch of exactly those events' response times.
 CREATE TEMP TABLE window_truth AS
-SELECT count(*) AS samples, round(avg(response_time_ms), 1) AS avg_ms,
-       centralcloud.latency_quantile(centralcloud.latency_sketch_agg(response_time_ms), 0.5) AS p50,
-       centralcloud.latency_quantile(centralcloud.latency_sketch_agg(response_time_ms), 0.95) AS p95,
-       centralcloud.latency_quantile(centralcloud.latency_sketch_agg(response_time_ms), 0.99) AS p99,
+SELECT count(*) AS samples, round(avg(response_time_ms), 1)::float8 AS avg_ms,
+       round(centralcloud.latency_quantile(centralcloud.latency_sketch_agg(response_time_ms), 0.5)::numeric, 1)::float8 AS p50,
+       round(centralcloud.latency_quantile(centralcloud.latency_sketch_agg(response_time_ms), 0.95)::numeric, 1)::float8 AS p95,
+       round(centralcloud.latency_quantile(centralcloud.latency_sketch_agg(response_time_ms), 0.99)::numeric, 1)::float8 AS p99,
        min(response_time_ms) AS min_ms, max(response_time_ms) AS max_ms
   FROM centralcloud.routing_records
  WHERE model = 'gpt-4o' AND complexity = 'simple' AND response_time_ms IS NOT NULL
@@ -156,3 +156,47 @@ SELECT test.empty($$
                                'model_rankings', 'ingest_health', 'score_updates_recent']) AS v
      WHERE obj_description(('centralcloud.' || v)::regclass, 'pg_class') IS NULL
 $$, 'views documented');
+SELECT test.empty($$
+    SELECT c.relname || '.' || a.attname
+      FROM pg_class c JOIN pg_attribute a ON a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+     WHERE c.relnamespace = 'centralcloud'::regnamespace AND c.relkind = 'v'
+       AND col_description(c.oid, a.attnum) IS NULL
+$$, 'every view column documented');
+
+-- Time series: routing_timeseries (6-hour buckets, per model and complexity; per provider and
+-- instance) equals a recount of the audit trail, sketches merged exactly; routing_hourly is
+-- the rollup hour by hour.
+CREATE TEMP TABLE series_from AS
+SELECT date_bin('6 hours', now() - interval '3 days', timestamptz '2000-01-01 00:00:00+00') AS t;
+CREATE TEMP TABLE series_truth AS
+SELECT date_bin('6 hours', date_trunc('hour', "timestamp", 'UTC'), timestamptz '2000-01-01 00:00:00+00') AS "time",
+       model::text, complexity::text, provider::text, instance_id::text,
+       count(*) FILTER (WHERE outcome = 'routed') AS decisions,
+       count(*) FILTER (WHERE outcome = 'success') AS successes,
+       count(*) FILTER (WHERE outcome = 'failure') AS failures,
+       round(100.0 * count(*) FILTER (WHERE outcome = 'success')
+             / nullif(count(*) FILTER (WHERE outcome <> 'routed'), 0), 2)::float8 AS success_rate,
+       round(centralcloud.latency_quantile(centralcloud.latency_sketch_agg(response_time_ms), 0.95)::numeric, 1)::float8 AS p95_ms
+  FROM centralcloud.routing_records
+ WHERE "timestamp" >= (SELECT t FROM series_from)
+ GROUP BY 1, 2, 3, 4, 5;
+SELECT test.empty($$
+    (SELECT * FROM series_truth
+     EXCEPT SELECT "time", model, complexity, provider, instance_id, decisions, successes, failures, success_rate, p95_ms
+              FROM centralcloud.routing_timeseries((SELECT t FROM series_from), now() + interval '1 day', '6 hours',
+                                                   per_provider => true, per_instance => true))
+    UNION ALL
+    (SELECT "time", model, complexity, provider, instance_id, decisions, successes, failures, success_rate, p95_ms
+       FROM centralcloud.routing_timeseries((SELECT t FROM series_from), now() + interval '1 day', '6 hours',
+                                            per_provider => true, per_instance => true)
+     EXCEPT SELECT * FROM series_truth)
+$$, 'routing_timeseries = a recount');
+SELECT test.eq((SELECT sum(decisions + successes + failures) FROM centralcloud.routing_timeseries((SELECT t FROM series_from), now() + interval '1 day', '1 day', 'gpt-4o')),
+               (SELECT count(*) FROM centralcloud.routing_records WHERE model = 'gpt-4o' AND "timestamp" >= (SELECT t FROM series_from))::numeric,
+               'one model, daily buckets');
+SELECT test.eq((SELECT sum(decisions) FROM centralcloud.routing_hourly WHERE "time" >= (SELECT t FROM series_from)),
+               (SELECT sum(decisions) FROM series_truth)::numeric, 'routing_hourly');
+SELECT test.fails_with($$SELECT * FROM centralcloud.routing_timeseries(now() - interval '1 day', now(), '30 minutes')$$,
+                       '22023', 'bucket below an hour');
+SELECT test.fails_with($$SELECT * FROM centralcloud.routing_timeseries(now(), now() - interval '1 day')$$,
+                       '22023', 'until before since');

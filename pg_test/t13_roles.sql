@@ -178,6 +178,13 @@ INSERT INTO expected_privileges VALUES
     ('centralcloud_reader', 'function centralcloud.score_snapshot()', 'EXECUTE'),
     ('centralcloud_reader', 'view centralcloud.instance_sync', 'SELECT'),
     ('router_eu', 'sequence pgmq.q_cc_scores_eu_1_4ac9b395_msg_id_seq', 'SELECT'),
+    -- Units and time series (issue 15).
+    ('PUBLIC', 'function centralcloud.ms(double precision)', 'EXECUTE'),
+    ('PUBLIC', 'function centralcloud.percent(numeric,numeric)', 'EXECUTE'),
+    ('PUBLIC', 'function centralcloud.score4(double precision)', 'EXECUTE'),
+    ('centralcloud_operator', 'view centralcloud.routing_hourly', 'SELECT'),
+    ('centralcloud_reader', 'function centralcloud.routing_timeseries(timestamp with time zone,timestamp with time zone,interval,text,text,boolean,boolean)', 'EXECUTE'),
+    ('centralcloud_reader', 'view centralcloud.routing_hourly', 'SELECT'),
     ('centralcloud_operator', 'view centralcloud.worker_status', 'SELECT');
 SELECT test.empty($$
     (SELECT 'granted but not expected' AS problem, * FROM test.privileges
@@ -296,7 +303,7 @@ SELECT test.eq((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regpr
                      'centralcloud.ensure_routing_partitions(integer)', 'centralcloud.grant_queue_privileges()',
                      'centralcloud.ingest_routing_events(integer,integer)', 'centralcloud.instance_queue(text)',
                      'centralcloud.instance_sync_state(interval)', 'centralcloud.latency_quantiles(text,text,timestamp with time zone,timestamp with time zone)',
-                     'centralcloud.learn_complexity_scores(boolean)', 'centralcloud.queue_health()', 'centralcloud.run_maintenance()',
+                     'centralcloud.learn_complexity_scores(boolean)', 'centralcloud.queue_health()', 'centralcloud.routing_timeseries(timestamp with time zone,timestamp with time zone,interval,text,text,boolean,boolean)', 'centralcloud.run_maintenance()',
                      'centralcloud.score_snapshot()', 'centralcloud.set_complexity_score(text,text,double precision,text)', 'centralcloud.subscribe_instance(text,text)',
                      'centralcloud.timestamps_without_offset(timestamp with time zone)',
                      'centralcloud.unsubscribe_instance(text,boolean)', 'centralcloud.worker_liveness(integer)'],

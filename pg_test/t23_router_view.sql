@@ -66,10 +66,10 @@ SELECT test.event(i, 'gpt-4o', 'simple', 'routed', NULL, s, now() + interval '3 
 SELECT test.publish();
 SELECT FROM centralcloud.ingest_routing_events();
 SET ROLE t23_dashboard;
-SELECT test.eq((SELECT string_agg(format('%s unread %s events %s stale %s share %s', instance_id, unread_updates,
-                                         recent_events, stale_events, stale_share), '; ')
+SELECT test.eq((SELECT string_agg(format('%s unread %s events %s stale %s rate %s', instance_id, unread_updates,
+                                         recent_events, stale_events, stale_rate), '; ')
                   FROM centralcloud.instance_sync),
-               'a-1 unread 3 events 2 stale 0 share 0.0000; b-1 unread 3 events 2 stale 1 share 0.5000',
+               'a-1 unread 3 events 2 stale 0 rate 0; b-1 unread 3 events 2 stale 1 rate 50',
                'instance_sync');
 RESET ROLE;
 

@@ -749,13 +749,18 @@ SELECT s.instance_id, r.msg_id, r.reason_code, r.reason, r.rejected_at
  WHERE pg_has_role(to_regrole(quote_ident(s.reader_role)), 'MEMBER');
 COMMENT ON VIEW instance_dead_letters IS
   'Dead letters of the subscribed instances whose queue the current role reads (a member of its reader_role): instance, msg_id, reason code, reason, when. Messages too broken to name an instance are not shown (operators read routing_events_rejected).';
+COMMENT ON COLUMN instance_dead_letters.instance_id IS 'Instance the dead letter names.';
+COMMENT ON COLUMN instance_dead_letters.msg_id IS 'pgmq msg_id of the message.';
+COMMENT ON COLUMN instance_dead_letters.reason_code IS 'Stable reason code.';
+COMMENT ON COLUMN instance_dead_letters.reason IS 'The reason, naming the field.';
+COMMENT ON COLUMN instance_dead_letters.rejected_at IS 'When it was dead-lettered.';
 
 -- Owner's rights: the queues' metrics and the audit trail are not the dashboards'. PL/pgSQL, so
 -- nothing binds it to routing_records (created after the extension by a restore).
 CREATE FUNCTION instance_sync_state(recent interval)
 RETURNS TABLE (instance_id text, queue_name text, unread_updates bigint, oldest_unread_age_s integer,
                last_ingested_at timestamptz, recent_events bigint, stale_events bigint,
-               stale_share numeric)
+               stale_rate double precision)
 LANGUAGE plpgsql STABLE
 SECURITY DEFINER
 SET search_path = @extschema@, pg_catalog, pg_temp
@@ -773,7 +778,7 @@ BEGIN
          GROUP BY r.instance_id)
     SELECT s.instance_id, s.queue_name, m.queue_length, m.oldest_msg_age_sec,
            (SELECT max(h.updated_at) FROM routing_rollup_hourly h WHERE h.instance_id = s.instance_id),
-           coalesce(e.events, 0), coalesce(e.stale, 0), round(e.stale::numeric / nullif(e.events, 0), 4)
+           coalesce(e.events, 0), coalesce(e.stale, 0), percent(e.stale, e.events)
       FROM score_subscriptions s
       CROSS JOIN LATERAL pgmq.metrics(s.queue_name) m
       LEFT JOIN routed e ON e.instance_id = s.instance_id
@@ -786,7 +791,16 @@ COMMENT ON FUNCTION instance_sync_state(interval) IS
 CREATE VIEW instance_sync AS
 SELECT * FROM instance_sync_state(interval '15 minutes');
 COMMENT ON VIEW instance_sync IS
-  'Which instances apply their score updates: per subscribed instance, unread updates, age of the oldest (s), last ingest of its events, and in the last 15 minutes (event time) its events, those routed with a stale score, and their share.';
+  'Which instances apply their score updates: per subscribed instance, unread updates, age of the oldest (s), last ingest of its events, and in the last 15 minutes (event time) its events, those routed with a stale score, and their rate in percent.';
+COMMENT ON COLUMN instance_sync.instance_id IS 'Subscribed instance.';
+COMMENT ON COLUMN instance_sync.queue_name IS 'Its score-update queue.';
+COMMENT ON COLUMN instance_sync.unread_updates IS 'Score updates in its queue.';
+COMMENT ON COLUMN instance_sync.oldest_unread_age_s IS 'Age of the oldest, s.';
+COMMENT ON COLUMN instance_sync.last_ingested_at IS 'When its events were last ingested.';
+COMMENT ON COLUMN instance_sync.recent_events IS 'Its events of the last 15 minutes (event time) that came at least a minute after their cells last change.';
+COMMENT ON COLUMN instance_sync.stale_events IS 'Those routed with a score more than 0.001 from the catalogs.';
+COMMENT ON COLUMN instance_sync.stale_rate IS 'stale_events / recent_events, percent (2 decimals).';
+
 REVOKE ALL ON FUNCTION score_snapshot(), instance_queue(text), instance_sync_state(interval) FROM PUBLIC;
 GRANT USAGE ON SCHEMA @extschema@ TO centralcloud_publisher;
 -- The router's view (a router logs in as a member of centralcloud_publisher): check an event
@@ -798,3 +812,334 @@ GRANT SELECT ON instance_dead_letters TO centralcloud_publisher;
 GRANT SELECT ON instance_sync TO centralcloud_reader;
 GRANT EXECUTE ON FUNCTION instance_sync_state(interval) TO centralcloud_reader;
 GRANT SELECT ON instance_dead_letters, instance_sync TO centralcloud_operator;
+
+-- ---------------------------------------------------------------------------------------
+-- Dashboards: one unit per quantity (rates in percent, ms to 0.1, scores to 4 decimals, as
+-- double precision), every view column documented, and time series for Grafana. The views
+-- whose column types change are dropped and created again, with their grants.
+-- ---------------------------------------------------------------------------------------
+DROP VIEW model_success_rates, model_response_times, model_usage_by_instance, model_rankings,
+          score_updates_recent, learning_changes_recent;
+DROP FUNCTION latency_quantiles(text, text, timestamptz, timestamptz);
+-- ---------------------------------------------------------------------------------------
+-- One unit per quantity in every view and function: rates in percent (0-100) rounded to 2
+-- decimals, as the seed's dashboard shows them; milliseconds rounded to 0.1; scores to 4
+-- decimals. Rounded values are double precision, so they print without trailing zeros.
+-- (Prometheus gets ratios 0-1 and seconds, its convention: prometheus/queries.yaml.)
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION percent(part numeric, whole numeric)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN round(part * 100 / nullif(whole, 0), 2)::double precision;
+COMMENT ON FUNCTION percent(numeric, numeric) IS
+  'part / whole in percent, rounded to 2 decimals; NULL when whole is 0 (the views'' rates).';
+
+CREATE FUNCTION ms(value double precision)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN round(value::numeric, 1)::double precision;
+COMMENT ON FUNCTION ms(double precision) IS
+  'Milliseconds rounded to 0.1 (the views'' latencies).';
+
+CREATE FUNCTION score4(value double precision)
+RETURNS double precision
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+RETURN round(value::numeric, 4)::double precision;
+COMMENT ON FUNCTION score4(double precision) IS
+  'A score (or a change of one) rounded to 4 decimals (the views'' scores).';
+
+-- ---------------------------------------------------------------------------------------
+-- The seed's dashboard queries 2 and 3, corrected (the seed selects a column "model" that
+-- model_routing_metrics does not have, calls ROUND(double precision, integer), which does
+-- not exist, and divides successes by all events).
+-- ---------------------------------------------------------------------------------------
+CREATE VIEW model_success_rates AS
+SELECT model_name AS model,
+       complexity_level,
+       percent(success_count, success_count + failure_count) AS success_rate,
+       success_count + failure_count AS outcome_count,
+       usage_count
+  FROM model_routing_metrics
+ ORDER BY success_rate DESC NULLS LAST, model, complexity_level;
+COMMENT ON VIEW model_success_rates IS
+  'Seed dashboard "Success rates", corrected: success_rate = success / (success + failure) in percent, with its sample size (outcome_count) and the number of routing decisions (usage_count).';
+COMMENT ON COLUMN model_success_rates.model IS 'Model.';
+COMMENT ON COLUMN model_success_rates.complexity_level IS 'Task complexity: simple, medium or complex.';
+COMMENT ON COLUMN model_success_rates.success_rate IS 'success / (success + failure), in percent (2 decimals); NULL without outcomes.';
+COMMENT ON COLUMN model_success_rates.outcome_count IS 'Outcomes (success + failure): the sample size of success_rate.';
+COMMENT ON COLUMN model_success_rates.usage_count IS 'Routing decisions (outcome routed).';
+
+CREATE VIEW model_response_times AS
+SELECT model_name AS model,
+       complexity_level,
+       ms(avg_response_time) AS avg_ms,
+       ms(latency_quantile(latency_sketch, 0.50)) AS p50_ms,
+       ms(latency_quantile(latency_sketch, 0.95)) AS p95_ms,
+       ms(latency_quantile(latency_sketch, 0.99)) AS p99_ms,
+       response_time_max AS max_ms,
+       response_time_count AS samples
+  FROM model_routing_metrics
+ WHERE response_time_count > 0
+ ORDER BY avg_ms DESC, model, complexity_level;
+COMMENT ON VIEW model_response_times IS
+  'Seed dashboard "Response time trends", corrected: exact average and maximum, and p50/p95/p99 read from the latency sketch (within 1% relative error), per model and complexity.';
+COMMENT ON COLUMN model_response_times.model IS 'Model.';
+COMMENT ON COLUMN model_response_times.complexity_level IS 'Task complexity.';
+COMMENT ON COLUMN model_response_times.avg_ms IS 'Exact average response time, ms (0.1).';
+COMMENT ON COLUMN model_response_times.p50_ms IS 'Median response time from the sketch, ms (0.1, within 1%).';
+COMMENT ON COLUMN model_response_times.p95_ms IS '95th percentile, ms (0.1, within 1%).';
+COMMENT ON COLUMN model_response_times.p99_ms IS '99th percentile, ms (0.1, within 1%).';
+COMMENT ON COLUMN model_response_times.max_ms IS 'Largest response time, ms.';
+COMMENT ON COLUMN model_response_times.samples IS 'Events that reported a response time.';
+
+-- ---------------------------------------------------------------------------------------
+-- The seed's query 1 ("Models used per instance") over the rollup instead of the audit trail.
+-- ---------------------------------------------------------------------------------------
+CREATE VIEW model_usage_by_instance AS
+SELECT instance_id,
+       model,
+       sum(usage_count)::bigint AS usage_count,
+       sum(success_count)::bigint AS success_count,
+       sum(failure_count)::bigint AS failure_count,
+       sum(usage_count + success_count + failure_count)::bigint AS events
+  FROM routing_rollup_hourly
+ WHERE hour >= date_trunc('hour', now() - interval '23 hours', 'UTC')
+ GROUP BY instance_id, model
+ ORDER BY usage_count DESC, instance_id, model;
+COMMENT ON VIEW model_usage_by_instance IS
+  'Seed dashboard "Models used per instance", last 24 hours (the current UTC hour and the 23 before it, by event timestamp), from routing_rollup_hourly: routing decisions (usage_count), outcomes, and all events, per instance and model.';
+COMMENT ON COLUMN model_usage_by_instance.instance_id IS 'Router instance.';
+COMMENT ON COLUMN model_usage_by_instance.model IS 'Model.';
+COMMENT ON COLUMN model_usage_by_instance.usage_count IS 'Routing decisions, last 24 hours.';
+COMMENT ON COLUMN model_usage_by_instance.success_count IS 'Successful outcomes, last 24 hours.';
+COMMENT ON COLUMN model_usage_by_instance.failure_count IS 'Failed outcomes, last 24 hours.';
+COMMENT ON COLUMN model_usage_by_instance.events IS 'All events (decisions and outcomes), last 24 hours.';
+
+CREATE VIEW model_rankings AS
+SELECT s.complexity_level,
+       rank() OVER (PARTITION BY s.complexity_level ORDER BY s.score DESC) AS rank,
+       s.model_name AS model,
+       score4(s.score) AS score,
+       percent(m.success_count, m.success_count + m.failure_count) AS success_rate,
+       m.success_count + m.failure_count AS outcome_count,
+       m.usage_count,
+       ms(latency_quantile(m.latency_sketch, 0.95)) AS p95_ms,
+       score4(last_change.old_score) AS previous_score,
+       s.change_source AS last_change_source,
+       s.change_reason AS last_change_reason,
+       s.changed_at AS last_changed_at
+  FROM model_complexity_scores s
+  LEFT JOIN model_routing_metrics m
+         ON m.model_name = s.model_name AND m.complexity_level = s.complexity_level
+  LEFT JOIN LATERAL (SELECT h.old_score FROM score_history h
+                      WHERE h.model_name = s.model_name AND h.complexity_level = s.complexity_level
+                      ORDER BY h.changed_at DESC, h.id DESC LIMIT 1) AS last_change ON true
+ ORDER BY array_position(ARRAY['simple', 'medium', 'complex']::varchar[], s.complexity_level),
+          rank, model;
+COMMENT ON VIEW model_rankings IS
+  'The seed''s shared model rankings: per complexity, models ranked by their current (learned) score, with success rate and its sample size, routing decisions, p95 latency, the score before the last change, and who changed it, why and when.';
+COMMENT ON COLUMN model_rankings.complexity_level IS 'Task complexity.';
+COMMENT ON COLUMN model_rankings.rank IS 'Rank by current score within the complexity (1 = best).';
+COMMENT ON COLUMN model_rankings.model IS 'Model.';
+COMMENT ON COLUMN model_rankings.score IS 'Current score, 0-5 (4 decimals).';
+COMMENT ON COLUMN model_rankings.success_rate IS 'Lifetime success rate, percent (2 decimals).';
+COMMENT ON COLUMN model_rankings.outcome_count IS 'Lifetime outcomes: the sample size of success_rate.';
+COMMENT ON COLUMN model_rankings.usage_count IS 'Lifetime routing decisions.';
+COMMENT ON COLUMN model_rankings.p95_ms IS 'Lifetime p95 response time, ms (0.1).';
+COMMENT ON COLUMN model_rankings.previous_score IS 'Score before the last change (4 decimals).';
+COMMENT ON COLUMN model_rankings.last_change_source IS 'reported, learned or operator.';
+COMMENT ON COLUMN model_rankings.last_change_reason IS 'Why the score last changed.';
+COMMENT ON COLUMN model_rankings.last_changed_at IS 'When it last changed.';
+
+CREATE VIEW score_updates_recent AS
+SELECT changed_at,
+       model_name AS model,
+       complexity_level,
+       score4(old_score) AS old_score,
+       score4(new_score) AS new_score,
+       score4(new_score - old_score) AS change,
+       policy,
+       reason,
+       samples,
+       round(success_rate::numeric * 100, 2)::double precision AS success_rate,
+       ms(avg_response_time_ms) AS avg_response_time_ms,
+       published_to
+  FROM score_history
+ ORDER BY changed_at DESC, id DESC
+ LIMIT 100;
+COMMENT ON VIEW score_updates_recent IS
+  'The latest 100 score changes (learned or by an operator), newest first, with the evidence, the reason and how many queues the update went to.';
+COMMENT ON COLUMN score_updates_recent.changed_at IS 'When the score changed.';
+COMMENT ON COLUMN score_updates_recent.model IS 'Model.';
+COMMENT ON COLUMN score_updates_recent.complexity_level IS 'Task complexity.';
+COMMENT ON COLUMN score_updates_recent.old_score IS 'Score before (4 decimals; NULL for a new cell).';
+COMMENT ON COLUMN score_updates_recent.new_score IS 'Score after (4 decimals).';
+COMMENT ON COLUMN score_updates_recent.change IS 'new_score - old_score (4 decimals).';
+COMMENT ON COLUMN score_updates_recent.policy IS 'Learning policy (bayes, seed) or operator.';
+COMMENT ON COLUMN score_updates_recent.reason IS 'Why, with the numbers.';
+COMMENT ON COLUMN score_updates_recent.samples IS 'Outcomes the decision rests on.';
+COMMENT ON COLUMN score_updates_recent.success_rate IS 'Success rate the decision rests on, percent (2 decimals).';
+COMMENT ON COLUMN score_updates_recent.avg_response_time_ms IS 'Average response time of that evidence, ms (0.1).';
+COMMENT ON COLUMN score_updates_recent.published_to IS 'Queues the score update went to.';
+
+CREATE VIEW learning_changes_recent AS
+SELECT detected_at, model_name AS model, complexity_level, change_hour, kind,
+       CASE kind WHEN 'success_rate' THEN round(before_value::numeric * 100, 2)::double precision
+                 ELSE ms(before_value) END AS before_value,
+       CASE kind WHEN 'success_rate' THEN round(after_value::numeric * 100, 2)::double precision
+                 ELSE ms(after_value) END AS after_value,
+       round(statistic::numeric, 1)::double precision AS statistic
+  FROM learning_changes
+ ORDER BY detected_at DESC, id DESC
+ LIMIT 100;
+COMMENT ON VIEW learning_changes_recent IS
+  'The latest 100 changes of a cell''s success rate or latency that learning (policy bayes) detected, newest first.';
+COMMENT ON COLUMN learning_changes_recent.detected_at IS 'When learning detected it.';
+COMMENT ON COLUMN learning_changes_recent.model IS 'Model.';
+COMMENT ON COLUMN learning_changes_recent.complexity_level IS 'Task complexity.';
+COMMENT ON COLUMN learning_changes_recent.change_hour IS 'Event hour the new regime starts at.';
+COMMENT ON COLUMN learning_changes_recent.kind IS 'success_rate or latency.';
+COMMENT ON COLUMN learning_changes_recent.before_value IS 'Before the change: success rate in percent (2 decimals), or p50 latency in ms (0.1).';
+COMMENT ON COLUMN learning_changes_recent.after_value IS 'After the change, in the same unit.';
+COMMENT ON COLUMN learning_changes_recent.statistic IS 'Log-likelihood ratio (success rate) or p50 ratio (latency), 1 decimal.';
+
+-- ---------------------------------------------------------------------------------------
+-- Any window, from the rollup.
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION latency_quantiles(model text, complexity text, since timestamptz,
+                                  until timestamptz DEFAULT now())
+RETURNS TABLE (samples bigint, avg_ms double precision, p50_ms double precision, p95_ms double precision,
+               p99_ms double precision, min_ms integer, max_ms integer)
+LANGUAGE sql STABLE
+SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $quantiles$
+    SELECT w.samples, w.avg_ms, ms(latency_quantile(w.sketch, 0.50)), ms(latency_quantile(w.sketch, 0.95)),
+           ms(latency_quantile(w.sketch, 0.99)), w.min_ms, w.max_ms
+      FROM (SELECT coalesce(sum(r.response_time_count), 0)::bigint AS samples,
+                   ms(sum(r.response_time_sum)::double precision / NULLIF(sum(r.response_time_count), 0)) AS avg_ms,
+                   min(r.response_time_min) AS min_ms,
+                   max(r.response_time_max) AS max_ms,
+                   latency_sketch_union(r.latency_sketch) AS sketch
+              FROM routing_rollup_hourly r
+             WHERE (latency_quantiles.model IS NULL OR r.model = latency_quantiles.model)
+               AND (latency_quantiles.complexity IS NULL OR r.complexity = latency_quantiles.complexity)
+               AND r.hour >= date_trunc('hour', latency_quantiles.since, 'UTC')
+               AND r.hour < latency_quantiles.until) AS w
+$quantiles$;
+COMMENT ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz) IS
+  'Latency of a model and complexity (NULL: all) over a window, merged from the hourly rollup sketches: samples, exact average, p50/p95/p99 (within 1%), min and max. Hour-granular: every rollup hour that starts in [date_trunc(''hour'', since), until).';
+
+-- ---------------------------------------------------------------------------------------
+-- Time series for Grafana (its PostgreSQL data source plots a first column named time): the
+-- rollup per hour as it is, and any bucket of whole hours per model and complexity (optionally
+-- per provider and instance), merging the hourly sketches.
+-- ---------------------------------------------------------------------------------------
+CREATE VIEW routing_hourly AS
+SELECT h.hour AS "time", h.model, h.complexity, h.provider, h.instance_id,
+       h.usage_count AS decisions, h.success_count AS successes, h.failure_count AS failures,
+       percent(h.success_count, h.success_count + h.failure_count) AS success_rate,
+       ms(h.response_time_sum::double precision / nullif(h.response_time_count, 0)) AS avg_ms,
+       ms(latency_quantile(h.latency_sketch, 0.50)) AS p50_ms,
+       ms(latency_quantile(h.latency_sketch, 0.95)) AS p95_ms,
+       ms(latency_quantile(h.latency_sketch, 0.99)) AS p99_ms,
+       h.response_time_count AS latency_samples
+  FROM routing_rollup_hourly h;
+COMMENT ON VIEW routing_hourly IS
+  'The hourly rollup as a time series: one row per (hour of the events'' timestamps, model, complexity, provider, instance) with decisions, outcomes, success rate and latency. Filter on time (Grafana: WHERE $__timeFilter(time)); routing_timeseries() aggregates over instances and providers and any bucket.';
+COMMENT ON COLUMN routing_hourly."time" IS 'Hour of the events timestamps (UTC).';
+COMMENT ON COLUMN routing_hourly.model IS 'Model.';
+COMMENT ON COLUMN routing_hourly.complexity IS 'Task complexity.';
+COMMENT ON COLUMN routing_hourly.provider IS 'Provider.';
+COMMENT ON COLUMN routing_hourly.instance_id IS 'Router instance.';
+COMMENT ON COLUMN routing_hourly.decisions IS 'Routing decisions.';
+COMMENT ON COLUMN routing_hourly.successes IS 'Successful outcomes.';
+COMMENT ON COLUMN routing_hourly.failures IS 'Failed outcomes.';
+COMMENT ON COLUMN routing_hourly.success_rate IS 'success / (success + failure), percent (2 decimals).';
+COMMENT ON COLUMN routing_hourly.avg_ms IS 'Exact average response time, ms (0.1).';
+COMMENT ON COLUMN routing_hourly.p50_ms IS 'Median response time, ms (0.1, within 1%).';
+COMMENT ON COLUMN routing_hourly.p95_ms IS '95th percentile, ms (0.1, within 1%).';
+COMMENT ON COLUMN routing_hourly.p99_ms IS '99th percentile, ms (0.1, within 1%).';
+COMMENT ON COLUMN routing_hourly.latency_samples IS 'Events that reported a response time.';
+
+CREATE FUNCTION routing_timeseries(since timestamptz, until timestamptz DEFAULT now(),
+                                   bucket interval DEFAULT '1 hour', model_name text DEFAULT NULL,
+                                   complexity_level text DEFAULT NULL, per_provider boolean DEFAULT false,
+                                   per_instance boolean DEFAULT false)
+RETURNS TABLE ("time" timestamptz, model text, complexity text, provider text, instance_id text,
+               decisions bigint, successes bigint, failures bigint, success_rate double precision,
+               avg_ms double precision, p50_ms double precision, p95_ms double precision,
+               p99_ms double precision, latency_samples bigint)
+LANGUAGE plpgsql STABLE
+SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $series$
+BEGIN
+    IF bucket < interval '1 hour' OR extract(epoch FROM bucket)::numeric % 3600 <> 0 THEN
+        RAISE EXCEPTION 'centralcloud: bucket must be a whole number of hours (the rollup is hourly), got %', bucket
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF since IS NULL OR until IS NULL OR until < since THEN
+        RAISE EXCEPTION 'centralcloud: need since <= until, got [%, %)', since, until
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    RETURN QUERY
+    SELECT date_bin(bucket, h.hour, timestamptz '2000-01-01 00:00:00+00') AS bin, h.model::text,
+           h.complexity::text,
+           CASE WHEN per_provider THEN h.provider::text END,
+           CASE WHEN per_instance THEN h.instance_id::text END,
+           sum(h.usage_count)::bigint, sum(h.success_count)::bigint, sum(h.failure_count)::bigint,
+           percent(sum(h.success_count), sum(h.success_count + h.failure_count)),
+           ms(sum(h.response_time_sum)::double precision / nullif(sum(h.response_time_count), 0)),
+           ms(latency_quantile(latency_sketch_union(h.latency_sketch), 0.50)),
+           ms(latency_quantile(latency_sketch_union(h.latency_sketch), 0.95)),
+           ms(latency_quantile(latency_sketch_union(h.latency_sketch), 0.99)),
+           sum(h.response_time_count)::bigint
+      FROM routing_rollup_hourly h
+     WHERE h.hour >= date_bin(bucket, since, timestamptz '2000-01-01 00:00:00+00') AND h.hour < until
+       AND (model_name IS NULL OR h.model = model_name)
+       AND (complexity_level IS NULL OR h.complexity = complexity_level)
+     GROUP BY 1, 2, 3, 4, 5
+     ORDER BY 1, 2, 3, 4, 5;
+END
+$series$;
+COMMENT ON FUNCTION routing_timeseries(timestamptz, timestamptz, interval, text, text, boolean, boolean) IS
+  'Time series of decisions, outcomes, success rate (%) and latency (ms: average, p50/p95/p99 from the merged hourly sketches) per bucket (whole hours, aligned to 2000-01-01 UTC) and model and complexity, optionally per provider and per instance, over [since, until) by event hour; model_name or complexity_level NULL: all. For Grafana: SELECT time, model, p95_ms FROM centralcloud.routing_timeseries($__timeFrom(), $__timeTo(), ''1 hour'', complexity_level => ''complex'').';
+GRANT SELECT ON model_usage_by_instance, model_success_rates, model_response_times, model_rankings,
+                score_updates_recent, learning_changes_recent, routing_hourly
+   TO centralcloud_reader, centralcloud_operator;
+REVOKE ALL ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz),
+                       routing_timeseries(timestamptz, timestamptz, interval, text, text, boolean, boolean)
+   FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz),
+                          routing_timeseries(timestamptz, timestamptz, interval, text, text, boolean, boolean)
+   TO centralcloud_reader;
+COMMENT ON COLUMN ingest_health.queue_name IS 'The routing-event queue (centralcloud.queue_name).';
+COMMENT ON COLUMN ingest_health.queue_length IS 'Messages in it.';
+COMMENT ON COLUMN ingest_health.queue_visible_length IS 'Messages visible now (not being read).';
+COMMENT ON COLUMN ingest_health.oldest_msg_age_sec IS 'Age of the oldest message, s.';
+COMMENT ON COLUMN ingest_health.newest_msg_age_sec IS 'Age of the newest message, s.';
+COMMENT ON COLUMN ingest_health.messages_ever_sent IS 'Messages ever sent to the queue.';
+COMMENT ON COLUMN ingest_health.dead_letters_last_hour IS 'Dead letters written in the last hour.';
+COMMENT ON COLUMN ingest_health.dead_letters_total IS 'Dead letters kept (see dead_letter_retention).';
+COMMENT ON COLUMN ingest_health.last_ingest_at IS 'Last time ingest recorded events.';
+COMMENT ON COLUMN ingest_health.worker_state IS 'The background workers state (worker_status).';
+COMMENT ON COLUMN ingest_health.worker_last_error IS 'The workers last error.';
+COMMENT ON COLUMN ingest_health.worker_last_error_at IS 'When it happened.';
+COMMENT ON COLUMN ingest_health.timestamps_without_offset_24h IS 'Events ingested in the last 24 hours whose timestamp had no UTC offset (read as UTC).';
+COMMENT ON COLUMN worker_status.pid IS 'Process id of the worker that last wrote its state.';
+COMMENT ON COLUMN worker_status.state IS 'idle, ingesting, disabled, error, waiting for ..., not running, not served, or not preloaded.';
+COMMENT ON COLUMN worker_status.started_at IS 'When that worker process started.';
+COMMENT ON COLUMN worker_status.last_ingest_at IS 'Its last batch that ingested something.';
+COMMENT ON COLUMN worker_status.last_learn_at IS 'Its last successful learning run.';
+COMMENT ON COLUMN worker_status.ingested_since_start IS 'Events it ingested.';
+COMMENT ON COLUMN worker_status.rejected_since_start IS 'Events it dead-lettered.';
+COMMENT ON COLUMN worker_status.last_error IS 'Last error it caught (and rolled back).';
+COMMENT ON COLUMN worker_status.last_error_at IS 'When.';
+COMMENT ON COLUMN worker_status.updated_at IS 'Last write of its state.';
+COMMENT ON COLUMN routing_record_partitions.partition_name IS 'routing_records_pYYYYMMDD.';
+COMMENT ON COLUMN routing_record_partitions.day IS 'The UTC day it holds (by received_at).';
+COMMENT ON COLUMN routing_record_partitions.estimated_rows IS 'Rows, as the planner estimates them (reltuples).';

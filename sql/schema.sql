@@ -434,6 +434,16 @@ SELECT w.pid,
  CROSS JOIN LATERAL (SELECT worker_liveness(w.pid) AS liveness) AS l;
 COMMENT ON VIEW worker_status IS
   'The background worker, for dashboards: pid, state (idle, ingesting, disabled, error, waiting for ALTER EXTENSION centralcloud UPDATE, not running, not served (this database is not in centralcloud.database), or not preloaded), last ingest and learn, events ingested and rejected since it started, last error and when.';
+COMMENT ON COLUMN worker_status.pid IS 'Process id of the worker that last wrote its state.';
+COMMENT ON COLUMN worker_status.state IS 'idle, ingesting, disabled, error, waiting for ..., not running, not served, or not preloaded.';
+COMMENT ON COLUMN worker_status.started_at IS 'When that worker process started.';
+COMMENT ON COLUMN worker_status.last_ingest_at IS 'Its last batch that ingested something.';
+COMMENT ON COLUMN worker_status.last_learn_at IS 'Its last successful learning run.';
+COMMENT ON COLUMN worker_status.ingested_since_start IS 'Events it ingested.';
+COMMENT ON COLUMN worker_status.rejected_since_start IS 'Events it dead-lettered.';
+COMMENT ON COLUMN worker_status.last_error IS 'Last error it caught (and rolled back).';
+COMMENT ON COLUMN worker_status.last_error_at IS 'When.';
+COMMENT ON COLUMN worker_status.updated_at IS 'Last write of its state.';
 
 -- A procedure with a SET clause cannot COMMIT, so this one pins search_path itself, first thing
 -- in each of its transactions (set_config(..., true) ends with the transaction): the pg_cron job
@@ -582,6 +592,9 @@ SELECT c.relname::text AS partition_name, to_date(substr(c.relname, 18), 'YYYYMM
    AND c.relname ~ '^routing_records_p[0-9]{8}$';
 COMMENT ON VIEW routing_record_partitions IS
   'The daily partitions of routing_records: name, UTC day (from the name), planner''s row estimate. The default partition is not listed.';
+COMMENT ON COLUMN routing_record_partitions.partition_name IS 'routing_records_pYYYYMMDD.';
+COMMENT ON COLUMN routing_record_partitions.day IS 'The UTC day it holds (by received_at).';
+COMMENT ON COLUMN routing_record_partitions.estimated_rows IS 'Rows, as the planner estimates them (reltuples).';
 
 CREATE FUNCTION add_routing_partition(day date)
 RETURNS text

@@ -132,7 +132,8 @@ REVOKE ALL ON FUNCTION ingest_routing_events(integer, integer), learn_complexity
 -- of the caller's, which must never be read with the owner's.
 REVOKE ALL ON FUNCTION check_invariants(regclass, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION grant_shared_score_queue(), score_snapshot(), instance_queue(text),
-                       instance_sync_state(interval)
+                       instance_sync_state(interval),
+                       routing_timeseries(timestamptz, timestamptz, interval, text, text, boolean, boolean)
    FROM PUBLIC;
 REVOKE ALL ON PROCEDURE drain_routing_events(integer) FROM PUBLIC;
 REVOKE ALL ON FUNCTION schedule_with_pg_cron(text, text, text) FROM PUBLIC;
@@ -162,7 +163,9 @@ GRANT USAGE ON SCHEMA @extschema@ TO centralcloud_reader, centralcloud_operator,
 GRANT EXECUTE ON FUNCTION score_snapshot() TO centralcloud_publisher, centralcloud_reader;
 GRANT EXECUTE ON FUNCTION instance_queue(text) TO centralcloud_publisher, centralcloud_operator;
 GRANT SELECT ON instance_dead_letters TO centralcloud_publisher;
-GRANT SELECT ON instance_sync TO centralcloud_reader;
+GRANT SELECT ON instance_sync, routing_hourly TO centralcloud_reader;
+GRANT EXECUTE ON FUNCTION routing_timeseries(timestamptz, timestamptz, interval, text, text, boolean, boolean)
+   TO centralcloud_reader;
 GRANT EXECUTE ON FUNCTION instance_sync_state(interval) TO centralcloud_reader;
 GRANT SELECT ON model_usage_by_instance, model_success_rates, model_response_times, model_rankings,
                 ingest_health, score_updates_recent, learning_changes_recent, worker_status
