@@ -304,7 +304,7 @@ fn ingest_routing_events(
         }
     }
     flush(&statements, &mut deltas);
-    let ms = started.elapsed().as_secs_f64() * 1000.0;
+    let ms = crate::units::ms(started.elapsed().as_secs_f64() * 1000.0);
     TableIterator::once((
         total.read,
         total.ingested,

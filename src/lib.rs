@@ -23,6 +23,7 @@ mod retention;
 mod sketch_sql;
 mod spi_util;
 mod subxact;
+mod units;
 mod version;
 mod worker;
 
