@@ -185,6 +185,11 @@ INSERT INTO expected_privileges VALUES
     ('centralcloud_operator', 'view centralcloud.routing_hourly', 'SELECT'),
     ('centralcloud_reader', 'function centralcloud.routing_timeseries(timestamp with time zone,timestamp with time zone,interval,text,text,boolean,boolean)', 'EXECUTE'),
     ('centralcloud_reader', 'view centralcloud.routing_hourly', 'SELECT'),
+    ('centralcloud_reader', 'view centralcloud.events_by_outcome', 'SELECT'),
+    ('centralcloud_reader', 'view centralcloud.dead_letters_by_reason', 'SELECT'),
+    ('centralcloud_operator', 'view centralcloud.events_by_outcome', 'SELECT'),
+    ('centralcloud_operator', 'view centralcloud.dead_letters_by_reason', 'SELECT'),
+    ('centralcloud_operator', 'table centralcloud.dead_letter_counts', 'SELECT'),
     ('centralcloud_operator', 'view centralcloud.worker_status', 'SELECT');
 SELECT test.empty($$
     (SELECT 'granted but not expected' AS problem, * FROM test.privileges

@@ -50,6 +50,7 @@ SELECT 'rollups: ' || md5(string_agg(h::text, '|' ORDER BY hour, instance_id, mo
 SELECT 'scores: ' || md5(string_agg(s::text, '|' ORDER BY model_name, complexity_level)) FROM centralcloud.model_complexity_scores s;
 SELECT 'history: ' || md5(string_agg(h::text, '|' ORDER BY id)) FROM centralcloud.score_history h;
 SELECT 'changes: ' || md5(string_agg(c::text, '|' ORDER BY id)) FROM centralcloud.learning_changes c;
+SELECT 'dead letter counts: ' || string_agg(reason_code || ' ' || total, ', ' ORDER BY reason_code) FROM centralcloud.dead_letter_counts;
 SELECT 'subscriptions: ' || string_agg(instance_id || '->' || queue_name, ' ' ORDER BY instance_id) FROM centralcloud.score_subscriptions;
 SELECT 'queues: ' || string_agg(queue_name, ' ' ORDER BY queue_name) FROM pgmq.meta;
 SELECT 'bindings: ' || string_agg(pattern || '->' || queue_name, ' ' ORDER BY queue_name) FROM pgmq.topic_bindings;

@@ -8,7 +8,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/common.sh"
 
 apt_packages=(postgresql-15 postgresql-server-dev-15 postgresql-15-cron clang libclang-dev sudo
-              pkg-config make)
+              pkg-config make prometheus-postgres-exporter)
 # The pgmq crate version whose src/install/embedded/ ships pgmq 1.13.0.
 PGMQ_CRATE_VERSION="${PGMQ_CRATE_VERSION:-=0.34.0-alpha.7}"
 PGMQ_VERSION="1.13.0"

@@ -1143,3 +1143,71 @@ COMMENT ON COLUMN worker_status.updated_at IS 'Last write of its state.';
 COMMENT ON COLUMN routing_record_partitions.partition_name IS 'routing_records_pYYYYMMDD.';
 COMMENT ON COLUMN routing_record_partitions.day IS 'The UTC day it holds (by received_at).';
 COMMENT ON COLUMN routing_record_partitions.estimated_rows IS 'Rows, as the planner estimates them (reltuples).';
+
+-- ---------------------------------------------------------------------------------------
+-- Prometheus: counters since installation (dead letters per reason, from the ones kept now;
+-- events per outcome from the metrics), readable by dashboards.
+-- ---------------------------------------------------------------------------------------
+-- Dead letters counted per reason since installation, never decreasing (retention deletes dead
+-- letters): what Prometheus counters need. Kept by a statement trigger, so every path that
+-- writes a dead letter counts. A dump's script (row_security off: see the queue block) restores
+-- the counts with the dead letters, so the trigger leaves those rows alone.
+CREATE TABLE dead_letter_counts (
+    reason_code      TEXT PRIMARY KEY,
+    total            BIGINT NOT NULL,
+    last_rejected_at TIMESTAMPTZ NOT NULL
+);
+COMMENT ON TABLE dead_letter_counts IS 'Dead letters written per reason code since installation (retention does not decrease them).';
+COMMENT ON COLUMN dead_letter_counts.reason_code IS 'Reason code (see routing_events_rejected.reason_code).';
+COMMENT ON COLUMN dead_letter_counts.total IS 'Dead letters ever written with it.';
+COMMENT ON COLUMN dead_letter_counts.last_rejected_at IS 'When the last one was written.';
+
+CREATE FUNCTION count_dead_letters()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $count$
+BEGIN
+    IF current_setting('row_security') = 'on' THEN
+        INSERT INTO dead_letter_counts AS c (reason_code, total, last_rejected_at)
+        SELECT n.reason_code, count(*), max(n.rejected_at) FROM new_dead_letters n GROUP BY n.reason_code
+        ON CONFLICT (reason_code) DO UPDATE
+           SET total = c.total + EXCLUDED.total,
+               last_rejected_at = greatest(c.last_rejected_at, EXCLUDED.last_rejected_at);
+    END IF;
+    RETURN NULL;
+END
+$count$;
+COMMENT ON FUNCTION count_dead_letters() IS 'Trigger: adds each statement''s new dead letters to dead_letter_counts.';
+CREATE TRIGGER count_dead_letters AFTER INSERT ON routing_events_rejected
+    REFERENCING NEW TABLE AS new_dead_letters FOR EACH STATEMENT EXECUTE FUNCTION count_dead_letters();
+
+INSERT INTO dead_letter_counts (reason_code, total, last_rejected_at)
+SELECT reason_code, count(*), max(rejected_at) FROM routing_events_rejected GROUP BY reason_code;
+SELECT pg_catalog.pg_extension_config_dump('dead_letter_counts', '');
+REVOKE ALL ON FUNCTION count_dead_letters() FROM PUBLIC;
+-- ---------------------------------------------------------------------------------------
+-- Counters since installation, for Prometheus (prometheus/queries.yaml) and dashboards.
+-- ---------------------------------------------------------------------------------------
+CREATE VIEW events_by_outcome AS
+SELECT o.outcome, o.events
+  FROM (SELECT sum(usage_count)::bigint AS routed, sum(success_count)::bigint AS success,
+               sum(failure_count)::bigint AS failure
+          FROM model_routing_metrics) AS m,
+       LATERAL (VALUES ('routed', coalesce(m.routed, 0)), ('success', coalesce(m.success, 0)),
+                       ('failure', coalesce(m.failure, 0))) AS o(outcome, events);
+COMMENT ON VIEW events_by_outcome IS
+  'Events ingested since installation, per outcome (routed decisions, successes, failures); retention of the audit trail does not decrease them.';
+COMMENT ON COLUMN events_by_outcome.outcome IS 'routed, success or failure.';
+COMMENT ON COLUMN events_by_outcome.events IS 'Events ingested with it.';
+
+CREATE VIEW dead_letters_by_reason AS
+SELECT reason_code, total, last_rejected_at FROM dead_letter_counts ORDER BY reason_code;
+COMMENT ON VIEW dead_letters_by_reason IS
+  'Dead letters written since installation, per reason code; retention of dead letters does not decrease them.';
+COMMENT ON COLUMN dead_letters_by_reason.reason_code IS 'Reason code.';
+COMMENT ON COLUMN dead_letters_by_reason.total IS 'Dead letters ever written with it.';
+COMMENT ON COLUMN dead_letters_by_reason.last_rejected_at IS 'When the last one was written.';
+
+GRANT SELECT ON events_by_outcome, dead_letters_by_reason TO centralcloud_reader;
+GRANT SELECT ON dead_letter_counts, events_by_outcome, dead_letters_by_reason TO centralcloud_operator;

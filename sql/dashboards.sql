@@ -217,6 +217,29 @@ COMMENT ON COLUMN learning_changes_recent.after_value IS 'After the change, in t
 COMMENT ON COLUMN learning_changes_recent.statistic IS 'Log-likelihood ratio (success rate) or p50 ratio (latency), 1 decimal.';
 
 -- ---------------------------------------------------------------------------------------
+-- Counters since installation, for Prometheus (prometheus/queries.yaml) and dashboards.
+-- ---------------------------------------------------------------------------------------
+CREATE VIEW events_by_outcome AS
+SELECT o.outcome, o.events
+  FROM (SELECT sum(usage_count)::bigint AS routed, sum(success_count)::bigint AS success,
+               sum(failure_count)::bigint AS failure
+          FROM model_routing_metrics) AS m,
+       LATERAL (VALUES ('routed', coalesce(m.routed, 0)), ('success', coalesce(m.success, 0)),
+                       ('failure', coalesce(m.failure, 0))) AS o(outcome, events);
+COMMENT ON VIEW events_by_outcome IS
+  'Events ingested since installation, per outcome (routed decisions, successes, failures); retention of the audit trail does not decrease them.';
+COMMENT ON COLUMN events_by_outcome.outcome IS 'routed, success or failure.';
+COMMENT ON COLUMN events_by_outcome.events IS 'Events ingested with it.';
+
+CREATE VIEW dead_letters_by_reason AS
+SELECT reason_code, total, last_rejected_at FROM dead_letter_counts ORDER BY reason_code;
+COMMENT ON VIEW dead_letters_by_reason IS
+  'Dead letters written since installation, per reason code; retention of dead letters does not decrease them.';
+COMMENT ON COLUMN dead_letters_by_reason.reason_code IS 'Reason code.';
+COMMENT ON COLUMN dead_letters_by_reason.total IS 'Dead letters ever written with it.';
+COMMENT ON COLUMN dead_letters_by_reason.last_rejected_at IS 'When the last one was written.';
+
+-- ---------------------------------------------------------------------------------------
 -- Ingest health: queue depth and age (pgmq.metrics, through a SECURITY DEFINER function so
 -- dashboard readers need no rights on pgmq), dead letters, last ingest, worker state.
 -- ---------------------------------------------------------------------------------------

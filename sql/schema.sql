@@ -236,6 +236,40 @@ COMMENT ON COLUMN routing_events_rejected.message_prefix IS 'The first centralcl
 COMMENT ON COLUMN routing_events_rejected.message_bytes IS 'Length of the message as text, in bytes (NULL for a NULL message).';
 COMMENT ON COLUMN routing_events_rejected.message_sha256 IS 'SHA-256 of the message as text: identifies a truncated message.';
 
+-- Dead letters counted per reason since installation, never decreasing (retention deletes dead
+-- letters): what Prometheus counters need. Kept by a statement trigger, so every path that
+-- writes a dead letter counts. A dump's script (row_security off: see the queue block) restores
+-- the counts with the dead letters, so the trigger leaves those rows alone.
+CREATE TABLE dead_letter_counts (
+    reason_code      TEXT PRIMARY KEY,
+    total            BIGINT NOT NULL,
+    last_rejected_at TIMESTAMPTZ NOT NULL
+);
+COMMENT ON TABLE dead_letter_counts IS 'Dead letters written per reason code since installation (retention does not decrease them).';
+COMMENT ON COLUMN dead_letter_counts.reason_code IS 'Reason code (see routing_events_rejected.reason_code).';
+COMMENT ON COLUMN dead_letter_counts.total IS 'Dead letters ever written with it.';
+COMMENT ON COLUMN dead_letter_counts.last_rejected_at IS 'When the last one was written.';
+
+CREATE FUNCTION count_dead_letters()
+RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $count$
+BEGIN
+    IF current_setting('row_security') = 'on' THEN
+        INSERT INTO dead_letter_counts AS c (reason_code, total, last_rejected_at)
+        SELECT n.reason_code, count(*), max(n.rejected_at) FROM new_dead_letters n GROUP BY n.reason_code
+        ON CONFLICT (reason_code) DO UPDATE
+           SET total = c.total + EXCLUDED.total,
+               last_rejected_at = greatest(c.last_rejected_at, EXCLUDED.last_rejected_at);
+    END IF;
+    RETURN NULL;
+END
+$count$;
+COMMENT ON FUNCTION count_dead_letters() IS 'Trigger: adds each statement''s new dead letters to dead_letter_counts.';
+CREATE TRIGGER count_dead_letters AFTER INSERT ON routing_events_rejected
+    REFERENCING NEW TABLE AS new_dead_letters FOR EACH STATEMENT EXECUTE FUNCTION count_dead_letters();
+
 -- What a dead letter keeps of a message: all of it up to centralcloud.dead_letter_max_bytes,
 -- else a prefix; always its length and hash. One publisher's 5 MB messages must not become
 -- gigabytes of dead letters.
@@ -742,6 +776,7 @@ SELECT pg_catalog.pg_extension_config_dump('score_history_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('score_subscriptions', '');
 SELECT pg_catalog.pg_extension_config_dump('learning_changes', '');
 SELECT pg_catalog.pg_extension_config_dump('learning_changes_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('dead_letter_counts', '');
 
 
 -- The first partitions (unless restoring a dump, which brings its own). Created by this script,

@@ -131,6 +131,7 @@ REVOKE ALL ON FUNCTION ingest_routing_events(integer, integer), learn_complexity
 -- check_invariants() runs with its caller's rights: its published argument names a relation
 -- of the caller's, which must never be read with the owner's.
 REVOKE ALL ON FUNCTION check_invariants(regclass, text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION count_dead_letters() FROM PUBLIC;
 REVOKE ALL ON FUNCTION grant_shared_score_queue(), score_snapshot(), instance_queue(text),
                        instance_sync_state(interval),
                        routing_timeseries(timestamptz, timestamptz, interval, text, text, boolean, boolean)
@@ -163,7 +164,7 @@ GRANT USAGE ON SCHEMA @extschema@ TO centralcloud_reader, centralcloud_operator,
 GRANT EXECUTE ON FUNCTION score_snapshot() TO centralcloud_publisher, centralcloud_reader;
 GRANT EXECUTE ON FUNCTION instance_queue(text) TO centralcloud_publisher, centralcloud_operator;
 GRANT SELECT ON instance_dead_letters TO centralcloud_publisher;
-GRANT SELECT ON instance_sync, routing_hourly TO centralcloud_reader;
+GRANT SELECT ON instance_sync, routing_hourly, events_by_outcome, dead_letters_by_reason TO centralcloud_reader;
 GRANT EXECUTE ON FUNCTION routing_timeseries(timestamptz, timestamptz, interval, text, text, boolean, boolean)
    TO centralcloud_reader;
 GRANT EXECUTE ON FUNCTION instance_sync_state(interval) TO centralcloud_reader;
