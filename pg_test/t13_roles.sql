@@ -131,6 +131,7 @@ INSERT INTO expected_privileges VALUES
     ('centralcloud_operator', 'function centralcloud.grant_queue_privileges()', 'EXECUTE'),
     ('centralcloud_operator', 'function centralcloud.ingest_routing_events(integer,integer)', 'EXECUTE'),
     ('centralcloud_operator', 'function centralcloud.learn_complexity_scores(boolean)', 'EXECUTE'),
+    ('centralcloud_operator', 'function centralcloud.refresh_metrics_from_rollup()', 'EXECUTE'),
     ('centralcloud_operator', 'function centralcloud.run_maintenance()', 'EXECUTE'),
     ('centralcloud_operator', 'function centralcloud.set_complexity_score(text,text,double precision,text)', 'EXECUTE'),
     ('centralcloud_operator', 'function centralcloud.subscribe_instance(text,text)', 'EXECUTE'),
@@ -271,7 +272,8 @@ SELECT test.eq((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regpr
                      'centralcloud.drop_expired_routing_partitions(timestamp with time zone)',
                      'centralcloud.ensure_routing_partitions(integer)', 'centralcloud.grant_queue_privileges()',
                      'centralcloud.ingest_routing_events(integer,integer)', 'centralcloud.latency_quantiles(text,text,timestamp with time zone,timestamp with time zone)',
-                     'centralcloud.learn_complexity_scores(boolean)', 'centralcloud.queue_health()', 'centralcloud.run_maintenance()',
+                     'centralcloud.learn_complexity_scores(boolean)', 'centralcloud.queue_health()',
+                     'centralcloud.refresh_metrics_from_rollup()', 'centralcloud.run_maintenance()',
                      'centralcloud.set_complexity_score(text,text,double precision,text)', 'centralcloud.subscribe_instance(text,text)',
                      'centralcloud.unsubscribe_instance(text,boolean)', 'centralcloud.worker_liveness(integer)'],
                'the entry points and the privileged read helpers run as the owner, nothing else');
