@@ -14,7 +14,9 @@
 #   quick (make test): synchronous replication, 4 s of routing before the stop, 3 s after.
 #   long (make failover): 20 s before, 10 s after.
 #   async (make failover): asynchronous replication: measures the acknowledged sends the promoted
-#   standby never received (fails only on double counting or wrong metrics).
+#   standby never received (fails only on double counting or wrong metrics). On loopback the
+#   standby is microseconds behind, so the standby's WAL receiver is paused (SIGSTOP) for
+#   ASYNC_LAG_S seconds (default 1; 0: no pause) before the stop: a replication lag.
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 source "$here/../scripts/common.sh"
@@ -163,11 +165,19 @@ for i in "${!routers[@]}"; do
 done
 sleep "$BEFORE_S"
 sleep "$(awk -v s="$RANDOM" 'BEGIN { srand(s); printf "%.2f", rand() }')"
+if [[ -z "$SYNC" && "${ASYNC_LAG_S:-1}" != 0 ]]; then
+  receiver="$(qs "SELECT pid FROM pg_stat_wal_receiver")"
+  kill -STOP "$receiver"
+  sleep "${ASYNC_LAG_S:-1}"
+fi
+behind="$(qs "SELECT pg_last_wal_receive_lsn()")"
+behind="$(qp "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '$behind')")"
 queued_at_stop="$(qp "SELECT queue_length FROM pgmq.metrics('model_routing_decisions')")"
 recorded_at_stop="$(qp "SELECT count(*) FROM centralcloud.routing_records")"
 stopped_at="$(now)"
 sudo -u postgres "$PG_BIN/pg_ctl" -D "$pdir/data" -m immediate -w stop >/dev/null
-echo "  primary stopped: about $recorded_at_stop recorded, $queued_at_stop queued"
+[[ -n "${receiver:-}" ]] && kill -CONT "$receiver"
+echo "  primary stopped: about $recorded_at_stop recorded, $queued_at_stop queued; the standby had received all but $behind bytes of its WAL"
 
 log "promoting the standby"
 standby_postmaster="$(head -1 "$sdir/data/postmaster.pid")"
