@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 export PROFILE ?= release
 
-.PHONY: demo test setup install unit pgrx_test pg_test upgrade_test failover_test scaleout_test stress_quick stress failover bench bench-worker bench-dashboards bench-cardinality learn-eval clean
+.PHONY: demo test setup install unit pgrx_test pg_test upgrade_test failover_test scaleout_test stress_quick stress failover bench bench-worker bench-dashboards bench-cardinality bench-scale learn-eval clean
 
 demo: setup install
 	scripts/demo.sh
@@ -79,6 +79,11 @@ bench-dashboards: setup install
 # One ingest call and one learning run over 100,000 distinct models: time and peak memory.
 bench-cardinality: setup install
 	scripts/bench_cardinality.sh
+
+# One server's capacity for docs/scale-out.md: publishing and ingest at full speed, CPU per
+# side, and learning and refresh_metrics_from_rollup() over a large rollup.
+bench-scale: setup install
+	scripts/bench_scale.sh
 
 # Learning policies side by side on a replay with known ground truth (seed 11): the table of
 # issue 11 and a PNG of score trajectories. A quick assertion of the default's targets is
