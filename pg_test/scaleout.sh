@@ -62,6 +62,17 @@ for r in "${regions[@]}"; do
   q central "CREATE SUBSCRIPTION region_$r CONNECTION 'host=${dir[$r]} port=${prt[$r]} dbname=postgres user=central_sync' PUBLICATION centralcloud_rollups" \
     >/dev/null 2>&1 || fail "subscribing to $r"
 done
+on central cpsql -d postgres <<'SQL' >/dev/null || fail "central test tables"
+-- What the regions have, copied here for the checks (scaleout_check.sql).
+CREATE TABLE test.regional_rollup (
+    region text, hour timestamptz, instance_id text, model text, complexity text, provider text,
+    usage_count bigint, success_count bigint, failure_count bigint, response_time_count bigint,
+    response_time_sum bigint, response_time_min int, response_time_max int, sketch_md5 text);
+CREATE TABLE test.regional_metrics (
+    region text, model text, complexity text, usage_count bigint, success_count bigint,
+    failure_count bigint, response_time_count bigint, response_time_sum bigint, response_time_min int,
+    response_time_max int, sketch_count bigint, p50 float8, p99 float8);
+SQL
 q central "CREATE ROLE edge_eu_1 LOGIN IN ROLE centralcloud_publisher"
 edge_queue="$(q central "SELECT centralcloud.subscribe_instance('eu-1', 'edge_eu_1')")"
 
@@ -91,7 +102,6 @@ wait_shipped 120
 q central "SELECT * FROM centralcloud.refresh_metrics_from_rollup()" >/dev/null
 
 # Every regional rollup row is at the central server once, with the same counters and sketch.
-compare="$base_dir/compare" && rm -rf "$compare" && mkdir -p "$compare"
 rollup_rows="SELECT hour, instance_id, model, complexity, provider, usage_count, success_count, failure_count,
                     response_time_count, response_time_sum, response_time_min, response_time_max, md5(latency_sketch)
                FROM centralcloud.routing_rollup_hourly"
@@ -103,12 +113,13 @@ metrics_rows="SELECT model_name, complexity_level, usage_count, success_count, f
 for r in "${regions[@]}"; do
   [[ "$(q "$r" "SELECT count(*) FROM centralcloud.check_invariants('test.sent')")" == 0 ]] \
     || fail "$r: check_invariants: $(q "$r" "SELECT * FROM centralcloud.check_invariants('test.sent') LIMIT 5")"
-  on "$r" cpsql -d postgres -c "\\copy ($rollup_rows) TO '$compare/$r.rollup' WITH (FORMAT csv)"
-  on "$r" cpsql -d postgres -c "\\copy ($metrics_rows) TO '$compare/$r.metrics' WITH (FORMAT csv)"
+  for what in rollup metrics; do
+    rows="${what}_rows"
+    on "$r" cpsql -d postgres -c "\\copy (SELECT '$r', * FROM (${!rows}) t) TO STDOUT" \
+      | on central cpsql -d postgres -c "\\copy test.regional_$what FROM STDIN" || fail "copying $r's $what"
+  done
 done
-on central cpsql -d postgres -v eu_rollup="$compare/eu.rollup" \
-  -v eu_metrics="$compare/eu.metrics" -v us_rollup="$compare/us.rollup" -v us_metrics="$compare/us.metrics" -f "$here/scaleout_check.sql" \
-  || fail "central: the union"
+(cd "$here" && on central cpsql -d postgres -f scaleout_check.sql) || fail "central: the union"
 
 # ------------------------------------------------------------------------------------------------
 log "delays: one event at a time into a region, until the central rollup has it"

@@ -1,34 +1,7 @@
--- pg_test/scaleout.sh's checks on the central server, once both regions are shipped: variables
--- eu_rollup, eu_metrics, us_rollup, us_metrics name the regions' exports (CSV).
+-- pg_test/scaleout.sh's checks on the central server, once both regions are shipped and their
+-- rollup rows and metrics copied into test.regional_rollup and test.regional_metrics.
 \ir lib.sql
 \o /dev/null
-CREATE TABLE test.regional_rollup (
-    region text, hour timestamptz, instance_id text, model text, complexity text, provider text,
-    usage_count bigint, success_count bigint, failure_count bigint, response_time_count bigint,
-    response_time_sum bigint, response_time_min int, response_time_max int, sketch_md5 text);
-CREATE TABLE test.regional_metrics (
-    region text, model text, complexity text, usage_count bigint, success_count bigint,
-    failure_count bigint, response_time_count bigint, response_time_sum bigint, response_time_min int,
-    response_time_max int, sketch_count bigint, p50 float8, p99 float8);
-CREATE TEMP TABLE staging_rollup (LIKE test.regional_rollup);
-ALTER TABLE staging_rollup DROP COLUMN region;
-CREATE TEMP TABLE staging_metrics (LIKE test.regional_metrics);
-ALTER TABLE staging_metrics DROP COLUMN region;
-\set load '\\copy staging_rollup FROM ' :'eu_rollup' ' WITH (FORMAT csv)'
-:load
-INSERT INTO test.regional_rollup SELECT 'eu', * FROM staging_rollup;
-TRUNCATE staging_rollup;
-\set load '\\copy staging_rollup FROM ' :'us_rollup' ' WITH (FORMAT csv)'
-:load
-INSERT INTO test.regional_rollup SELECT 'us', * FROM staging_rollup;
-\set load '\\copy staging_metrics FROM ' :'eu_metrics' ' WITH (FORMAT csv)'
-:load
-INSERT INTO test.regional_metrics SELECT 'eu', * FROM staging_metrics;
-TRUNCATE staging_metrics;
-\set load '\\copy staging_metrics FROM ' :'us_metrics' ' WITH (FORMAT csv)'
-:load
-INSERT INTO test.regional_metrics SELECT 'us', * FROM staging_metrics;
-
 -- The central rollup is the union of the regions', each row once (instances are per region, so
 -- no key is in both).
 CREATE TEMP VIEW central_rollup AS

@@ -23,22 +23,7 @@ cluster_start "$CLUSTER_DIR" "$CLUSTER_PORT" "shared_buffers = 1GB" "max_wal_siz
 trap 'cluster_stop "$CLUSTER_DIR"' EXIT
 cpsql -d postgres -c "CREATE EXTENSION centralcloud CASCADE" 2>/dev/null
 q() { cpsql -d postgres -At -c "$1"; }
-cpsql -d postgres -q <<'SQL'
-CREATE SCHEMA bench;
-CREATE TABLE bench.events AS
-SELECT i AS k, jsonb_build_object(
-    'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"'),
-    'instance_id', 'singularity-' || (i % 8),
-    'routing_decision', jsonb_build_object(
-        'complexity', (ARRAY['simple', 'medium', 'complex'])[1 + i % 3],
-        'selected_model', (ARRAY['gpt-4o', 'claude-3.5-sonnet', 'llama-3-70b', 'mistral-large', 'gemini-1.5-flash'])[1 + (i / 3) % 5],
-        'selected_provider', 'github_models', 'complexity_score', 2.5,
-        'outcome', CASE WHEN i % 2 = 0 THEN 'routed' ELSE 'success' END,
-        'response_time_ms', CASE WHEN i % 2 = 1 THEN 100 + i % 3000 END,
-        'capabilities_required', '[]'::jsonb)) AS msg
-FROM generate_series(1, 200000) AS i;
-CREATE UNIQUE INDEX ON bench.events (k);
-SQL
+cpsql -d postgres -q -f "$here/bench_events.sql" -c "CREATE UNIQUE INDEX ON bench.events (k)"
 cat >"$CLUSTER_DIR/send1.sql" <<'SQL'
 \set i random(1, 200000)
 SELECT pgmq.send('model_routing_decisions', msg) FROM bench.events WHERE k = :i;
