@@ -20,7 +20,7 @@ INSERT INTO centralcloud.routing_rollup_hourly
        (hour, instance_id, model, complexity, provider, usage_count, success_count, failure_count,
         response_time_count, response_time_sum, response_time_min, response_time_max, latency_sketch)
 SELECT date_trunc('hour', now()) - make_interval(hours => h), 'eu-' || i, 'regional-model', 'complex', 'p',
-       10, 9, 1, 10, 10 * (100 + h), 100 + h, 100 + h, (SELECT centralcloud.latency_sketch_agg(100 + h) FROM generate_series(1, 10))
+       10, 9, 1, 10, 10 * (100 + h), 100 + h, 100 + h, (SELECT centralcloud.latency_sketch_agg(100 + h + 0 * g) FROM generate_series(1, 10) g)
   FROM generate_series(0, 5) h, generate_series(1, 3) i;
 SELECT test.eq((SELECT (cells_added, cells_changed)::text FROM centralcloud.refresh_metrics_from_rollup()), '(1,1)',
                'the regional cell enters');
@@ -40,10 +40,13 @@ SELECT test.fails_with('SELECT * FROM centralcloud.refresh_metrics_from_rollup()
 ROLLBACK;
 
 CREATE ROLE t23_operator IN ROLE centralcloud_operator;
+-- (the test helpers, for the roles below)
+GRANT USAGE ON SCHEMA test TO t23_operator, centralcloud_reader;
 SET ROLE t23_operator;
 SELECT test.eq((SELECT (cells_added, cells_changed)::text FROM centralcloud.refresh_metrics_from_rollup()), '(0,0)', 'an operator runs it');
 RESET ROLE;
 SET ROLE centralcloud_reader;
 SELECT test.fails_with('SELECT * FROM centralcloud.refresh_metrics_from_rollup()', '42501', 'a reader may not');
 RESET ROLE;
+REVOKE USAGE ON SCHEMA test FROM t23_operator, centralcloud_reader;
 DROP ROLE t23_operator;
