@@ -46,7 +46,6 @@ cleanup() {
   cluster_stop "$pdir"; cluster_stop "$sdir"
 }
 trap cleanup EXIT
-[[ -n "${FAILOVER_KEEP:-}" ]] && trap - EXIT
 
 # ------------------------------------------------------------------------------------------------
 log "failover ($mode): primary with the worker on $pport, standby on $sport"
