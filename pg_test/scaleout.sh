@@ -135,12 +135,16 @@ done
 echo "  send at a region -> in the central rollup: ${delays[*]} ms"
 
 log "a regression seen only in region us reaches edge-1, subscribed at the central server"
+last_update="$(q central "SELECT coalesce(max(msg_id), 0) FROM pgmq.q_$edge_queue")"
 sent_at="$(now)"
 q us "INSERT INTO test.sent SELECT * FROM pgmq.send_batch('model_routing_decisions', ARRAY(
         SELECT test.event('us-' || (i % 3), 'gpt-4o', 'medium', 'failure', 100) FROM generate_series(1, 3000) i))" >/dev/null
+# The update that learned the drop: published after the send, a score only those failures give
+# (the cell's other evidence, two successes in three, scores about 0.5).
 on central wait_for postgres "SELECT EXISTS (SELECT 1 FROM pgmq.q_$edge_queue
-                                             WHERE message->>'model' = 'gpt-4o' AND message->>'complexity' = 'medium'
-                                               AND (message->>'new_score')::float8 < 1)" 60
+                                             WHERE msg_id > $last_update AND message->>'model' = 'gpt-4o'
+                                               AND message->>'complexity' = 'medium'
+                                               AND (message->>'new_score')::float8 < 0.1)" 60
 learned_ms="$(ms "$(now) - $sent_at")"
 echo "  3000 failures sent to us -> score update in edge-1's queue at the central server: $learned_ms ms"
 wait_shipped
