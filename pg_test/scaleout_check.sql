@@ -39,18 +39,21 @@ SELECT test.empty($$SELECT m.model_name FROM centralcloud.model_routing_metrics 
                                         WHERE (s.model_name, s.complexity_level) = (m.model_name, m.complexity_level))$$,
                   'every central cell has a score');
 
--- Central learning counts every regional outcome once: for cells still in their first regime,
--- its sample count is the regions' outcomes together.
+-- Central learning counts every regional outcome once: per cell, its sample count is the regions'
+-- outcomes of the hours from the cell's regime start (where learning detected a change) on. A
+-- learning run first, so that every change is recorded (the worker's may not have run yet).
+SELECT count(*) FROM centralcloud.learn_complexity_scores();
 SELECT test.empty($$
     SELECT l.model, l.complexity, l.samples, sum(r.success_count + r.failure_count) AS regional_outcomes
       FROM centralcloud.learn_complexity_scores(true) l
       JOIN centralcloud.model_complexity_scores s ON (s.model_name, s.complexity_level) = (l.model, l.complexity)
-      JOIN test.regional_metrics r ON (r.model, r.complexity) = (l.model, l.complexity)
-     WHERE s.regime_start IS NULL
+      JOIN test.regional_rollup r ON (r.model, r.complexity) = (l.model, l.complexity)
+                                 AND r.hour >= coalesce(s.regime_start, '-infinity')
      GROUP BY 1, 2, 3
     HAVING l.samples <> sum(r.success_count + r.failure_count)$$, 'central learning samples = regional outcomes');
 \o
 SELECT (SELECT count(*) FROM centralcloud.routing_rollup_hourly) AS central_rollup_rows,
        (SELECT count(*) FILTER (WHERE region = 'eu') || ' + ' || count(*) FILTER (WHERE region = 'us') FROM test.regional_rollup) AS eu_plus_us_rows,
        (SELECT sum(success_count + failure_count) FROM centralcloud.model_routing_metrics) AS central_outcomes,
-       (SELECT count(*) FROM centralcloud.learn_complexity_scores(true) WHERE samples > 0) AS cells_learned;
+       (SELECT count(*) FROM centralcloud.learn_complexity_scores(true) WHERE samples > 0) AS cells_learned,
+       (SELECT count(*) FROM centralcloud.learning_changes) AS changes_detected;
