@@ -58,7 +58,7 @@ SELECT test.empty('SELECT * FROM lost', 'acknowledged but lost with synchronous 
 \endif
 
 -- edge-1 read every score change of the promoted server's history exactly once, in order, the
--- operator's change after the failover last.
+-- operator's change after the failover included (learning may have moved that cell again since).
 SELECT test.eq((SELECT count(*) FROM test.edge), (SELECT count(*) FROM centralcloud.score_history), 'score updates read by edge-1');
 SELECT test.empty($$
     WITH h AS (SELECT row_number() OVER (ORDER BY id) AS n, model_name, complexity_level, new_score FROM centralcloud.score_history),
@@ -66,7 +66,7 @@ SELECT test.empty($$
     SELECT * FROM h FULL JOIN e USING (n)
      WHERE (h.model_name, h.complexity_level, h.new_score) IS DISTINCT FROM (e.model, e.complexity, e.new_score)$$,
     'edge-1 read the history in order');
-SELECT test.eq((SELECT new_score FROM test.edge ORDER BY msg_id DESC LIMIT 1), 1.2345::float8, 'the change after the failover reached edge-1');
+SELECT test.eq((SELECT count(*) FROM test.edge WHERE new_score = 1.2345), 1::bigint, 'the change after the failover reached edge-1');
 
 \o
 \pset footer off

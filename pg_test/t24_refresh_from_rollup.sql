@@ -39,14 +39,14 @@ BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT test.fails_with('SELECT * FROM centralcloud.refresh_metrics_from_rollup()', '25000', 'REPEATABLE READ refused');
 ROLLBACK;
 
-CREATE ROLE t23_operator IN ROLE centralcloud_operator;
+CREATE ROLE t24_operator IN ROLE centralcloud_operator;
 -- (the test helpers, for the roles below)
-GRANT USAGE ON SCHEMA test TO t23_operator, centralcloud_reader;
-SET ROLE t23_operator;
+GRANT USAGE ON SCHEMA test TO t24_operator, centralcloud_reader;
+SET ROLE t24_operator;
 SELECT test.eq((SELECT (cells_added, cells_changed)::text FROM centralcloud.refresh_metrics_from_rollup()), '(0,0)', 'an operator runs it');
 RESET ROLE;
 SET ROLE centralcloud_reader;
 SELECT test.fails_with('SELECT * FROM centralcloud.refresh_metrics_from_rollup()', '42501', 'a reader may not');
 RESET ROLE;
-REVOKE USAGE ON SCHEMA test FROM t23_operator, centralcloud_reader;
-DROP ROLE t23_operator;
+REVOKE USAGE ON SCHEMA test FROM t24_operator, centralcloud_reader;
+DROP ROLE t24_operator;
