@@ -4,12 +4,12 @@
 SHELL := /bin/bash
 export PROFILE ?= release
 
-.PHONY: demo test setup install unit pgrx_test pg_test upgrade_test stress_quick stress bench bench-worker bench-dashboards bench-cardinality learn-eval clean
+.PHONY: demo test setup install unit pgrx_test pg_test upgrade_test failover_test scaleout_test stress_quick stress failover bench bench-worker bench-dashboards bench-cardinality bench-scale learn-eval clean
 
 demo: setup install
 	scripts/demo.sh
 
-test: setup unit pgrx_test install pg_test upgrade_test stress_quick
+test: setup unit pgrx_test install pg_test upgrade_test failover_test scaleout_test stress_quick
 
 setup:
 	scripts/setup.sh
@@ -39,6 +39,22 @@ pg_test:
 upgrade_test:
 	pg_test/upgrade.sh
 
+# High availability: dashboards on a hot standby, then a primary stopped with -m immediate
+# mid-ingest under synchronous replication and its standby promoted, routers resuming through
+# the pgmq client; exact accounting on the promoted server (pg_test/failover.sh).
+failover_test:
+	pg_test/failover.sh quick
+
+# Past one server: two regional clusters ship their hourly rollups by logical replication to a
+# central one that learns over the union (pg_test/scaleout.sh).
+scaleout_test:
+	pg_test/scaleout.sh
+
+# The failover test longer, and with asynchronous replication: what it loses (prints the numbers).
+failover: setup install
+	pg_test/failover.sh long
+	pg_test/failover.sh async
+
 # Adversarial suites (crash, concurrency, malformed input, poison, learning under load), each
 # on a fresh preloaded cluster, checked with centralcloud.check_invariants(): quick counts here,
 # larger ones in `make stress`.
@@ -63,6 +79,11 @@ bench-dashboards: setup install
 # One ingest call and one learning run over 100,000 distinct models: time and peak memory.
 bench-cardinality: setup install
 	scripts/bench_cardinality.sh
+
+# One server's capacity for docs/scale-out.md: publishing and ingest at full speed, CPU per
+# side, and learning and refresh_metrics_from_rollup() over a large rollup.
+bench-scale: setup install
+	scripts/bench_scale.sh
 
 # Learning policies side by side on a replay with known ground truth (seed 11): the table of
 # issue 11 and a PNG of score trajectories. A quick assertion of the default's targets is

@@ -41,7 +41,7 @@ COMMENT ON COLUMN routing_records.enqueued_at IS 'When pgmq received the message
 
 COMMENT ON COLUMN worker_state.state IS 'idle, ingesting, disabled, error, or waiting for ALTER EXTENSION centralcloud UPDATE (a new library over an older catalog).';
 COMMENT ON VIEW worker_status IS
-  'The background worker, for dashboards: pid, state (idle, ingesting, disabled, error, waiting for ALTER EXTENSION centralcloud UPDATE, not running, not served (this database is not in centralcloud.database), or not preloaded), last ingest and learn, events ingested and rejected since it started, last error and when.';
+  'The background worker, for dashboards: pid, state (idle, ingesting, disabled, error, waiting for ALTER EXTENSION centralcloud UPDATE, not running, not served (this database is not in centralcloud.database), not preloaded, or standby (a hot standby: the other columns are the primary''s worker''s, as last replayed)), last ingest and learn, events ingested and rejected since it started, last error and when.';
 
 -- The audit trail leaves the extension, so that pg_dump dumps it whole and a dump restores
 -- (see schema.sql); the partitions view finds it by name.
@@ -313,7 +313,9 @@ REVOKE ALL ON FUNCTION served_databases() FROM PUBLIC;
 
 -- Runs as the owner: reading shared_preload_libraries needs pg_read_all_settings
 -- and seeing another user's backend in pg_stat_activity needs pg_read_all_stats, which
--- dashboard readers do not have.
+-- dashboard readers do not have. On a hot standby worker_state is the primary's row as last
+-- replayed (its pid names a process of the primary) and no worker runs until promotion, so
+-- the server's role is the answer there.
 CREATE OR REPLACE FUNCTION worker_liveness(worker_pid integer)
 RETURNS text
 LANGUAGE sql STABLE
@@ -321,6 +323,8 @@ SECURITY DEFINER
 SET search_path = @extschema@, pg_catalog, pg_temp
 AS $liveness$
     SELECT CASE
+               WHEN pg_is_in_recovery()
+                   THEN 'standby: read-only; the worker runs on the primary, and here once promoted'
                WHEN NOT current_setting('shared_preload_libraries') ~ '(^|[ ,])"?centralcloud"?($|[ ,])'
                    THEN 'not preloaded: schedule with pg_cron or call ingest yourself'
                WHEN NOT current_database() = ANY (served_databases())
@@ -333,7 +337,7 @@ AS $liveness$
            END
 $liveness$;
 COMMENT ON FUNCTION worker_liveness(integer) IS
-  'For worker_status: whether centralcloud is preloaded, whether this database is one the worker serves, and whether the worker process that last wrote worker_state (its pid) is alive: not preloaded, not served, starting, not running, or running.';
+  'For worker_status: whether this server is a standby, whether centralcloud is preloaded, whether this database is one the worker serves, and whether the worker process that last wrote worker_state (its pid) is alive: standby, not preloaded, not served, starting, not running, or running.';
 
 -- ---------------------------------------------------------------------------------------
 -- check_invariants(): the caller's rights (CREATE OR REPLACE without SECURITY DEFINER); counter_summary pins search_path.
@@ -1131,7 +1135,7 @@ COMMENT ON COLUMN ingest_health.worker_last_error IS 'The workers last error.';
 COMMENT ON COLUMN ingest_health.worker_last_error_at IS 'When it happened.';
 COMMENT ON COLUMN ingest_health.timestamps_without_offset_24h IS 'Events ingested in the last 24 hours whose timestamp had no UTC offset (read as UTC).';
 COMMENT ON COLUMN worker_status.pid IS 'Process id of the worker that last wrote its state.';
-COMMENT ON COLUMN worker_status.state IS 'idle, ingesting, disabled, error, waiting for ..., not running, not served, or not preloaded.';
+COMMENT ON COLUMN worker_status.state IS 'idle, ingesting, disabled, error, waiting for ..., not running, not served, not preloaded, or standby.';
 COMMENT ON COLUMN worker_status.started_at IS 'When that worker process started.';
 COMMENT ON COLUMN worker_status.last_ingest_at IS 'Its last batch that ingested something.';
 COMMENT ON COLUMN worker_status.last_learn_at IS 'Its last successful learning run.';
@@ -1211,3 +1215,72 @@ COMMENT ON COLUMN dead_letters_by_reason.last_rejected_at IS 'When the last one 
 
 GRANT SELECT ON events_by_outcome, dead_letters_by_reason TO centralcloud_reader;
 GRANT SELECT ON dead_letter_counts, events_by_outcome, dead_letters_by_reason TO centralcloud_operator;
+
+-- ---------------------------------------------------------------------------------------
+-- Past one server: a central server's metrics from the union of replicated regional rollups.
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION refresh_metrics_from_rollup()
+RETURNS TABLE (cells_added bigint, cells_changed bigint)
+LANGUAGE plpgsql
+SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $refresh$
+DECLARE
+    added bigint;
+    changed bigint;
+BEGIN
+    -- Under REPEATABLE READ the recount would come from a snapshot older than the lock below,
+    -- and would overwrite what an ingest committed in between.
+    IF current_setting('transaction_isolation') <> 'read committed' THEN
+        RAISE EXCEPTION 'centralcloud: refresh_metrics_from_rollup() needs READ COMMITTED isolation, the transaction is %',
+                        current_setting('transaction_isolation')
+            USING ERRCODE = 'invalid_transaction_state';
+    END IF;
+    -- Ingest adds its deltas to the metrics under ROW EXCLUSIVE: it waits for this lock, and the
+    -- recount (a statement after it, so a newer snapshot) includes every ingest committed before.
+    LOCK TABLE model_routing_metrics IN SHARE ROW EXCLUSIVE MODE;
+    WITH recount AS (
+        SELECT r.model, r.complexity,
+               sum(r.usage_count)::bigint AS routed, sum(r.success_count)::bigint AS success,
+               sum(r.failure_count)::bigint AS failure, sum(r.response_time_count)::bigint AS lat_count,
+               sum(r.response_time_sum)::bigint AS lat_sum, min(r.response_time_min) AS lat_min,
+               max(r.response_time_max) AS lat_max, latency_sketch_union(r.latency_sketch) AS sketch
+          FROM routing_rollup_hourly r
+         GROUP BY r.model, r.complexity),
+    refreshed AS (
+        INSERT INTO model_routing_metrics AS m
+               (model_name, complexity_level, usage_count, success_count, failure_count,
+                response_time_count, response_time_sum, response_time_min, response_time_max,
+                avg_response_time, latency_sketch, updated_at)
+        SELECT c.model, c.complexity, c.routed, c.success, c.failure, c.lat_count, c.lat_sum,
+               c.lat_min, c.lat_max, c.lat_sum::float8 / NULLIF(c.lat_count, 0), c.sketch, now()
+          FROM recount c
+         ORDER BY c.model, c.complexity
+        ON CONFLICT (model_name, complexity_level) DO UPDATE SET
+               usage_count = EXCLUDED.usage_count, success_count = EXCLUDED.success_count,
+               failure_count = EXCLUDED.failure_count, response_time_count = EXCLUDED.response_time_count,
+               response_time_sum = EXCLUDED.response_time_sum, response_time_min = EXCLUDED.response_time_min,
+               response_time_max = EXCLUDED.response_time_max, avg_response_time = EXCLUDED.avg_response_time,
+               latency_sketch = EXCLUDED.latency_sketch, updated_at = now()
+         WHERE (m.usage_count, m.success_count, m.failure_count, m.response_time_count, m.response_time_sum)
+               IS DISTINCT FROM (EXCLUDED.usage_count, EXCLUDED.success_count, EXCLUDED.failure_count,
+                                 EXCLUDED.response_time_count, EXCLUDED.response_time_sum)
+        RETURNING 1),
+    -- A rollup carries no reported complexity_score: a new cell enters at the midpoint.
+    entered AS (
+        INSERT INTO model_complexity_scores AS s
+               (model_name, complexity_level, score, prior_score, change_source, change_reason)
+        SELECT c.model, c.complexity, 2.5, 2.5, 'reported',
+               'initial: first seen in the replicated rollups, which carry no reported score; the midpoint 2.5'
+          FROM recount c
+         ORDER BY c.model, c.complexity
+        ON CONFLICT (model_name, complexity_level) DO NOTHING
+        RETURNING 1)
+    SELECT (SELECT count(*) FROM entered), (SELECT count(*) FROM refreshed) INTO added, changed;
+    RETURN QUERY SELECT added, changed;
+END
+$refresh$;
+COMMENT ON FUNCTION refresh_metrics_from_rollup() IS
+  'For a central server whose routing_rollup_hourly receives regional rollups by logical replication (docs/scale-out.md): makes model_routing_metrics equal a recount of the rollup (counters, min, max, merged sketch) and enters each cell seen for the first time in the score catalog at 2.5. Returns the cells added and the metrics rows changed. Schedule it like learning (e.g. every minute with pg_cron); policy bayes reads the rollup itself, so new evidence of known cells needs no refresh.';
+REVOKE ALL ON FUNCTION refresh_metrics_from_rollup() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION refresh_metrics_from_rollup() TO centralcloud_operator;

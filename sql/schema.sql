@@ -436,7 +436,9 @@ COMMENT ON FUNCTION served_databases() IS
 
 -- Runs as the owner: reading shared_preload_libraries needs pg_read_all_settings
 -- and seeing another user's backend in pg_stat_activity needs pg_read_all_stats, which
--- dashboard readers do not have.
+-- dashboard readers do not have. On a hot standby worker_state is the primary's row as last
+-- replayed (its pid names a process of the primary) and no worker runs until promotion, so
+-- the server's role is the answer there.
 CREATE FUNCTION worker_liveness(worker_pid integer)
 RETURNS text
 LANGUAGE sql STABLE
@@ -444,6 +446,8 @@ SECURITY DEFINER
 SET search_path = @extschema@, pg_catalog, pg_temp
 AS $liveness$
     SELECT CASE
+               WHEN pg_is_in_recovery()
+                   THEN 'standby: read-only; the worker runs on the primary, and here once promoted'
                WHEN NOT current_setting('shared_preload_libraries') ~ '(^|[ ,])"?centralcloud"?($|[ ,])'
                    THEN 'not preloaded: schedule with pg_cron or call ingest yourself'
                WHEN NOT current_database() = ANY (served_databases())
@@ -456,7 +460,7 @@ AS $liveness$
            END
 $liveness$;
 COMMENT ON FUNCTION worker_liveness(integer) IS
-  'For worker_status: whether centralcloud is preloaded, whether this database is one the worker serves, and whether the worker process that last wrote worker_state (its pid) is alive: not preloaded, not served, starting, not running, or running.';
+  'For worker_status: whether this server is a standby, whether centralcloud is preloaded, whether this database is one the worker serves, and whether the worker process that last wrote worker_state (its pid) is alive: standby, not preloaded, not served, starting, not running, or running.';
 
 CREATE VIEW worker_status AS
 SELECT w.pid,
@@ -467,9 +471,9 @@ SELECT w.pid,
   LEFT JOIN worker_state w ON true
  CROSS JOIN LATERAL (SELECT worker_liveness(w.pid) AS liveness) AS l;
 COMMENT ON VIEW worker_status IS
-  'The background worker, for dashboards: pid, state (idle, ingesting, disabled, error, waiting for ALTER EXTENSION centralcloud UPDATE, not running, not served (this database is not in centralcloud.database), or not preloaded), last ingest and learn, events ingested and rejected since it started, last error and when.';
+  'The background worker, for dashboards: pid, state (idle, ingesting, disabled, error, waiting for ALTER EXTENSION centralcloud UPDATE, not running, not served (this database is not in centralcloud.database), not preloaded, or standby (a hot standby: the other columns are the primary''s worker''s, as last replayed)), last ingest and learn, events ingested and rejected since it started, last error and when.';
 COMMENT ON COLUMN worker_status.pid IS 'Process id of the worker that last wrote its state.';
-COMMENT ON COLUMN worker_status.state IS 'idle, ingesting, disabled, error, waiting for ..., not running, not served, or not preloaded.';
+COMMENT ON COLUMN worker_status.state IS 'idle, ingesting, disabled, error, waiting for ..., not running, not served, not preloaded, or standby.';
 COMMENT ON COLUMN worker_status.started_at IS 'When that worker process started.';
 COMMENT ON COLUMN worker_status.last_ingest_at IS 'Its last batch that ingested something.';
 COMMENT ON COLUMN worker_status.last_learn_at IS 'Its last successful learning run.';

@@ -141,6 +141,7 @@ REVOKE ALL ON FUNCTION schedule_with_pg_cron(text, text, text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION unschedule_pg_cron() FROM PUBLIC;
 REVOKE ALL ON FUNCTION pg_cron_jobs(text, text, text), pg_cron_statements(text, text, text), served_databases()
    FROM PUBLIC;
+REVOKE ALL ON FUNCTION refresh_metrics_from_rollup() FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------------------
 -- Grants.
@@ -180,7 +181,7 @@ GRANT EXECUTE ON FUNCTION ingest_routing_events(integer, integer), learn_complex
                           set_complexity_score(text, text, double precision, text),
                           subscribe_instance(text, text), unsubscribe_instance(text, boolean),
                           run_maintenance(), add_routing_partition(date), check_invariants(regclass, text),
-                          grant_queue_privileges()
+                          grant_queue_privileges(), refresh_metrics_from_rollup()
    TO centralcloud_operator;
 GRANT EXECUTE ON PROCEDURE drain_routing_events(integer) TO centralcloud_operator;
 

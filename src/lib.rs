@@ -69,4 +69,9 @@ extension_sql_file!(
     name = "invariants",
     requires = ["dashboards"]
 );
+extension_sql_file!(
+    "../sql/central.sql",
+    name = "central",
+    requires = ["dashboards"]
+);
 extension_sql_file!("../sql/security.sql", name = "security", finalize);

@@ -17,8 +17,18 @@ pub fn installed() -> Option<String> {
     .flatten()
 }
 
-/// Raises object_not_in_prerequisite_state unless the installed release is this library's.
+/// Raises object_not_in_prerequisite_state unless the installed release is this library's, and
+/// read_only_sql_transaction on a hot standby: every entry point writes, and pgrx's SPI asks for
+/// a transaction id, which a standby cannot assign (an internal error otherwise).
 pub fn require_current() {
+    // SAFETY: reads shared memory state; callable in any backend.
+    if unsafe { pg_sys::RecoveryInProgress() } {
+        error_with_hint(
+            PgSqlErrorCode::ERRCODE_READ_ONLY_SQL_TRANSACTION,
+            "centralcloud: this server is a hot standby (read-only)",
+            "Run it on the primary; the dashboards work here.",
+        );
+    }
     match installed() {
         Some(v) if v == LIBRARY => {}
         found => error_with_hint(

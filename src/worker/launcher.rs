@@ -26,6 +26,8 @@ pub fn register() {
         .set_type(LAUNCHER_TYPE)
         .set_function("centralcloud_launcher_main")
         .set_library("centralcloud")
+        // Database access also makes it start only once recovery has finished: nothing runs on
+        // a standby, and promotion starts it (pg_test/failover.sh).
         .enable_spi_access()
         .set_restart_time(Some(RESTART_AFTER))
         .load();
