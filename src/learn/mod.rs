@@ -3,6 +3,7 @@
 //! event, no event without its change). Policies are pure (`policy`); this is the SPI layer.
 
 pub mod bayes;
+pub mod consensus;
 mod hourly;
 pub mod policy;
 
