@@ -130,6 +130,16 @@ SELECT detected_at, model_name AS model, complexity_level, change_hour, kind, be
 COMMENT ON VIEW learning_changes_recent IS
   'The latest 100 changes of a cell''s success rate or latency that learning (policy bayes) detected, newest first.';
 
+CREATE VIEW instance_anomalies AS
+SELECT instance_id, model_name AS model, complexity_level, provider, kind,
+       instance_failure_rate, fleet_failure_rate, instance_outcomes, fleet_outcomes,
+       instance_p50_ms, fleet_p50_ms, statistic, since, flagged_at, updated_at, advised_at
+  FROM instance_anomaly_episodes
+ WHERE cleared_at IS NULL
+ ORDER BY flagged_at DESC, id DESC;
+COMMENT ON VIEW instance_anomalies IS
+  'Instances whose outcomes for a cell through a provider deviate from the rest of the fleet''s now (open anomaly episodes): their failure rate (and median latency) against the fleet''s, the test statistic, since when their evidence is left out of learning, and when they were advised (NULL: not subscribed).';
+
 -- ---------------------------------------------------------------------------------------
 -- Ingest health: queue depth and age (pgmq.metrics, through a SECURITY DEFINER function so
 -- dashboard readers need no rights on pgmq), dead letters, last ingest, worker state.
