@@ -22,4 +22,4 @@ cluster_start "$CLUSTER_DIR" "$CLUSTER_PORT" "fsync = off" "max_locks_per_transa
 trap 'cluster_stop "$CLUSTER_DIR"' EXIT
 
 "$VENV/bin/python" "$here/learn_eval.py" --dsn-host "$CLUSTER_DIR" --dsn-port "$CLUSTER_PORT" \
-  --policies seed,bayes --plot "$CLUSTER_DIR/trajectories.png" "$@"
+  --plot "$CLUSTER_DIR/trajectories.png" "$@"

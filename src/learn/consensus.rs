@@ -162,8 +162,7 @@ pub struct Outlier {
     pub instance_p50_ms: Option<f64>,
     pub fleet_p50_ms: Option<f64>,
     pub statistic: f64,
-    /// The first hour of the instance's evidence in the window: where its left-out evidence
-    /// starts.
+    /// Where its left-out evidence starts: the hour its deviation starts ([`onset`]).
     pub since_hour: i64,
 }
 
@@ -218,7 +217,17 @@ impl ConsensusPolicy {
                 .filter(|(_, p)| p == provider)
                 .map(|(i, _)| i.as_str())
                 .collect();
+            let first = verdict.flagged.len();
             self.judge_provider(provider, tallies, &open_here, &mut verdict);
+            for o in &mut verdict.flagged[first..] {
+                let rows = &instances[o.instance.as_str()];
+                let rest: Vec<&Slice> = instances
+                    .iter()
+                    .filter(|(i, _)| **i != o.instance && !verdict_has(&verdict.kept, i, provider))
+                    .flat_map(|(_, r)| r.iter().copied())
+                    .collect();
+                o.since_hour = onset(rows, &Tally::of(rest), o.kind);
+            }
         }
         // Open episodes whose instance has no outcomes left in the window end.
         for source in open {
@@ -316,6 +325,33 @@ impl ConsensusPolicy {
             since_hour: inst.first_hour.unwrap_or_default(),
         })
     }
+}
+
+fn verdict_has(sources: &[Source], instance: &str, provider: &str) -> bool {
+    sources.iter().any(|(i, p)| i == instance && p == provider)
+}
+
+/// The hour an outlier's deviation starts: of the suffixes of its hours in the window, the one
+/// whose evidence deviates most from the rest's (on a tie the earliest). *Why:* its evidence
+/// from before the deviation is as good as anyone's, and leaving it out too would cost the
+/// cell a share of its evidence (each share's sampling noise is about the hysteresis where
+/// the score map is steep).
+fn onset(rows: &[&Slice], rest: &Tally, kind: AnomalyKind) -> i64 {
+    let mut hours: Vec<i64> = rows.iter().map(|s| s.hour).collect();
+    hours.sort_unstable();
+    hours.dedup();
+    let mut best: Option<(i64, f64)> = None;
+    for &h in &hours {
+        let suffix = Tally::of(rows.iter().copied().filter(|s| s.hour >= h));
+        let stat = match kind {
+            AnomalyKind::SuccessRate => binomial_llr((suffix.s, suffix.f), (rest.s, rest.f)),
+            AnomalyKind::Latency => latency_statistic(&suffix, rest, 1).map_or(0.0, |(s, _)| s),
+        };
+        if best.is_none_or(|(_, b)| stat > b) {
+            best = Some((h, stat));
+        }
+    }
+    best.map_or(0, |(h, _)| h)
 }
 
 impl Tally {
@@ -603,6 +639,18 @@ mod tests {
         rows.extend(fleet(5, 0.98).into_iter().map(|s| Slice { provider: "q".into(), ..s }));
         rows.extend(steady("bad", "q", 6, 30, 0.98));
         assert_eq!(flagged(&p.judge(&rows, &[])), ["bad"]);
+    }
+
+    #[test]
+    fn left_out_evidence_starts_where_the_deviation_does() {
+        let p = ConsensusPolicy::default();
+        let mut rows = fleet(4, 0.98);
+        // Good for 4 hours, then broken for 2.
+        rows.extend(steady("bad", "p", 6, 50, 0.98).into_iter().filter(|s| s.hour < NOW - 1));
+        rows.extend(steady("bad", "p", 2, 50, 0.10));
+        let v = p.judge(&rows, &[]);
+        assert_eq!(flagged(&v), ["bad"]);
+        assert_eq!(v.flagged[0].since_hour, NOW - 1, "{v:?}");
     }
 
     #[test]
