@@ -21,6 +21,8 @@ pub struct OpenEpisode {
 /// A cell as consensus sees it in this run.
 #[derive(Default)]
 pub struct CellConsensus {
+    /// The newest event hour of the run.
+    pub now_hour: i64,
     /// Its rollup rows in the window (ended episodes' hours left out).
     pub window: Vec<Slice>,
     pub open: Vec<OpenEpisode>,
@@ -31,18 +33,26 @@ pub struct CellConsensus {
 pub type Views = HashMap<(String, String), CellConsensus>;
 
 impl CellConsensus {
-    /// The window's rows that count: those of no source left out now.
+    /// The window's rows that count: none of a source left out in this run.
     pub fn kept_rows(&self) -> Vec<Slice> {
+        let left_out: Vec<_> = self.left_out().collect();
         self.window
             .iter()
-            .filter(|s| !self.verdict.excludes(&s.instance, &s.provider))
+            .filter(|s| {
+                !left_out.iter().any(|&(i, p, since, until)| {
+                    s.instance == i && s.provider == p && s.hour >= since && s.hour <= until
+                })
+            })
             .cloned()
             .collect()
     }
 
-    /// The sources left out now, each from its first hour: an open episode's `since`, a new
-    /// outlier's first hour in the window.
-    fn left_out(&self) -> impl Iterator<Item = (&str, &str, i64)> {
+    /// The sources left out in this run, each over its hours: a new outlier's from its onset,
+    /// an ongoing episode's from its `since`, both through the newest hour; an episode that
+    /// ends in this run from its `since` through the hour before, as `record` marks it (the
+    /// table says so only once the run has recorded it).
+    fn left_out(&self) -> impl Iterator<Item = (&str, &str, i64, i64)> {
+        let now_hour = self.now_hour;
         let since = |instance: &str, provider: &str, first: i64| {
             self.open
                 .iter()
@@ -51,12 +61,15 @@ impl CellConsensus {
         };
         let flagged = self.verdict.flagged.iter().map(move |o| {
             let s = since(&o.instance, &o.provider, o.since_hour);
-            (o.instance.as_str(), o.provider.as_str(), s)
+            (o.instance.as_str(), o.provider.as_str(), s, now_hour)
         });
         let kept = self.verdict.kept.iter().map(move |(i, p)| {
-            (i.as_str(), p.as_str(), since(i, p, i64::MIN))
+            (i.as_str(), p.as_str(), since(i, p, i64::MIN), now_hour)
         });
-        flagged.chain(kept)
+        let cleared = self.verdict.cleared.iter().map(move |(i, p)| {
+            (i.as_str(), p.as_str(), since(i, p, i64::MIN), now_hour - 1)
+        });
+        flagged.chain(kept).chain(cleared)
     }
 
     /// What a learning reason says of the sources left out, e.g. `; left out: r5 via
@@ -111,6 +124,7 @@ pub fn judge(
         views.insert(
             key,
             CellConsensus {
+                now_hour,
                 window,
                 open,
                 verdict,
@@ -157,25 +171,27 @@ fn read_open(
     Ok(by_cell)
 }
 
-/// The sources every cell leaves out now, for the evidence bayes reads.
+/// The sources every cell leaves out in this run, for the evidence bayes reads.
 pub fn left_out(views: &Views) -> Vec<LeftOut<'_>> {
     views
         .iter()
         .flat_map(|((model, complexity), v)| {
             v.left_out()
-                .map(move |(instance, provider, since_hour)| LeftOut {
+                .map(move |(instance, provider, since_hour, until_hour)| LeftOut {
                     model,
                     complexity,
                     instance,
                     provider,
                     since_hour,
+                    until_hour,
                 })
         })
         .collect()
 }
 
-/// Ends the episodes the test cleared (their evidence up to `now_hour` stays left out), opens or
-/// updates those of the outliers, and sends each open episode's advisory once.
+/// Ends the episodes the test cleared (their evidence up to the hour before `now_hour` stays
+/// left out: the test found the instance matching the fleet again in the window up to now),
+/// opens or updates those of the outliers, and sends each open episode's advisory once.
 pub fn record(client: &mut SpiClient<'_>, views: &Views, now_hour: i64) -> SpiResult<()> {
     let cleared: Vec<i64> = views
         .values()
@@ -189,7 +205,7 @@ pub fn record(client: &mut SpiClient<'_>, views: &Views, now_hour: i64) -> SpiRe
     if !cleared.is_empty() {
         client.update(
             "UPDATE centralcloud.instance_anomaly_episodes
-                SET cleared_at = now(), cleared_hour = to_timestamp($2 * 3600), updated_at = now()
+                SET cleared_at = now(), cleared_hour = to_timestamp(($2 - 1) * 3600), updated_at = now()
               WHERE id = ANY($1)",
             None,
             &[cleared.into(), now_hour.into()],

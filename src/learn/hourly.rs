@@ -28,7 +28,7 @@ pub fn newest_hour(client: &SpiClient<'_>) -> SpiResult<Option<i64>> {
 
 /// Each cell's hourly evidence since its regime start (or the last HALF_LIVES_READ half-lives),
 /// up to `now_hour`, keyed by (model, complexity), without the evidence consensus leaves out
-/// (`left_out`: each cell's sources left out now and their first hour; ended episodes' hours
+/// (`left_out`: each cell's sources left out in this run and their hours; ended episodes' hours
 /// are left out by the statement).
 pub fn read(
     client: &SpiClient<'_>,
@@ -64,6 +64,7 @@ pub fn read(
             left_out.iter().map(|x| x.instance).collect::<Vec<_>>().into(),
             left_out.iter().map(|x| x.provider).collect::<Vec<_>>().into(),
             left_out.iter().map(|x| x.since_hour).collect::<Vec<i64>>().into(),
+            left_out.iter().map(|x| x.until_hour).collect::<Vec<i64>>().into(),
         ],
     )?;
     let mut by_cell: HashMap<(String, String), Vec<HourEvidence>> = HashMap::new();
@@ -87,13 +88,15 @@ pub fn read(
     Ok(by_cell)
 }
 
-/// A source whose evidence for a cell is left out of learning from `since_hour` on.
+/// A source whose evidence for a cell is left out of learning in hours `since_hour ..=
+/// until_hour`.
 pub struct LeftOut<'a> {
     pub model: &'a str,
     pub complexity: &'a str,
     pub instance: &'a str,
     pub provider: &'a str,
     pub since_hour: i64,
+    pub until_hour: i64,
 }
 
 /// The consensus window of each cell, hours `now_hour - window_hours + 1 ..= now_hour`: one

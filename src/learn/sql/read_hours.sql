@@ -1,7 +1,7 @@
 -- Policy bayes's evidence: each cell's rollup per event hour since its regime start (or the
 -- oldest hour read), summed over instances and providers, sketches merged. Left out: the hours
--- of ended anomaly episodes (for good), and the sources left out now ($6-$10: model,
--- complexity, instance, provider, first hour), which the table does not hold yet in a dry run.
+-- of ended anomaly episodes (for good), and the sources left out in this run ($6-$11: model,
+-- complexity, instance, provider, first and last hour), which the table may not hold yet.
 SELECT h.model::text AS model, h.complexity::text AS complexity,
        (extract(epoch FROM h.hour) / 3600)::int8 AS hour,
        sum(h.success_count)::int8 AS successes, sum(h.failure_count)::int8 AS failures,
@@ -15,8 +15,9 @@ SELECT h.model::text AS model, h.complexity::text AS complexity,
                     WHERE e.model_name = h.model AND e.complexity_level = h.complexity
                       AND e.instance_id = h.instance_id AND e.provider = h.provider
                       AND e.cleared_at IS NOT NULL AND h.hour BETWEEN e.since AND e.cleared_hour)
-   AND NOT EXISTS (SELECT 1 FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::int8[])
-                                 AS x(model, complexity, instance, provider, since)
+   AND NOT EXISTS (SELECT 1 FROM unnest($6::text[], $7::text[], $8::text[], $9::text[], $10::int8[], $11::int8[])
+                                 AS x(model, complexity, instance, provider, since, until)
                     WHERE x.model = h.model AND x.complexity = h.complexity AND x.instance = h.instance_id
-                      AND x.provider = h.provider AND h.hour >= to_timestamp(x.since * 3600))
+                      AND x.provider = h.provider
+                      AND h.hour BETWEEN to_timestamp(x.since * 3600) AND to_timestamp(x.until * 3600))
  GROUP BY 1, 2, 3
