@@ -5,10 +5,11 @@
 //! 1. **Outlier test.** Per cell and provider, over the last `window_hours` of the rollup, each
 //!    instance's outcomes against the rest of the fleet's (leave-one-out): the binomial
 //!    log-likelihood ratio of two failure rates against one (as in change detection), and for
-//!    latency a median test (the share of the instance's samples at or below the rest's p50,
-//!    against one half). An instance is flagged when a statistic exceeds `outlier_threshold`
+//!    latency a median test (the same ratio of the two sides' shares of samples at or below
+//!    the rest's p50). An instance is flagged when a statistic exceeds `outlier_threshold`
 //!    with at least `outlier_min_outcomes` outcomes on each side, and the difference matters
-//!    (failure rates [`MIN_RATE_DIFFERENCE`] apart, or p50s a factor [`LATENCY_RATIO`]).
+//!    (failure rates [`MIN_RATE_DIFFERENCE`] apart; or p50s a factor [`LATENCY_RATIO`] and the
+//!    shares [`MIN_SHARE_DIFFERENCE`] apart).
 //!    *Why leave-one-out:* "the fleet" must not include the instance under test. *Why greedy:*
 //!    an extreme outlier drags the rest's rate far enough that every healthy instance looks
 //!    deviant too (one at 10% among four at 98%: each healthy one sees a rest at 76%). So the
@@ -42,6 +43,8 @@ use std::collections::{BTreeMap, HashSet};
 pub const MIN_RATE_DIFFERENCE: f64 = 0.05;
 /// p50 ratio, either way, of a latency outlier (change detection's ratio).
 pub const LATENCY_RATIO: f64 = 1.5;
+/// Shares of the two sides' samples at or below the rest's p50 a latency outlier's differ by.
+pub const MIN_SHARE_DIFFERENCE: f64 = 0.2;
 /// An episode lasts while its statistic and difference stay above this share of the flagging
 /// ones.
 pub const CLEAR_FRACTION: f64 = 0.5;
@@ -305,8 +308,12 @@ impl ConsensusPolicy {
             .then_some((AnomalyKind::SuccessRate, rate_stat));
         let min_ratio = 1.0 + (LATENCY_RATIO - 1.0) * ease;
         let latency = latency_statistic(inst, rest, min)
-            .filter(|&(stat, ratio)| stat > threshold && ratio >= min_ratio)
-            .map(|(stat, _)| (AnomalyKind::Latency, stat));
+            .filter(|t| {
+                t.statistic > threshold
+                    && t.ratio >= min_ratio
+                    && t.share_difference >= MIN_SHARE_DIFFERENCE * ease
+            })
+            .map(|t| (AnomalyKind::Latency, t.statistic));
         let (kind, statistic) = [rate, latency]
             .into_iter()
             .flatten()
@@ -345,7 +352,7 @@ fn onset(rows: &[&Slice], rest: &Tally, kind: AnomalyKind) -> i64 {
         let suffix = Tally::of(rows.iter().copied().filter(|s| s.hour >= h));
         let stat = match kind {
             AnomalyKind::SuccessRate => binomial_llr((suffix.s, suffix.f), (rest.s, rest.f)),
-            AnomalyKind::Latency => latency_statistic(&suffix, rest, 1).map_or(0.0, |(s, _)| s),
+            AnomalyKind::Latency => latency_statistic(&suffix, rest, 1).map_or(0.0, |t| t.statistic),
         };
         if best.is_none_or(|(_, b)| stat > b) {
             best = Some((h, stat));
@@ -369,21 +376,36 @@ impl Tally {
     }
 }
 
-/// The median test of the instance's latency against the rest's: `n ln`-scaled KL divergence of
-/// the share of its samples at or below the rest's p50 from one half (under no difference that
-/// share is a binomial one half, so the statistic is calibrated like the rate's), and the p50
-/// ratio either way. None without `min` samples on each side.
-fn latency_statistic(inst: &Tally, rest: &Tally, min: i64) -> Option<(f64, f64)> {
+/// The median test of the instance's latency against the rest's (Mood's): the shares of each
+/// side's samples at or below the rest's p50, compared by the binomial log-likelihood ratio
+/// (calibrated like the rate's); with the p50 ratio either way and the difference of the
+/// shares, for the effect. *Why both sides' shares:* latencies are whole milliseconds, often
+/// bimodal; the rest's own share at or below its p50 is then far from one half, and only the
+/// comparison of the two shares is fair. None without `min` samples on each side.
+fn latency_statistic(inst: &Tally, rest: &Tally, min: i64) -> Option<LatencyTest> {
     let (a, b) = (inst.latency.as_ref()?, rest.latency.as_ref()?);
     let enough = |s: &LatencySketch| i64::try_from(s.count()).unwrap_or(i64::MAX) >= min;
     if !enough(a) || !enough(b) {
         return None;
     }
     let (pa, pb) = (a.quantile(0.5)?.max(1.0), b.quantile(0.5)?.max(1.0));
-    let below = share_at_most(a, pb);
-    let n = a.count() as f64;
-    let stat = n * (xlog(below, below / 0.5) + xlog(1.0 - below, (1.0 - below) / 0.5));
-    Some((stat, (pa / pb).max(pb / pa)))
+    let counts = |s: &LatencySketch, share: f64| {
+        let n = s.count() as f64;
+        let at_most = (share * n).round();
+        (at_most as i64, (n - at_most) as i64)
+    };
+    let (fa, fb) = (share_at_most(a, pb), share_at_most(b, pb));
+    Some(LatencyTest {
+        statistic: binomial_llr(counts(a, fa), counts(b, fb)),
+        ratio: (pa / pb).max(pb / pa),
+        share_difference: (fa - fb).abs(),
+    })
+}
+
+struct LatencyTest {
+    statistic: f64,
+    ratio: f64,
+    share_difference: f64,
 }
 
 /// The share of a sketch's samples at or below `x` (within the sketch's accuracy), by
@@ -485,24 +507,56 @@ pub fn bayes_votes(policy: &BayesPolicy, slices: &[Slice], change: f64) -> Vec<V
         .collect()
 }
 
-/// Votes on a seed step from `current` by `change`: each instance's move is the step the seed
-/// rule makes on its own evidence in the window (whatever its size).
-pub fn seed_votes(policy: &SeedPolicy, current: f64, slices: &[Slice]) -> Vec<Vote> {
+/// Votes on a seed step from `current` on `evidence` (what arrived since the cell's last step):
+/// each instance's move is the step the seed rule makes on that evidence with its success rate
+/// and mean latency shifted by how far the instance's, over `slices` (the window's rows that
+/// count), lie from all of theirs together. *Why shifted:* the counters have no instance, and
+/// the window is not the evidence since the last step; the shift puts each instance in the
+/// fleet's place on the same evidence, as `bayes_votes` does.
+pub fn seed_votes(
+    policy: &SeedPolicy,
+    current: f64,
+    evidence: &Evidence,
+    slices: &[Slice],
+) -> Vec<Vote> {
     let any_size = SeedPolicy {
         min_samples: 0,
         ..*policy
     };
+    let fleet = Tally::of(slices);
     by_instance(slices)
         .into_iter()
         .filter(|(_, t)| t.n() > 0)
         .map(|(instance, t)| {
-            let own_move = match any_size.step(current, &t.evidence()) {
+            let own = shifted(evidence, &t, &fleet);
+            let own_move = match any_size.step(current, &own) {
                 Step::Learned { new_score, .. } => new_score - current,
                 Step::Insufficient { .. } => 0.0,
             };
             Vote { instance, own_move }
         })
         .collect()
+}
+
+/// `evidence` with its success rate and mean latency moved by the instance's difference from
+/// the fleet's.
+fn shifted(evidence: &Evidence, instance: &Tally, fleet: &Tally) -> Evidence {
+    let n = evidence.samples();
+    let rate_of = |t: &Tally| t.s as f64 / t.n().max(1) as f64;
+    let rate = (evidence.success_rate().unwrap_or(0.0) + rate_of(instance) - rate_of(fleet))
+        .clamp(0.0, 1.0);
+    let successes = (rate * n as f64).round() as i64;
+    let avg = |t: &Tally| t.evidence().avg_response_time_ms();
+    let latency_sum_ms = match (evidence.avg_response_time_ms(), avg(instance), avg(fleet)) {
+        (Some(e), Some(i), Some(f)) => ((e + i - f).max(0.0) * evidence.latency_count as f64) as i64,
+        _ => evidence.latency_sum_ms,
+    };
+    Evidence {
+        successes,
+        failures: n - successes,
+        latency_sum_ms,
+        ..*evidence
+    }
 }
 
 fn by_instance(slices: &[Slice]) -> BTreeMap<String, Tally> {
@@ -752,6 +806,23 @@ mod tests {
         let o = &v.flagged[0];
         assert_eq!(o.kind, AnomalyKind::Latency);
         assert!(o.instance_p50_ms.unwrap() > 1.5 * o.fleet_p50_ms.unwrap(), "{o:?}");
+        // Bimodal latencies whose p50 lands on the other mode: no outlier.
+        let bimodal = |instance: &str, fast: i32| -> Slice {
+            let mut sk = LatencySketch::default();
+            (0..fast).for_each(|_| sk.add(10));
+            (0..64 - fast).for_each(|_| sk.add(500));
+            Slice {
+                latency: Some(sk),
+                latency_count: 64,
+                ..slice(instance, "p", NOW, 60, 4)
+            }
+        };
+        let rows: Vec<Slice> = [31, 33, 32, 31, 33]
+            .iter()
+            .enumerate()
+            .map(|(k, &fast)| bimodal(&format!("r{k}"), fast))
+            .collect();
+        assert!(p.judge(&rows, &[]).flagged.is_empty());
         // 20% slower is no outlier, however many samples.
         let mut near: Vec<Slice> = (1..=4).map(|k| timed(&format!("r{k}"), 200, 600)).collect();
         near.push(timed("near", 240, 720));
@@ -836,16 +907,29 @@ mod tests {
     }
 
     #[test]
-    fn seed_votes_are_each_instances_own_step() {
+    fn seed_votes_put_each_instance_in_the_fleets_place() {
         let seed = SeedPolicy::default();
         let mut rows = fleet(4, 0.98);
         rows.extend(steady("bad", "p", 6, 30, 0.10));
-        let votes = seed_votes(&seed, 3.0, &rows);
+        // The evidence since the last step is the window's: 80% overall, a -0.2 step.
+        let evidence = Tally::of(&rows).evidence();
+        let votes = seed_votes(&seed, 3.0, &evidence, &rows);
         let bad = votes.iter().find(|v| v.instance == "bad").unwrap();
         assert!((bad.own_move + 0.2).abs() < 1e-9, "{votes:?}");
         assert!(votes.iter().filter(|v| v.instance != "bad").all(|v| (v.own_move - 0.2).abs() < 1e-9));
         let p = ConsensusPolicy::default();
-        assert!(!p.agreement(-0.2, &votes).holds() && p.agreement(0.2, &votes).holds());
+        assert!(!p.agreement(-0.2, &votes).holds());
+        // Instances alike: each one's move is the fleet's step on the evidence, whatever the
+        // window held before it (all good, now all failing).
+        let alike = fleet(5, 0.98);
+        let failing = Evidence {
+            successes: 0,
+            failures: 100,
+            latency_count: 0,
+            latency_sum_ms: 0,
+        };
+        let votes = seed_votes(&seed, 3.0, &failing, &alike);
+        assert!(votes.iter().all(|v| (v.own_move + 0.2).abs() < 1e-9), "{votes:?}");
     }
 
     #[test]

@@ -72,7 +72,7 @@ impl Decision {
         let mut step = policy.step(cell.score, &evidence);
         if let (Some(v), Step::Learned { new_score, reason }) = (view, &mut step) {
             let change = *new_score - cell.score;
-            let votes = consensus::seed_votes(policy, cell.score, &kept);
+            let votes = consensus::seed_votes(policy, cell.score, &evidence, &kept);
             reason.push_str(&v.reason_suffix());
             gate(consensus, change, &votes, cell.score, new_score, reason);
         }
