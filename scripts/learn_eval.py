@@ -764,9 +764,9 @@ def parse_args(argv):
                          "gets a new database <DATABASE>_<policy> (default learn_eval)")
     ap.add_argument("--reuse-database", action="store_true",
                     help="replay in --database itself (one policy only; created extension, empty catalog)")
-    ap.add_argument("--policies", "--runs", dest="policies", default="seed,bayes,bayes+outlier,bayes+outlier+noconsensus",
+    ap.add_argument("--policies", "--runs", dest="policies", default="seed,seed+outlier,bayes,bayes+outlier,bayes+outlier+noconsensus",
                     help="runs, comma-separated: policy[+outlier][+noconsensus] (default "
-                         "seed,bayes,bayes+outlier,bayes+outlier+noconsensus): +outlier adds the broken "
+                         "seed,seed+outlier,bayes,bayes+outlier,bayes+outlier+noconsensus): +outlier adds the broken "
                          "instance, +noconsensus turns consensus off")
     ap.add_argument("--instances", type=int, default=5, help=f"router instances, 3 to {len(INSTANCES)} (default 5)")
     ap.add_argument("--outlier-hour", type=int, default=12,
