@@ -142,16 +142,8 @@ fn read_open(
         include_str!("sql/open_episodes.sql"),
         None,
         &[
-            cells
-                .iter()
-                .map(|c| c.model.as_str())
-                .collect::<Vec<_>>()
-                .into(),
-            cells
-                .iter()
-                .map(|c| c.complexity.as_str())
-                .collect::<Vec<_>>()
-                .into(),
+            hourly::models(cells).into(),
+            hourly::complexities(cells).into(),
         ],
     )?;
     let mut by_cell: HashMap<(String, String), Vec<OpenEpisode>> = HashMap::new();

@@ -585,7 +585,7 @@ fn median(sketch: Option<&LatencySketch>) -> Median {
 }
 
 /// Adds `other` to `acc`; a sketch that cannot be merged (over 2^53 samples) is left out.
-fn merge_into(acc: &mut Option<LatencySketch>, other: Option<&LatencySketch>) {
+pub(crate) fn merge_into(acc: &mut Option<LatencySketch>, other: Option<&LatencySketch>) {
     match (acc.as_mut(), other) {
         (_, None) => {}
         (None, Some(o)) => *acc = Some(o.clone()),

@@ -33,7 +33,7 @@
 //!    the other side. *Why min with the reporting instances:* a cell reported by one instance
 //!    learns from it alone (the agreement of one); consensus needs a fleet.
 
-use super::bayes::{binomial_llr, BayesPolicy};
+use super::bayes::{binomial_llr, merge_into, BayesPolicy};
 use super::policy::{Evidence, SeedPolicy, Step};
 use crate::sketch::LatencySketch;
 use std::collections::{BTreeMap, HashSet};
@@ -420,25 +420,6 @@ fn share_at_most(sketch: &LatencySketch, x: f64) -> f64 {
         }
     }
     lo
-}
-
-fn xlog(x: f64, ratio: f64) -> f64 {
-    if x > 0.0 && ratio > 0.0 {
-        x * ratio.ln()
-    } else {
-        0.0
-    }
-}
-
-fn merge_into(acc: &mut Option<LatencySketch>, other: Option<&LatencySketch>) {
-    match (acc.as_mut(), other) {
-        (_, None) => {}
-        (None, Some(o)) => *acc = Some(o.clone()),
-        (Some(a), Some(o)) => {
-            // Over 2^53 samples: left out, as everywhere else.
-            let _ = a.merge(o);
-        }
-    }
 }
 
 /// Where one instance's evidence would move the score, in the units of the change.

@@ -42,16 +42,8 @@ pub fn read(
         include_str!("sql/read_hours.sql"),
         None,
         &[
-            cells
-                .iter()
-                .map(|c| c.model.as_str())
-                .collect::<Vec<_>>()
-                .into(),
-            cells
-                .iter()
-                .map(|c| c.complexity.as_str())
-                .collect::<Vec<_>>()
-                .into(),
+            models(cells).into(),
+            complexities(cells).into(),
             cells
                 .iter()
                 .map(|c| c.regime_start)
@@ -88,6 +80,15 @@ pub fn read(
     Ok(by_cell)
 }
 
+/// The chunk's models and complexities, as the statements' first two arrays.
+pub fn models(cells: &[Cell]) -> Vec<&str> {
+    cells.iter().map(|c| c.model.as_str()).collect()
+}
+
+pub fn complexities(cells: &[Cell]) -> Vec<&str> {
+    cells.iter().map(|c| c.complexity.as_str()).collect()
+}
+
 /// A source whose evidence for a cell is left out of learning in hours `since_hour ..=
 /// until_hour`.
 pub struct LeftOut<'a> {
@@ -112,16 +113,8 @@ pub fn read_window(
         include_str!("sql/read_window.sql"),
         None,
         &[
-            cells
-                .iter()
-                .map(|c| c.model.as_str())
-                .collect::<Vec<_>>()
-                .into(),
-            cells
-                .iter()
-                .map(|c| c.complexity.as_str())
-                .collect::<Vec<_>>()
-                .into(),
+            models(cells).into(),
+            complexities(cells).into(),
             first_hour.into(),
             now_hour.into(),
         ],
