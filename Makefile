@@ -64,7 +64,8 @@ bench-dashboards: setup install
 bench-cardinality: setup install
 	scripts/bench_cardinality.sh
 
-# Learning policies side by side on a replay with known ground truth (seed 11): the table of
+# Learning policies side by side on a replay with known ground truth (seed 11), with and without
+# a broken instance and consensus: the table of
 # issue 11 and a PNG of score trajectories. A quick assertion of the default's targets is
 # pg_test/t19_learn_eval.sh, in make test.
 learn-eval: setup install

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Learning evaluation: replays simulated hours of known ground truth through the real path
-(pgmq.send_batch -> ingest_routing_events() -> learn_complexity_scores()) once per learning
-policy, each in a fresh database, and measures how well the learned scores track the truth.
+(pgmq.send_batch -> ingest_routing_events() -> learn_complexity_scores()) once per run (a
+learning policy, with or without the outlier scenario, consensus on or off), each in a fresh
+database, and measures how well the learned scores track the truth.
 
 The ground truth (the same events for every policy: Python random.Random(--seed)):
 - simple/medium/complex, 5 regular models each, true success rates 1 to 6 points apart, the
@@ -13,7 +14,14 @@ The ground truth (the same events for every policy: Python random.Random(--seed)
 - complex: a sparse sixth model with 5 outcomes an hour (below min_samples_for_learning);
 - the catalog starts in the INVERSE order: every event of a cell carries its prior as
   complexity_score (worst true model 4.5 ... best 0.5), and ingest enters a cell at the
-  complexity_score of its first event.
+  complexity_score of its first event;
+- medium: golf (98%) served through provider-x; every other cell through github_models;
+- each event comes from one of --instances instances (5), drawn at random; every instance
+  subscribes to score updates (and so gets advisories);
+- runs named <policy>+outlier: from --outlier-hour (12) the last instance fails 90% of its
+  outcomes through provider-x (its own network path; the others see 98%), drawn from a second
+  generator so that everything else is the same events as the run without +outlier;
+  <policy>+noconsensus sets min_agreeing_instances 1 and outlier_threshold 0.
 Each hour: --outcomes-per-hour outcome events (success/failure, response_time_ms) and
 --routed-per-hour routed events per cell, timestamps inside that simulated hour. Simulated
 hours are UTC clock hours (event-hour rollups and change points line up with them); the last is
@@ -23,8 +31,11 @@ centralcloud.learning_policy, learn, read the scores.
 Metrics per policy: Kendall tau-b per complexity at the hour before the change, outcomes until
 the regression and the recovery show in the ranking, false alarms (rows of
 centralcloud.learning_changes, if the policy keeps one) on stationary cells, score jitter once
-converged, updates published, slow twin below its twin, the sparse cell against its prior.
---assert checks the targets for --assert-policy and exits 1 when one is not met.
+converged, updates published, slow twin below its twin, the sparse cell against its prior;
+and of consensus: outcomes of the broken instance until it is flagged, advisories per queue,
+instances flagged wrongly, how far golf's score moved (since the onset, and against the run
+without the outlier, assessed and published). --assert checks the targets of every run of
+--assert-policy with consensus on and exits 1 when one is not met.
 
 Runs as a superuser (CREATE DATABASE, SET centralcloud.learning_policy) over the unix socket:
 scripts/learn_eval.sh starts a cluster and runs it; pg_test/t19_learn_eval.sh runs it in a
