@@ -65,9 +65,9 @@ bench-cardinality: setup install
 	scripts/bench_cardinality.sh
 
 # Learning policies side by side on a replay with known ground truth (seed 11), with and without
-# a broken instance and consensus: the table of
-# issue 11 and a PNG of score trajectories. A quick assertion of the default's targets is
-# pg_test/t19_learn_eval.sh, in make test.
+# a broken instance and consensus: the tables of issues 11 and 14 and a PNG of score
+# trajectories. A quick assertion of the default's targets is pg_test/t19_learn_eval.sh, in
+# make test.
 learn-eval: setup install
 	scripts/learn_eval.sh
 
