@@ -63,12 +63,16 @@ impl CellConsensus {
             let s = since(&o.instance, &o.provider, o.since_hour);
             (o.instance.as_str(), o.provider.as_str(), s, now_hour)
         });
-        let kept = self.verdict.kept.iter().map(move |(i, p)| {
-            (i.as_str(), p.as_str(), since(i, p, i64::MIN), now_hour)
-        });
-        let cleared = self.verdict.cleared.iter().map(move |(i, p)| {
-            (i.as_str(), p.as_str(), since(i, p, i64::MIN), now_hour - 1)
-        });
+        let kept = self
+            .verdict
+            .kept
+            .iter()
+            .map(move |(i, p)| (i.as_str(), p.as_str(), since(i, p, i64::MIN), now_hour));
+        let cleared = self
+            .verdict
+            .cleared
+            .iter()
+            .map(move |(i, p)| (i.as_str(), p.as_str(), since(i, p, i64::MIN), now_hour - 1));
         flagged.chain(kept).chain(cleared)
     }
 
@@ -168,15 +172,16 @@ pub fn left_out(views: &Views) -> Vec<LeftOut<'_>> {
     views
         .iter()
         .flat_map(|((model, complexity), v)| {
-            v.left_out()
-                .map(move |(instance, provider, since_hour, until_hour)| LeftOut {
+            v.left_out().map(
+                move |(instance, provider, since_hour, until_hour)| LeftOut {
                     model,
                     complexity,
                     instance,
                     provider,
                     since_hour,
                     until_hour,
-                })
+                },
+            )
         })
         .collect()
 }
@@ -204,10 +209,8 @@ pub fn record(client: &mut SpiClient<'_>, views: &Views, now_hour: i64) -> SpiRe
         )?;
     }
     flag(client, views)?;
-    let (models, complexities): (Vec<&str>, Vec<&str>) = views
-        .keys()
-        .map(|(m, c)| (m.as_str(), c.as_str()))
-        .unzip();
+    let (models, complexities): (Vec<&str>, Vec<&str>) =
+        views.keys().map(|(m, c)| (m.as_str(), c.as_str())).unzip();
     client.update(
         include_str!("sql/advise.sql"),
         None,
@@ -248,24 +251,43 @@ fn flag(client: &mut SpiClient<'_>, views: &Views) -> SpiResult<()> {
             .to_json()
         })
         .collect();
-    let float = |f: fn(&Outlier) -> f64| {
-        flagged.iter().map(|(_, o)| f(o)).collect::<Vec<f64>>()
-    };
+    let float = |f: fn(&Outlier) -> f64| flagged.iter().map(|(_, o)| f(o)).collect::<Vec<f64>>();
     let optional = |f: fn(&Outlier) -> Option<f64>| {
-        flagged.iter().map(|(_, o)| f(o)).collect::<Vec<Option<f64>>>()
+        flagged
+            .iter()
+            .map(|(_, o)| f(o))
+            .collect::<Vec<Option<f64>>>()
     };
-    let count = |f: fn(&Outlier) -> i64| {
-        flagged.iter().map(|(_, o)| f(o)).collect::<Vec<i64>>()
-    };
+    let count = |f: fn(&Outlier) -> i64| flagged.iter().map(|(_, o)| f(o)).collect::<Vec<i64>>();
     client.update(
         include_str!("sql/flag_episodes.sql"),
         None,
         &[
-            flagged.iter().map(|(k, _)| k.0.as_str()).collect::<Vec<_>>().into(),
-            flagged.iter().map(|(k, _)| k.1.as_str()).collect::<Vec<_>>().into(),
-            flagged.iter().map(|(_, o)| o.instance.as_str()).collect::<Vec<_>>().into(),
-            flagged.iter().map(|(_, o)| o.provider.as_str()).collect::<Vec<_>>().into(),
-            flagged.iter().map(|(_, o)| o.kind.as_str()).collect::<Vec<_>>().into(),
+            flagged
+                .iter()
+                .map(|(k, _)| k.0.as_str())
+                .collect::<Vec<_>>()
+                .into(),
+            flagged
+                .iter()
+                .map(|(k, _)| k.1.as_str())
+                .collect::<Vec<_>>()
+                .into(),
+            flagged
+                .iter()
+                .map(|(_, o)| o.instance.as_str())
+                .collect::<Vec<_>>()
+                .into(),
+            flagged
+                .iter()
+                .map(|(_, o)| o.provider.as_str())
+                .collect::<Vec<_>>()
+                .into(),
+            flagged
+                .iter()
+                .map(|(_, o)| o.kind.as_str())
+                .collect::<Vec<_>>()
+                .into(),
             float(|o| o.instance_failure_rate).into(),
             float(|o| o.fleet_failure_rate).into(),
             count(|o| o.instance_outcomes).into(),

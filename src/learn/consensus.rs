@@ -352,7 +352,9 @@ fn onset(rows: &[&Slice], rest: &Tally, kind: AnomalyKind) -> i64 {
         let suffix = Tally::of(rows.iter().copied().filter(|s| s.hour >= h));
         let stat = match kind {
             AnomalyKind::SuccessRate => binomial_llr((suffix.s, suffix.f), (rest.s, rest.f)),
-            AnomalyKind::Latency => latency_statistic(&suffix, rest, 1).map_or(0.0, |t| t.statistic),
+            AnomalyKind::Latency => {
+                latency_statistic(&suffix, rest, 1).map_or(0.0, |t| t.statistic)
+            }
         };
         if best.is_none_or(|(_, b)| stat > b) {
             best = Some((h, stat));
@@ -529,7 +531,9 @@ fn shifted(evidence: &Evidence, instance: &Tally, fleet: &Tally) -> Evidence {
     let successes = (rate * n as f64).round() as i64;
     let avg = |t: &Tally| t.evidence().avg_response_time_ms();
     let latency_sum_ms = match (evidence.avg_response_time_ms(), avg(instance), avg(fleet)) {
-        (Some(e), Some(i), Some(f)) => ((e + i - f).max(0.0) * evidence.latency_count as f64) as i64,
+        (Some(e), Some(i), Some(f)) => {
+            ((e + i - f).max(0.0) * evidence.latency_count as f64) as i64
+        }
         _ => evidence.latency_sum_ms,
     };
     Evidence {
@@ -582,11 +586,7 @@ pub fn seed_evidence_without(delta: &Evidence, all: &[Slice], kept: &[Slice]) ->
 }
 
 /// The advisory's text: the instance's rate (or p50) against the fleet's, and what follows.
-pub fn advisory_message(
-    o: &Outlier,
-    model: &str,
-    complexity: &str,
-) -> String {
+pub fn advisory_message(o: &Outlier, model: &str, complexity: &str) -> String {
     let what = match o.kind {
         AnomalyKind::SuccessRate => format!(
             "your failure rate with {} for {model}/{complexity} is {} vs the fleet's {}",
@@ -666,12 +666,21 @@ mod tests {
         let v = p.judge(&rows, &[]);
         assert_eq!(flagged(&v), ["bad"], "{v:?}");
         let o = &v.flagged[0];
-        assert_eq!((o.kind, o.instance_outcomes, o.fleet_outcomes), (AnomalyKind::SuccessRate, 180, 1200));
-        assert!((o.instance_failure_rate - 0.9).abs() < 0.01 && (o.fleet_failure_rate - 0.02).abs() < 0.01);
+        assert_eq!(
+            (o.kind, o.instance_outcomes, o.fleet_outcomes),
+            (AnomalyKind::SuccessRate, 180, 1200)
+        );
+        assert!(
+            (o.instance_failure_rate - 0.9).abs() < 0.01
+                && (o.fleet_failure_rate - 0.02).abs() < 0.01
+        );
         assert!(o.statistic > 100.0 && o.since_hour == NOW - 5, "{o:?}");
         assert!(v.excludes("bad", "p") && !v.excludes("r1", "p"));
         // The same instance on another provider is fine.
-        rows.extend(fleet(5, 0.98).into_iter().map(|s| Slice { provider: "q".into(), ..s }));
+        rows.extend(fleet(5, 0.98).into_iter().map(|s| Slice {
+            provider: "q".into(),
+            ..s
+        }));
         rows.extend(steady("bad", "q", 6, 30, 0.98));
         assert_eq!(flagged(&p.judge(&rows, &[])), ["bad"]);
     }
@@ -681,7 +690,11 @@ mod tests {
         let p = ConsensusPolicy::default();
         let mut rows = fleet(4, 0.98);
         // Good for 4 hours, then broken for 2.
-        rows.extend(steady("bad", "p", 6, 50, 0.98).into_iter().filter(|s| s.hour < NOW - 1));
+        rows.extend(
+            steady("bad", "p", 6, 50, 0.98)
+                .into_iter()
+                .filter(|s| s.hour < NOW - 1),
+        );
         rows.extend(steady("bad", "p", 2, 50, 0.10));
         let v = p.judge(&rows, &[]);
         assert_eq!(flagged(&v), ["bad"]);
@@ -720,10 +733,15 @@ mod tests {
         rows.extend(steady("new", "p", 1, 49, 0.10));
         assert!(p.judge(&rows, &[]).flagged.is_empty(), "49 < 50 outcomes");
         // 3 points apart on 6000 outcomes: significant, but no local problem.
-        let mut big: Vec<Slice> = (1..=4).flat_map(|k| steady(&format!("r{k}"), "p", 6, 1000, 0.98)).collect();
+        let mut big: Vec<Slice> = (1..=4)
+            .flat_map(|k| steady(&format!("r{k}"), "p", 6, 1000, 0.98))
+            .collect();
         big.extend(steady("eu", "p", 6, 1000, 0.95));
         assert!(p.judge(&big, &[]).flagged.is_empty());
-        let off = ConsensusPolicy { outlier_threshold: 0.0, ..p };
+        let off = ConsensusPolicy {
+            outlier_threshold: 0.0,
+            ..p
+        };
         rows.extend(steady("bad", "p", 6, 30, 0.10));
         assert!(off.judge(&rows, &[]).flagged.is_empty(), "threshold 0: off");
     }
@@ -745,7 +763,10 @@ mod tests {
         let mut thin = fleet(4, 0.98);
         thin.push(slice("bad", "p", NOW, 2, 8));
         let v = p.judge(&thin, &open);
-        assert!(v.kept == open && v.cleared.is_empty() && v.excludes("bad", "p"), "{v:?}");
+        assert!(
+            v.kept == open && v.cleared.is_empty() && v.excludes("bad", "p"),
+            "{v:?}"
+        );
         // None at all in the window: ends.
         let v = p.judge(&fleet(4, 0.98), &open);
         assert_eq!(v.cleared, open);
@@ -756,16 +777,25 @@ mod tests {
         let p = ConsensusPolicy::default();
         let open = [("x".to_string(), "p".to_string())];
         // Rest: 4 x 300 outcomes at 98%; x: 100 outcomes, failures chosen for an LLR in (5, 10].
-        let rest: Vec<Slice> = (1..=4).map(|k| slice(&format!("r{k}"), "p", NOW, 294, 6)).collect();
-        let found = (0..100).find_map(|f| {
+        let rest: Vec<Slice> = (1..=4)
+            .map(|k| slice(&format!("r{k}"), "p", NOW, 294, 6))
+            .collect();
+        let found = (0..100).find(|&f| {
             let stat = binomial_llr((100 - f, f), (4 * 294, 4 * 6));
-            (stat > 5.5 && stat < 9.5 && f as f64 / 100.0 - 0.02 >= MIN_RATE_DIFFERENCE).then_some(f)
+            stat > 5.5 && stat < 9.5 && f as f64 / 100.0 - 0.02 >= MIN_RATE_DIFFERENCE
         });
         let f = found.expect("a failure count in between");
         let mut rows = rest.clone();
         rows.push(slice("x", "p", NOW, 100 - f, f));
-        assert!(p.judge(&rows, &[]).flagged.is_empty(), "{f} failures: not opened");
-        assert_eq!(flagged(&p.judge(&rows, &open)), ["x"], "{f} failures: goes on");
+        assert!(
+            p.judge(&rows, &[]).flagged.is_empty(),
+            "{f} failures: not opened"
+        );
+        assert_eq!(
+            flagged(&p.judge(&rows, &open)),
+            ["x"],
+            "{f} failures: goes on"
+        );
     }
 
     #[test]
@@ -786,7 +816,10 @@ mod tests {
         assert_eq!(flagged(&v), ["slow"]);
         let o = &v.flagged[0];
         assert_eq!(o.kind, AnomalyKind::Latency);
-        assert!(o.instance_p50_ms.unwrap() > 1.5 * o.fleet_p50_ms.unwrap(), "{o:?}");
+        assert!(
+            o.instance_p50_ms.unwrap() > 1.5 * o.fleet_p50_ms.unwrap(),
+            "{o:?}"
+        );
         // Bimodal latencies whose p50 lands on the other mode: no outlier.
         let bimodal = |instance: &str, fast: i32| -> Slice {
             let mut sk = LatencySketch::default();
@@ -834,7 +867,10 @@ mod tests {
                 tests += 5;
             }
         }
-        assert!(flags * 10_000 <= tests, "{flags} false flags in {tests} tests");
+        assert!(
+            flags * 10_000 <= tests,
+            "{flags} false flags in {tests} tests"
+        );
     }
 
     #[test]
@@ -850,18 +886,29 @@ mod tests {
                 })
                 .collect()
         };
-        assert!(agrees(-0.2, -0.1) && agrees(-0.2, -0.5) && !agrees(-0.2, -0.09) && !agrees(-0.2, 0.1));
+        assert!(
+            agrees(-0.2, -0.1) && agrees(-0.2, -0.5) && !agrees(-0.2, -0.09) && !agrees(-0.2, 0.1)
+        );
         assert!(!agrees(0.0, 0.0), "no change, nothing to agree with");
         let a = p.agreement(-0.2, &votes(&[-0.2, -0.19, 0.0, 0.01, -0.05]));
-        assert_eq!((a.reporting, a.required, a.agreeing, a.holds()), (5, 2, 2, true));
+        assert_eq!(
+            (a.reporting, a.required, a.agreeing, a.holds()),
+            (5, 2, 2, true)
+        );
         let a = p.agreement(-0.2, &votes(&[-1.0, 0.0, 0.0, 0.0, 0.0]));
         assert!(!a.holds(), "one instance alone: {a:?}");
         // One reporting instance learns alone; none reporting: nothing to disagree.
         assert!(p.agreement(0.3, &votes(&[0.3])).holds());
         assert!(p.agreement(0.3, &[]).holds());
-        let three = ConsensusPolicy { min_agreeing_instances: 3, ..p };
+        let three = ConsensusPolicy {
+            min_agreeing_instances: 3,
+            ..p
+        };
         assert!(!three.agreement(-0.2, &votes(&[-0.2, -0.2, 0.0])).holds());
-        assert!(three.agreement(-0.2, &votes(&[-0.2, -0.2])).holds(), "min(3, 2 reporting)");
+        assert!(
+            three.agreement(-0.2, &votes(&[-0.2, -0.2])).holds(),
+            "min(3, 2 reporting)"
+        );
     }
 
     #[test]
@@ -897,7 +944,10 @@ mod tests {
         let votes = seed_votes(&seed, 3.0, &evidence, &rows);
         let bad = votes.iter().find(|v| v.instance == "bad").unwrap();
         assert!((bad.own_move + 0.2).abs() < 1e-9, "{votes:?}");
-        assert!(votes.iter().filter(|v| v.instance != "bad").all(|v| (v.own_move - 0.2).abs() < 1e-9));
+        assert!(votes
+            .iter()
+            .filter(|v| v.instance != "bad")
+            .all(|v| (v.own_move - 0.2).abs() < 1e-9));
         let p = ConsensusPolicy::default();
         assert!(!p.agreement(-0.2, &votes).holds());
         // Instances alike: each one's move is the fleet's step on the evidence, whatever the
@@ -910,14 +960,21 @@ mod tests {
             latency_sum_ms: 0,
         };
         let votes = seed_votes(&seed, 3.0, &failing, &alike);
-        assert!(votes.iter().all(|v| (v.own_move + 0.2).abs() < 1e-9), "{votes:?}");
+        assert!(
+            votes.iter().all(|v| (v.own_move + 0.2).abs() < 1e-9),
+            "{votes:?}"
+        );
     }
 
     #[test]
     fn seed_evidence_without_the_flagged_share() {
         let mut rows = fleet(4, 0.98);
         rows.extend(steady("bad", "p", 6, 30, 0.10));
-        let kept: Vec<Slice> = rows.iter().filter(|s| s.instance != "bad").cloned().collect();
+        let kept: Vec<Slice> = rows
+            .iter()
+            .filter(|s| s.instance != "bad")
+            .cloned()
+            .collect();
         let delta = Evidence {
             successes: 402,
             failures: 98,
@@ -927,8 +984,15 @@ mod tests {
         let clean = seed_evidence_without(&delta, &rows, &kept);
         // The kept rows hold 1200 of 1380 outcomes, at 98%.
         assert_eq!(clean.samples(), 435, "{clean:?}");
-        assert!((clean.success_rate().unwrap() - 0.98).abs() < 0.003, "{clean:?}");
-        assert_eq!(seed_evidence_without(&delta, &kept, &kept), delta, "nothing left out");
+        assert!(
+            (clean.success_rate().unwrap() - 0.98).abs() < 0.003,
+            "{clean:?}"
+        );
+        assert_eq!(
+            seed_evidence_without(&delta, &kept, &kept),
+            delta,
+            "nothing left out"
+        );
     }
 
     #[test]

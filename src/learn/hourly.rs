@@ -52,11 +52,31 @@ pub fn read(
             oldest_hour.into(),
             now_hour.into(),
             left_out.iter().map(|x| x.model).collect::<Vec<_>>().into(),
-            left_out.iter().map(|x| x.complexity).collect::<Vec<_>>().into(),
-            left_out.iter().map(|x| x.instance).collect::<Vec<_>>().into(),
-            left_out.iter().map(|x| x.provider).collect::<Vec<_>>().into(),
-            left_out.iter().map(|x| x.since_hour).collect::<Vec<i64>>().into(),
-            left_out.iter().map(|x| x.until_hour).collect::<Vec<i64>>().into(),
+            left_out
+                .iter()
+                .map(|x| x.complexity)
+                .collect::<Vec<_>>()
+                .into(),
+            left_out
+                .iter()
+                .map(|x| x.instance)
+                .collect::<Vec<_>>()
+                .into(),
+            left_out
+                .iter()
+                .map(|x| x.provider)
+                .collect::<Vec<_>>()
+                .into(),
+            left_out
+                .iter()
+                .map(|x| x.since_hour)
+                .collect::<Vec<i64>>()
+                .into(),
+            left_out
+                .iter()
+                .map(|x| x.until_hour)
+                .collect::<Vec<i64>>()
+                .into(),
         ],
     )?;
     let mut by_cell: HashMap<(String, String), Vec<HourEvidence>> = HashMap::new();

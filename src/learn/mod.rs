@@ -115,17 +115,15 @@ impl Decision {
         } else {
             let (mut new_score, mut reason) = (a.score, a.reason.clone() + &suffix);
             if let Some(v) = view {
-                // The instances vote on the hours the assessment rests on: its regime's.
-                let from = a.change.as_ref().map(|c| c.hour).or(cell.regime_start);
-                let rows: Vec<_> = v
-                    .kept_rows()
-                    .into_iter()
-                    .filter(|s| from.is_none_or(|h| s.hour >= h))
-                    .collect();
-                let utility = (a.bound.unwrap_or_default() - a.penalty).clamp(0.0, 1.0);
-                let change = utility - policy.sane().to_utility(cell.score);
-                let votes = consensus::bayes_votes(policy, &rows, change);
-                if !gate(consensus, change, &votes, cell.score, &mut new_score, &mut reason) {
+                let (change, votes) = bayes_votes(policy, &cell, &a, v);
+                if !gate(
+                    consensus,
+                    change,
+                    &votes,
+                    cell.score,
+                    &mut new_score,
+                    &mut reason,
+                ) {
                     a.change = None;
                 }
             }
@@ -156,6 +154,25 @@ impl Decision {
     fn changed(&self) -> bool {
         self.new_score() != self.cell.score
     }
+}
+
+/// The change a bayes assessment makes, in utility, and the instances' votes on it, over the
+/// window's hours the assessment rests on (its regime's, a just-detected change's included).
+fn bayes_votes(
+    policy: &BayesPolicy,
+    cell: &Cell,
+    a: &bayes::Assessment,
+    view: &CellConsensus,
+) -> (f64, Vec<Vote>) {
+    let from = a.change.as_ref().map(|c| c.hour).or(cell.regime_start);
+    let rows: Vec<_> = view
+        .kept_rows()
+        .into_iter()
+        .filter(|s| from.is_none_or(|h| s.hour >= h))
+        .collect();
+    let utility = (a.bound.unwrap_or_default() - a.penalty).clamp(0.0, 1.0);
+    let change = utility - policy.sane().to_utility(cell.score);
+    (change, consensus::bayes_votes(policy, &rows, change))
 }
 
 /// The agreement rule: keeps `current` (and says why in `reason`) unless enough instances agree
@@ -231,11 +248,9 @@ fn learn_complexity_scores(
         let mut rows = Vec::new();
         let mut after = (String::new(), String::new());
         // One SPI connection per chunk: what a chunk's statements allocate is freed with it.
-        while let Some(last) =
-            Spi::connect_mut(|client| {
-                learn_chunk(client, (&policy, &consensus), &after, dry_run, &mut rows)
-            })?
-        {
+        while let Some(last) = Spi::connect_mut(|client| {
+            learn_chunk(client, (&policy, &consensus), &after, dry_run, &mut rows)
+        })? {
             after = last;
         }
         Ok(rows)
