@@ -85,9 +85,10 @@ bench-cardinality: setup install
 bench-scale: setup install
 	scripts/bench_scale.sh
 
-# Learning policies side by side on a replay with known ground truth (seed 11): the table of
-# issue 11 and a PNG of score trajectories. A quick assertion of the default's targets is
-# pg_test/t19_learn_eval.sh, in make test.
+# Learning policies side by side on a replay with known ground truth (seed 11), with and without
+# a broken instance and consensus: the tables of issues 11 and 14 and a PNG of score
+# trajectories. A quick assertion of the default's targets is pg_test/t19_learn_eval.sh, in
+# make test.
 learn-eval: setup install
 	scripts/learn_eval.sh
 

@@ -34,7 +34,7 @@ $$, 'columns are commented');
 LOAD 'centralcloud';
 SELECT test.eq(
     (SELECT string_agg(name || '=' || setting, ' ' ORDER BY name COLLATE "C") FROM pg_settings WHERE name LIKE 'centralcloud.%'),
-    'centralcloud.batch_size=1000 centralcloud.change_threshold=8 centralcloud.database=postgres centralcloud.dead_letter_max_bytes=16384 '
+    'centralcloud.batch_size=1000 centralcloud.change_threshold=8 centralcloud.consensus_window=21600 centralcloud.database=postgres centralcloud.dead_letter_max_bytes=16384 '
     || 'centralcloud.dead_letter_retention=2592000 centralcloud.ingest_interval_ms=250 '
     || 'centralcloud.ingest_max_pending_rows=10000 centralcloud.latency_target_ms=2000 centralcloud.latency_weight=0.25 '
     || 'centralcloud.learn_interval_s=300 centralcloud.learning_bound_z=1.645 centralcloud.learning_half_life=86400 '
@@ -43,7 +43,9 @@ SELECT test.eq(
     || 'centralcloud.max_event_age=604800 centralcloud.max_event_clock_skew=900 '
     || 'centralcloud.max_new_models_per_hour=100 '
     || 'centralcloud.max_response_time_ms=3600000 centralcloud.max_retries=5 centralcloud.max_string_chars=256 '
-    || 'centralcloud.min_samples_for_learning=100 centralcloud.min_score_change=0.05 centralcloud.prior_strength=10 '
+    || 'centralcloud.min_agreeing_instances=2 '
+    || 'centralcloud.min_samples_for_learning=100 centralcloud.min_score_change=0.05 '
+    || 'centralcloud.outlier_min_outcomes=50 centralcloud.outlier_threshold=10 centralcloud.prior_strength=10 '
     || 'centralcloud.queue_name=model_routing_decisions '
     || 'centralcloud.routing_records_retention=2592000 '
     || 'centralcloud.score_midpoint=0.8 '

@@ -110,6 +110,7 @@ INSERT INTO expected_privileges VALUES
     -- Dashboard readers: the views and the owner-rights read helpers behind them.
     ('centralcloud_reader', 'schema centralcloud', 'USAGE'),
     ('centralcloud_reader', 'view centralcloud.ingest_health', 'SELECT'),
+    ('centralcloud_reader', 'view centralcloud.instance_anomalies', 'SELECT'),
     ('centralcloud_reader', 'view centralcloud.learning_changes_recent', 'SELECT'),
     ('centralcloud_reader', 'view centralcloud.model_rankings', 'SELECT'),
     ('centralcloud_reader', 'view centralcloud.model_response_times', 'SELECT'),
@@ -138,6 +139,7 @@ INSERT INTO expected_privileges VALUES
     ('centralcloud_operator', 'function centralcloud.subscribe_instance(text,text)', 'EXECUTE'),
     ('centralcloud_operator', 'function centralcloud.unsubscribe_instance(text,boolean)', 'EXECUTE'),
     ('centralcloud_operator', 'procedure centralcloud.drain_routing_events(integer)', 'EXECUTE'),
+    ('centralcloud_operator', 'table centralcloud.instance_anomaly_episodes', 'SELECT'),
     ('centralcloud_operator', 'table centralcloud.learning_changes', 'SELECT'),
     ('centralcloud_operator', 'table centralcloud.model_complexity_scores', 'SELECT'),
     ('centralcloud_operator', 'table centralcloud.model_routing_metrics', 'SELECT'),
@@ -150,6 +152,7 @@ INSERT INTO expected_privileges VALUES
     ('centralcloud_operator', 'table centralcloud.score_subscriptions', 'SELECT'),
     ('centralcloud_operator', 'table centralcloud.worker_state', 'SELECT'),
     ('centralcloud_operator', 'view centralcloud.ingest_health', 'SELECT'),
+    ('centralcloud_operator', 'view centralcloud.instance_anomalies', 'SELECT'),
     ('centralcloud_operator', 'view centralcloud.learning_changes_recent', 'SELECT'),
     ('centralcloud_operator', 'view centralcloud.model_rankings', 'SELECT'),
     ('centralcloud_operator', 'view centralcloud.model_response_times', 'SELECT'),

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Learning evaluation: replays simulated hours of known ground truth through the real path
-(pgmq.send_batch -> ingest_routing_events() -> learn_complexity_scores()) once per learning
-policy, each in a fresh database, and measures how well the learned scores track the truth.
+(pgmq.send_batch -> ingest_routing_events() -> learn_complexity_scores()) once per run (a
+learning policy, with or without the outlier scenario, consensus on or off), each in a fresh
+database, and measures how well the learned scores track the truth.
 
 The ground truth (the same events for every policy: Python random.Random(--seed)):
 - simple/medium/complex, 5 regular models each, true success rates 1 to 6 points apart, the
@@ -13,7 +14,14 @@ The ground truth (the same events for every policy: Python random.Random(--seed)
 - complex: a sparse sixth model with 5 outcomes an hour (below min_samples_for_learning);
 - the catalog starts in the INVERSE order: every event of a cell carries its prior as
   complexity_score (worst true model 4.5 ... best 0.5), and ingest enters a cell at the
-  complexity_score of its first event.
+  complexity_score of its first event;
+- medium: golf (98%) served through provider-x; every other cell through github_models;
+- each event comes from one of --instances instances (5), drawn at random; every instance
+  subscribes to score updates (and so gets advisories);
+- runs named <policy>+outlier: from --outlier-hour (12) the last instance fails 90% of its
+  outcomes through provider-x (its own network path; the others see 98%), drawn from a second
+  generator so that everything else is the same events as the run without +outlier;
+  <policy>+noconsensus sets min_agreeing_instances 1 and outlier_threshold 0.
 Each hour: --outcomes-per-hour outcome events (success/failure, response_time_ms) and
 --routed-per-hour routed events per cell, timestamps inside that simulated hour. Simulated
 hours are UTC clock hours (event-hour rollups and change points line up with them); the last is
@@ -23,8 +31,11 @@ centralcloud.learning_policy, learn, read the scores.
 Metrics per policy: Kendall tau-b per complexity at the hour before the change, outcomes until
 the regression and the recovery show in the ranking, false alarms (rows of
 centralcloud.learning_changes, if the policy keeps one) on stationary cells, score jitter once
-converged, updates published, slow twin below its twin, the sparse cell against its prior.
---assert checks the targets for --assert-policy and exits 1 when one is not met.
+converged, updates published, slow twin below its twin, the sparse cell against its prior;
+and of consensus: outcomes of the broken instance until it is flagged, advisories per queue,
+instances flagged wrongly, how far golf's score moved (since the onset, and against the run
+without the outlier, assessed and published). --assert checks the targets of every run of
+--assert-policy with consensus on and exits 1 when one is not met.
 
 Runs as a superuser (CREATE DATABASE, SET centralcloud.learning_policy) over the unix socket:
 scripts/learn_eval.sh starts a cluster and runs it; pg_test/t19_learn_eval.sh runs it in a
@@ -57,6 +68,8 @@ TARGET_TAU = 0.9
 TARGET_DETECT_OUTCOMES = 450
 TARGET_FALSE_ALARMS = 1.0      # per 100 cell-hours
 TARGET_MEAN_ABS_CHANGE = 0.05  # per cell-hour once converged
+TARGET_FLAG_OUTCOMES = 300     # the broken instance's outcomes on the cell until it is flagged
+TARGET_OUTLIER_MOVE = 0.05     # the target's score moved by the outlier: below min_score_change
 
 
 # ----------------------------------------------------------------------------------------------
@@ -66,7 +79,8 @@ class Cell:
     """One (model, complexity) with its true behaviour."""
 
     def __init__(self, model, complexity, rate, prior, median_ms, sigma, role="regular",
-                 rate_after=None, outcomes=None, routed=None, twin_of=None, latency_factor=1.0):
+                 rate_after=None, outcomes=None, routed=None, twin_of=None, latency_factor=1.0,
+                 provider="github_models"):
         self.model = model
         self.complexity = complexity
         self.rate_before = rate
@@ -78,6 +92,7 @@ class Cell:
         self.outcomes = outcomes  # per hour; None: --outcomes-per-hour
         self.routed = routed      # per hour; None: --routed-per-hour
         self.twin_of = twin_of
+        self.provider = provider
 
     @property
     def key(self):
@@ -115,6 +130,16 @@ REGRESSED = ("bravo", "medium", 0.80)      # the best of medium falls below its 
 RECOVERED = ("delta", "complex", 0.97)     # a weak one of complex becomes the best (0.92)
 SLOW_TWIN = ("charlie-slow", "simple", "charlie", 1.0)  # twin of the best of simple, prior 1.0
 SPARSE = ("foxtrot", "complex", 0.90, 2.5, 5)  # model, complexity, rate, prior, outcomes/hour
+# The outlier scenario (runs named <policy>+outlier): from --outlier-hour on, the last instance
+# has OUTLIER_FAILURES of its outcomes fail through OUTLIER_PROVIDER (its own network path),
+# where the rest of the fleet sees the model's true rate. Every run has the cell; only outlier
+# runs have the failures, drawn from a generator of their own, so a run and its outlier twin
+# replay the same events otherwise.
+OUTLIER_TARGET = ("golf", "medium", 0.98, 2.5)  # model, complexity, true rate, prior
+OUTLIER_PROVIDER = "provider-x"
+OUTLIER_FAILURES = 0.90
+ASSESSED = re.compile(r"score (\d+\.\d+)")
+INSTANCES = ("router-us-1", "router-eu-1", "router-ap-1", "router-us-2", "router-eu-2")
 
 
 def scenario():
@@ -137,6 +162,9 @@ def scenario():
     model, complexity, rate, prior, per_hour = SPARSE
     cells.append(Cell(model, complexity, rate, prior, MEDIAN_MS[complexity], SIGMA, role="sparse",
                       outcomes=per_hour, routed=per_hour))
+    model, complexity, rate, prior = OUTLIER_TARGET
+    cells.append(Cell(model, complexity, rate, prior, MEDIAN_MS[complexity], SIGMA, role="outlier_target",
+                      provider=OUTLIER_PROVIDER))
     return cells
 
 
@@ -149,14 +177,18 @@ def first_hour_start(args, now):
     return now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=args.hours - 1)
 
 
-def hourly_events(cells, args, now, tally=None):
+def hourly_events(cells, args, now, tally=None, outlier=False, instance_tally=None):
     """Yields (hour, [event JSON text, ...]) for every simulated hour, deterministically from
     --seed and `now` (a fresh generator per call: the same events for every policy). Hour h is
     the UTC clock hour starting at first_hour_start + h hours; the last one, the current hour,
     only up to `now` (later timestamps would be in the future). `tally`, if given, gets each
-    cell's [successes, outcomes] per hour."""
+    cell's [successes, outcomes] per hour; `instance_tally` each (cell, instance)'s outcomes per
+    hour. `outlier`: the last instance's outcomes through OUTLIER_PROVIDER fail
+    OUTLIER_FAILURES of the time from --outlier-hour on (a second generator: nothing else
+    changes)."""
     rng = random.Random(args.seed)
-    instances = ("router-us-1", "router-eu-1", "router-ap-1")
+    broken = random.Random(args.seed + 1)
+    instances = INSTANCES[:args.instances]
     base = first_hour_start(args, now)
     for hour in range(args.hours):
         start = base + timedelta(hours=hour)
@@ -172,20 +204,27 @@ def hourly_events(cells, args, now, tally=None):
                 routed = i >= n_out
                 # One draw whatever the span: the outcomes do not depend on the clock.
                 ts = start + timedelta(microseconds=int(rng.random() * span_us))
+                instance = instances[rng.randrange(len(instances))]
                 if routed:
                     outcome, latency = "routed", None
                 else:
                     outcome = "success" if rng.random() < rate else "failure"
+                    latency = max(1, int(round(rng.lognormvariate(mu, cell.sigma))))
+                    if (outlier and hour >= args.outlier_hour and instance == instances[-1]
+                            and cell.provider == OUTLIER_PROVIDER):
+                        outcome = "failure" if broken.random() < OUTLIER_FAILURES else "success"
                     counts[0] += outcome == "success"
                     counts[1] += 1
-                    latency = max(1, int(round(rng.lognormvariate(mu, cell.sigma))))
+                    if instance_tally is not None:
+                        per_hour = instance_tally.setdefault((cell.key, instance), [0] * args.hours)
+                        per_hour[hour] += 1
                 events.append((ts, json.dumps({
                     "timestamp": iso(ts),
-                    "instance_id": instances[rng.randrange(len(instances))],
+                    "instance_id": instance,
                     "routing_decision": {
                         "complexity": cell.complexity,
                         "selected_model": cell.model,
-                        "selected_provider": "github_models",
+                        "selected_provider": cell.provider,
                         # Routers route with the catalog's initial (inverse) score: ingest enters
                         # the cell at the complexity_score of its first event.
                         "complexity_score": cell.prior,
@@ -209,14 +248,37 @@ class PolicyUnavailable(Exception):
     pass
 
 
+class Run:
+    """One replay: `policy[+outlier][+noconsensus]`, a learning policy, with the outlier
+    scenario or not, with consensus among instances on (the defaults) or off
+    (min_agreeing_instances 1, outlier_threshold 0)."""
+
+    SPEC = re.compile(r"([a-z0-9_]{1,40})((?:\+outlier)?)((?:\+noconsensus)?)")
+
+    def __init__(self, spec):
+        m = self.SPEC.fullmatch(spec)
+        if not m:
+            raise ValueError(spec)
+        self.name, self.policy = spec, m.group(1)
+        self.outlier, self.consensus = bool(m.group(2)), not m.group(3)
+
+    @property
+    def db_suffix(self):
+        return self.name.replace("+", "_")
+
+    def clean_twin(self):
+        """The run whose events this one's differ from only by the outlier's failures."""
+        return self.policy if self.outlier else None
+
+
 def connect(args, dbname):
     return psycopg.connect(host=args.dsn_host, port=args.dsn_port, user=args.user,
                            dbname=dbname, autocommit=True)
 
 
-def prepare_database(args, policy):
-    """The database a policy's replay runs in: the given one (--reuse-database, checked to be
-    fresh) or <--database>_<policy>, dropped and created with the extension."""
+def prepare_database(args, run):
+    """The database a run replays in: the given one (--reuse-database, checked to be fresh) or
+    <--database>_<run>, dropped and created with the extension."""
     if args.reuse_database:
         db = args.database
         with connect(args, db) as conn:
@@ -228,7 +290,7 @@ def prepare_database(args, policy):
                 raise SystemExit(f"database {db} is not fresh: {cells} catalog cells, "
                                  f"{queued} queued messages (drop it or leave out --reuse-database)")
         return db
-    db = f"{args.database}_{policy}"
+    db = f"{args.database}_{run.db_suffix}"
     with connect(args, args.maintenance_db) as conn:
         conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(db)))
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(db)))
@@ -245,16 +307,28 @@ def set_policy(conn, policy):
         raise PolicyUnavailable(f"SET centralcloud.learning_policy = '{policy}' left it at '{shown}'")
 
 
-def replay(args, policy, cells, now):
-    """Replays every hour for one policy. Returns the raw observations."""
-    db = prepare_database(args, policy)
-    obs = {"database": db, "now": now, "scores": [], "updates": [], "ingest": [], "learn_rows": 0, "tally": {}}
+def set_consensus(conn, run):
+    if not run.consensus:
+        conn.execute("SET centralcloud.min_agreeing_instances = 1")
+        conn.execute("SET centralcloud.outlier_threshold = 0")
+
+
+def replay(args, run, cells, now):
+    """Replays every hour for one run. Returns the raw observations."""
+    policy = run.policy
+    db = prepare_database(args, run)
+    obs = {"database": db, "now": now, "scores": [], "updates": [], "ingest": [], "learn_rows": 0, "tally": {},
+           "instance_tally": {}, "anomalies": [], "assessed": []}
     with connect(args, db) as conn:
         # Loaded before SET: a custom setting set before its library loads is a placeholder
         # that the library might reject (with only a WARNING) when it defines the variable.
         conn.execute("LOAD 'centralcloud'")
         if args.hours > 6 * 24:
             conn.execute("SET centralcloud.max_event_age = 0")
+        set_consensus(conn, run)
+        # Every instance subscribes: score updates and advisories reach its own queue.
+        queues = {i: conn.execute("SELECT centralcloud.subscribe_instance(%s)", (i,)).fetchone()[0]
+                  for i in INSTANCES[:args.instances]}
         try:
             set_policy(conn, policy)
             # Raises for an unknown policy, with nothing to learn yet.
@@ -262,7 +336,7 @@ def replay(args, policy, cells, now):
         except psycopg.Error as e:
             raise PolicyUnavailable(e.diag.message_primary or str(e)) from None
         last_history_id = 0
-        for hour, events in hourly_events(cells, args, now, obs["tally"]):
+        for hour, events in hourly_events(cells, args, now, obs["tally"], run.outlier, obs["instance_tally"]):
             for i in range(0, len(events), args.chunk):
                 conn.execute("SELECT count(*) FROM pgmq.send_batch(%s, %s::jsonb[])",
                              (QUEUE, events[i:i + args.chunk]))
@@ -276,20 +350,27 @@ def replay(args, policy, cells, now):
             obs["ingest"].append(ingest[1])
             try:
                 set_policy(conn, policy)
-                obs["learn_rows"] += len(conn.execute(
-                    "SELECT * FROM centralcloud.learn_complexity_scores()").fetchall())
+                learned = conn.execute(
+                    "SELECT model, complexity, reason FROM centralcloud.learn_complexity_scores()").fetchall()
+                obs["learn_rows"] += len(learned)
+                # The score the evidence gives (bayes names it in the reason, applied or kept).
+                obs["assessed"].append({(m, c): float(a.group(1)) for m, c, r in learned
+                                        if (a := ASSESSED.search(r))})
             except psycopg.Error as e:
                 raise PolicyUnavailable(f"hour {hour}: {e.diag.message_primary or e}") from None
             scores = {(m, c): s for m, c, s in conn.execute(
                 "SELECT model_name, complexity_level, score FROM centralcloud.model_complexity_scores")}
             obs["scores"].append(scores)
+            obs["anomalies"].append({tuple(r) for r in conn.execute(
+                "SELECT instance_id, model::text, complexity_level::text, provider::text"
+                "  FROM centralcloud.instance_anomalies")})
             for hid, m, c in conn.execute(
                     "SELECT id, model_name, complexity_level FROM centralcloud.score_history"
                     " WHERE policy <> 'operator' AND id > %s ORDER BY id", (last_history_id,)):
                 obs["updates"].append((hour, m, c))
                 last_history_id = hid
             if not args.quiet and (hour + 1) % 10 == 0:
-                print(f"  {policy}: hour {hour + 1}/{args.hours}", file=sys.stderr, flush=True)
+                print(f"  {run.name}: hour {hour + 1}/{args.hours}", file=sys.stderr, flush=True)
         obs["published_total"] = conn.execute(
             "SELECT count(*) FROM centralcloud.score_history WHERE policy <> 'operator'").fetchone()[0]
         obs["history_policies"] = [r[0] for r in conn.execute(
@@ -297,6 +378,18 @@ def replay(args, policy, cells, now):
         has_changes = conn.execute(
             "SELECT to_regclass('centralcloud.learning_changes') IS NOT NULL").fetchone()[0]
         obs["has_learning_changes"] = has_changes
+        obs["episodes"] = [dict(zip(("instance", "model", "complexity", "provider", "kind", "statistic",
+                                      "since", "cleared_hour", "advised_queue", "message"), r)) for r in conn.execute(
+            "SELECT instance_id, model_name::text, complexity_level::text, provider::text, kind, statistic,"
+            "       since, cleared_hour, advised_queue, advisory->>'message'"
+            "  FROM centralcloud.instance_anomaly_episodes ORDER BY id")]
+        # Advisories in each instance's own queue (and whom they name).
+        obs["advisories"] = {}
+        for instance, queue in queues.items():
+            table = conn.execute("SELECT pgmq.format_table_name(%s, 'q')", (queue,)).fetchone()[0]
+            obs["advisories"][instance] = [r[0] for r in conn.execute(
+                sql.SQL("SELECT message->>'instance_id' FROM pgmq.{} WHERE message->>'event_type' = 'instance_advisory'")
+                .format(sql.Identifier(table)))]
         obs["changes"] = []
         if has_changes:
             obs["changes"] = [(m, c, h, k) for m, c, h, k in conn.execute(
@@ -342,7 +435,7 @@ def first_hour(args, condition):
     return None
 
 
-def metrics(args, cells, obs):
+def metrics(args, cells, obs, run):
     scores = obs["scores"]
     tau_hour, last = args.change_hour - 1, args.hours - 1
     by_key = {c.key: c for c in cells}
@@ -384,8 +477,8 @@ def metrics(args, cells, obs):
     m["recovered_already_first_before_change"] = all(
         score(tau_hour, recovered) > score(tau_hour, o) + EPS for o in regular["complex"] if o is not recovered)
 
-    # 4. False alarms on stationary cells.
-    stationary = [c for c in cells if c.role in ("regular", "slow_twin")]
+    # 4. False alarms on stationary cells (the outlier's target too: the model does not change).
+    stationary = [c for c in cells if c.role in ("regular", "slow_twin", "outlier_target")]
     stationary_keys = {c.key for c in stationary}
     changes_per_cell = {}
     for model, cx, _, _ in obs["changes"]:
@@ -431,11 +524,61 @@ def metrics(args, cells, obs):
     m["sparse_prior"] = sparse.prior
     m["sparse_score_last"] = score(last, sparse)
     m["sparse_updates"] = sum(1 for _, mo, cx in obs["updates"] if (mo, cx) == sparse.key)
+    m.update(consensus_metrics(args, cells, obs, run))
     return m
 
 
+def consensus_metrics(args, cells, obs, run):
+    """The outlier scenario: when the broken instance was flagged (in its outcomes for the cell
+    since the onset), which other sources were flagged (false flags), who was advised, how far
+    the target cell's score moved from its score before the onset."""
+    target = next(c for c in cells if c.role == "outlier_target")
+    outlier = INSTANCES[args.instances - 1]
+    source = (outlier, target.model, target.complexity, target.provider)
+    onset, last = args.outlier_hour, args.hours - 1
+    m = {"outlier_run": run.outlier, "consensus": run.consensus, "outlier_source": "/".join(source)}
+    flagged_hour = next((h for h in range(onset, args.hours) if source in obs["anomalies"][h]), None)
+    per_hour = obs["instance_tally"].get((target.key, outlier), [0] * args.hours)
+    m["flagged_sim_hour"] = flagged_hour
+    m["flagged_outcomes"] = (sum(per_hour[onset:flagged_hour + 1]) if run.outlier and flagged_hour is not None
+                             else None)
+    m["flagged_last_hour"] = source in obs["anomalies"][last]
+    expected = [e for e in obs["episodes"] if run.outlier
+                and (e["instance"], e["model"], e["complexity"], e["provider"]) == source]
+    m["false_flags"] = len(obs["episodes"]) - len(expected)
+    m["false_flag_sources"] = sorted({"/".join((e["instance"], e["model"], e["complexity"], e["provider"]))
+                                      for e in obs["episodes"] if e not in expected})
+    m["outlier_episodes"] = len(expected)
+    m["advisory_message"] = expected[0]["message"] if expected else None
+    m["advisories_outlier"] = len(obs["advisories"].get(outlier, []))
+    m["advisories_others"] = sum(len(v) for i, v in obs["advisories"].items() if i != outlier)
+    m["advisories_name_their_queue"] = all(n == i for i, v in obs["advisories"].items() for n in v)
+    scores = obs["scores"]
+    m["target_moved_since_onset"] = max(abs(scores[h][target.key] - scores[onset - 1][target.key])
+                                        for h in range(onset, args.hours))
+    m["target_scores"] = [scores[h][target.key] for h in range(args.hours)]
+    m["target_assessed"] = [obs["assessed"][h].get(target.key) for h in range(args.hours)]
+    return m
+
+
+def compare_with_clean_twins(args, results):
+    """For each outlier run whose clean twin ran: the largest difference of the target cell's
+    score between the two from the onset on (what the outlier moved)."""
+    for name, r in results.items():
+        twin = Run(name).clean_twin() if r["available"] else None
+        if twin is None or not results.get(twin, {}).get("available"):
+            continue
+        m, clean = r["metrics"], results[twin]["metrics"]
+        diff = lambda key: max((abs(x - y) for x, y in zip(m[key][args.outlier_hour:],  # noqa: E731
+                                                          clean[key][args.outlier_hour:])
+                                if x is not None and y is not None), default=None)
+        m["target_moved_vs_clean"] = diff("target_scores")
+        m["target_assessed_vs_clean"] = diff("target_assessed")
+        m["clean_twin"] = twin
+
+
 def assertions(args, m):
-    """(label, met, number) for every --assert target."""
+    """(label, met, number) for every --assert target; the outlier scenario's with it."""
     fmt = lambda v: "n/a" if v is None else f"{v:.3f}"  # noqa: E731
     out = []
     for cx in COMPLEXITIES:
@@ -456,6 +599,26 @@ def assertions(args, m):
                 fmt(m["mean_abs_change"])))
     out.append(("slow twin strictly below fast twin (last hour)", m["slow_twin_below_last"],
                 "{:.2f} < {:.2f}".format(*m["slow_twin_scores_last"])))
+    out.append(("no instance flagged but the broken one", m["false_flags"] == 0,
+                f"{m['false_flags']} ({', '.join(m['false_flag_sources']) or 'none'})"))
+    if not m["outlier_run"]:
+        out.append(("no advisory sent", m["advisories_outlier"] + m["advisories_others"] == 0,
+                    str(m["advisories_outlier"] + m["advisories_others"])))
+        return out
+    v = m["flagged_outcomes"]
+    out.append((f"broken instance flagged within {TARGET_FLAG_OUTCOMES} of its outcomes",
+                v is not None and v <= TARGET_FLAG_OUTCOMES, "never" if v is None else str(v)))
+    out.append(("broken instance still flagged at the last hour", m["flagged_last_hour"], str(m["flagged_last_hour"])))
+    out.append(("advised once, in its own queue only",
+                m["advisories_outlier"] == 1 and m["advisories_others"] == 0 and m["advisories_name_their_queue"],
+                f"{m['advisories_outlier']} in its queue, {m['advisories_others']} elsewhere"))
+    # What the outlier did to the score the evidence gives, hour by hour against the same events
+    # without it: below the hysteresis, it cannot move the published score by itself. (The
+    # published scores of the two runs may also differ by when each crossed the hysteresis.)
+    moved = m.get("target_assessed_vs_clean")
+    out.append((f"{m['outlier_source'].split('/')[1]}'s score moved by the outlier < min_score_change "
+                f"{TARGET_OUTLIER_MOVE} (vs {m.get('clean_twin', 'its clean twin: not run')})",
+                moved is not None and moved < TARGET_OUTLIER_MOVE, "n/a" if moved is None else f"{moved:.4f}"))
     return out
 
 
@@ -506,6 +669,16 @@ def table(args, cells, results):
     row(f"slow twin < fast twin, hour {th}", lambda m: yn(m["slow_twin_below_tau_hour"]))
     row("sparse cell: last score vs prior", lambda m: f"{m['sparse_score_last']:.2f} vs "
         f"{m['sparse_prior']:.2f} ({m['sparse_updates']} updates)")
+    row("outlier: flagged after its outcomes", lambda m: (
+        "n/a (no outlier)" if not m["outlier_run"] else "never" if m["flagged_outcomes"] is None
+        else f"{m['flagged_outcomes']} (h {m['flagged_sim_hour']})"))
+    row("outlier: advisories own queue | others", lambda m: f"{m['advisories_outlier']} | {m['advisories_others']}")
+    row("false flags (other sources)", lambda m: str(m["false_flags"]))
+    target = OUTLIER_TARGET[0] + "/" + OUTLIER_TARGET[1]
+    row(f"{target}: max |move| since h {args.outlier_hour - 1}", lambda m: f"{m['target_moved_since_onset']:.4f}")
+    row(f"{target}: max |diff| vs clean twin: assessed | published", lambda m: (
+        f"{m['target_assessed_vs_clean']:.4f} | {m['target_moved_vs_clean']:.4f}"
+        if m.get("target_assessed_vs_clean") is not None else "n/a"))
     row("replay seconds", lambda m: f"{m['seconds']:.1f}")
 
     header = ["metric"] + names
@@ -602,7 +775,13 @@ def parse_args(argv):
                          "gets a new database <DATABASE>_<policy> (default learn_eval)")
     ap.add_argument("--reuse-database", action="store_true",
                     help="replay in --database itself (one policy only; created extension, empty catalog)")
-    ap.add_argument("--policies", default="seed,bayes", help="comma-separated (default seed,bayes)")
+    ap.add_argument("--policies", "--runs", dest="policies", default="seed,seed+outlier,bayes,bayes+outlier,bayes+outlier+noconsensus",
+                    help="runs, comma-separated: policy[+outlier][+noconsensus] (default "
+                         "seed,seed+outlier,bayes,bayes+outlier,bayes+outlier+noconsensus): +outlier adds the broken "
+                         "instance, +noconsensus turns consensus off")
+    ap.add_argument("--instances", type=int, default=5, help=f"router instances, 3 to {len(INSTANCES)} (default 5)")
+    ap.add_argument("--outlier-hour", type=int, default=12,
+                    help="hour the last instance's path to provider-x breaks in +outlier runs (default 12)")
     ap.add_argument("--hours", type=int, default=40, help="simulated hours (default 40)")
     ap.add_argument("--seed", type=int, default=11, help="random seed of the ground truth (default 11)")
     ap.add_argument("--outcomes-per-hour", type=int, default=150,
@@ -618,25 +797,30 @@ def parse_args(argv):
     ap.add_argument("--plot", metavar="PATH.png", help="score trajectories, policies x complexities")
     ap.add_argument("--assert", dest="do_assert", action="store_true",
                     help="exit 1 unless --assert-policy meets every target")
-    ap.add_argument("--assert-policy", default="bayes", help="policy --assert checks (default bayes)")
+    ap.add_argument("--assert-policy", default="bayes",
+                    help="policy whose runs with consensus --assert checks (default bayes)")
     ap.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     args = ap.parse_args(argv)
     args.policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     if args.routed_per_hour is None:
         args.routed_per_hour = args.outcomes_per_hour
-    if not args.policies or any(not re.fullmatch(r"[a-z0-9_]{1,40}", p) for p in args.policies):
-        ap.error("--policies: comma-separated names of [a-z0-9_]")
+    if not args.policies or any(not Run.SPEC.fullmatch(p) for p in args.policies):
+        ap.error("--policies: comma-separated runs, policy[+outlier][+noconsensus], policy of [a-z0-9_]")
     if len(set(args.policies)) != len(args.policies):
-        ap.error("--policies: a policy is named twice")
+        ap.error("--policies: a run is named twice")
     if args.reuse_database and len(args.policies) != 1:
-        ap.error("--reuse-database replays one policy; with several, each gets <DATABASE>_<policy>")
+        ap.error("--reuse-database replays one run; with several, each gets <DATABASE>_<run>")
+    if not 3 <= args.instances <= len(INSTANCES):
+        ap.error(f"--instances: 3 to {len(INSTANCES)}")
+    if not 1 <= args.outlier_hour < args.hours:
+        ap.error("--outlier-hour must be in [1, --hours)")
     if not args.change_hour >= 2 or args.hours <= args.change_hour:
         ap.error(f"--hours ({args.hours}) must be more than --change-hour ({args.change_hour}), which must be >= 2")
     if not 0 <= args.converged_from < args.change_hour - 1:
         ap.error("--converged-from must be >= 0 and before the hour before --change-hour")
     if args.outcomes_per_hour < 1 or args.routed_per_hour < 0 or args.chunk < 1:
         ap.error("--outcomes-per-hour >= 1, --routed-per-hour >= 0, --chunk >= 1")
-    if args.do_assert and args.assert_policy not in args.policies:
+    if args.do_assert and not any(Run(r).policy == args.assert_policy for r in args.policies):
         ap.error(f"--assert-policy {args.assert_policy} is not among --policies")
     return args
 
@@ -649,25 +833,31 @@ def main(argv):
     twin = next(c for c in cells if c.role == "slow_twin")
     print(f"learn_eval: {args.hours} h, seed {args.seed}, {len(cells)} cells, "
           f"{args.outcomes_per_hour} outcomes + {args.routed_per_hour} routed per cell-hour "
-          f"(sparse {SPARSE[4]} + {SPARSE[4]}), change at hour {args.change_hour}; policies {','.join(args.policies)}")
+          f"(sparse {SPARSE[4]} + {SPARSE[4]}), change at hour {args.change_hour}, {args.instances} instances; "
+          f"runs {','.join(args.policies)}")
+    print(f"outlier runs: {INSTANCES[args.instances - 1]} fails {OUTLIER_FAILURES:.0%} of its outcomes through "
+          f"{OUTLIER_PROVIDER} ({OUTLIER_TARGET[0]}/{OUTLIER_TARGET[1]}, true rate {OUTLIER_TARGET[2]:.0%}) "
+          f"from hour {args.outlier_hour}")
     print(f"latency: regular p95 {', '.join(f'{cx} {MEDIAN_MS[cx] * math.exp(1.6449 * SIGMA):.0f} ms' for cx in COMPLEXITIES)}; "
           f"slow twin {twin.model} mean {twin.mean_ms():.0f} ms, p95 {twin.p95_ms():.0f} ms (4x {twin.twin_of})")
     results = {}
-    for policy in args.policies:
+    for name in args.policies:
+        run = Run(name)
         started = time.monotonic()
         try:
-            obs = replay(args, policy, cells, now)
+            obs = replay(args, run, cells, now)
         except PolicyUnavailable as e:
-            results[policy] = {"available": False, "error": str(e)}
+            results[name] = {"available": False, "error": str(e)}
             continue
-        m = metrics(args, cells, obs)
+        m = metrics(args, cells, obs, run)
         m["seconds"] = time.monotonic() - started
         m["database"] = obs["database"]
         m["events_ingested"] = sum(obs["ingest"])
-        results[policy] = {"available": True, "metrics": m, "scores": obs["scores"],
-                           "history_policies": obs["history_policies"]}
-        if obs["history_policies"] and obs["history_policies"] != [policy]:
-            print(f"warning: score_history of {policy} names policies {obs['history_policies']}", file=sys.stderr)
+        results[name] = {"available": True, "metrics": m, "scores": obs["scores"],
+                         "history_policies": obs["history_policies"]}
+        if obs["history_policies"] and obs["history_policies"] != [run.policy]:
+            print(f"warning: score_history of {name} names policies {obs['history_policies']}", file=sys.stderr)
+    compare_with_clean_twins(args, results)
     print()
     table(args, cells, results)
     scores_table(args, cells, results)
@@ -675,7 +865,8 @@ def main(argv):
     if args.json:
         doc = {
             "config": {k: getattr(args, k) for k in ("hours", "seed", "outcomes_per_hour", "routed_per_hour",
-                                                     "change_hour", "converged_from", "policies")},
+                                                     "change_hour", "converged_from", "policies",
+                                                     "instances", "outlier_hour")},
             "cells": [{"model": c.model, "complexity": c.complexity, "role": c.role,
                        "rate_before": c.rate_before, "rate_after": c.rate_after, "prior": c.prior,
                        "latency_median_ms": c.median_ms, "latency_p95_ms": round(c.p95_ms()),
@@ -697,16 +888,19 @@ def main(argv):
         plot(args, cells, results)
 
     if args.do_assert:
-        r = results[args.assert_policy]
-        print(f"\ntargets for policy {args.assert_policy}:")
-        if not r["available"]:
-            print(f"  NOT met  policy {args.assert_policy} not available: {r['error']}")
-            return 1
-        checks = assertions(args, r["metrics"])
-        for label, met, number in checks:
-            print(f"  {'met    ' if met else 'NOT met'}  {label}: {number}")
-        failed = sum(1 for _, met, _ in checks if not met)
-        print(f"{len(checks) - failed}/{len(checks)} targets met")
+        failed = total = 0
+        for name in (n for n in args.policies if Run(n).policy == args.assert_policy and Run(n).consensus):
+            r = results[name]
+            print(f"\ntargets for {name}:")
+            if not r["available"]:
+                print(f"  NOT met  policy {args.assert_policy} not available: {r['error']}")
+                return 1
+            checks = assertions(args, r["metrics"])
+            for label, met, number in checks:
+                print(f"  {'met    ' if met else 'NOT met'}  {label}: {number}")
+            failed += sum(1 for _, met, _ in checks if not met)
+            total += len(checks)
+        print(f"{total - failed}/{total} targets met")
         return 1 if failed else 0
     return 0
 

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # `make learn-eval`: replays 40 simulated hours of known ground truth through pgmq, ingest and
-# learn_complexity_scores() once per learning policy (default seed and bayes), each in a fresh
-# database of a throwaway cluster of its own, and prints how well the learned scores track the
-# truth (scripts/learn_eval.py; its options pass through, e.g. --policies seed --hours 60,
-# --assert, --json PATH). Writes the score trajectories to $LEARN_EVAL_DIR/trajectories.png.
+# learn_complexity_scores() once per run (default seed, seed+outlier, bayes, bayes+outlier,
+# bayes+outlier+noconsensus), each in a fresh database of a throwaway cluster of its own, and
+# prints how well the learned scores track the truth (scripts/learn_eval.py; its options pass
+# through, e.g. --runs bayes,bayes+outlier --hours 60, --assert, --json PATH). Writes the score
+# trajectories to $LEARN_EVAL_DIR/trajectories.png.
 # Needs the extension installed (make install) and the venv (scripts/setup.sh).
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -22,4 +23,4 @@ cluster_start "$CLUSTER_DIR" "$CLUSTER_PORT" "fsync = off" "max_locks_per_transa
 trap 'cluster_stop "$CLUSTER_DIR"' EXIT
 
 "$VENV/bin/python" "$here/learn_eval.py" --dsn-host "$CLUSTER_DIR" --dsn-port "$CLUSTER_PORT" \
-  --policies seed,bayes --plot "$CLUSTER_DIR/trajectories.png" "$@"
+  --plot "$CLUSTER_DIR/trajectories.png" "$@"

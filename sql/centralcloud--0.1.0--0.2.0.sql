@@ -1284,3 +1284,96 @@ COMMENT ON FUNCTION refresh_metrics_from_rollup() IS
   'For a central server whose routing_rollup_hourly receives regional rollups by logical replication (docs/scale-out.md): makes model_routing_metrics equal a recount of the rollup (counters, min, max, merged sketch) and enters each cell seen for the first time in the score catalog at 2.5. Returns the cells added and the metrics rows changed. Schedule it like learning (e.g. every minute with pg_cron); policy bayes reads the rollup itself, so new evidence of known cells needs no refresh.';
 REVOKE ALL ON FUNCTION refresh_metrics_from_rollup() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION refresh_metrics_from_rollup() TO centralcloud_operator;
+
+-- ---------------------------------------------------------------------------------------
+-- Consensus among instances (issue 14, items 1 and 2): anomaly episodes, their view, and the
+-- learning function's comment.
+-- ---------------------------------------------------------------------------------------
+-- Anomaly episodes: an instance whose outcomes for a cell through a provider deviated from the
+-- rest of the fleet's (learn_complexity_scores' outlier test), from when it was flagged to
+-- when it matched again. Its evidence in [since, cleared_hour] is left out of learning.
+CREATE TABLE instance_anomaly_episodes (
+    id                    BIGSERIAL PRIMARY KEY,
+    instance_id           TEXT NOT NULL,
+    model_name            VARCHAR NOT NULL,
+    complexity_level      VARCHAR NOT NULL,
+    provider              VARCHAR NOT NULL,
+    kind                  TEXT NOT NULL CHECK (kind IN ('success_rate', 'latency')),
+    instance_failure_rate FLOAT NOT NULL,
+    fleet_failure_rate    FLOAT NOT NULL,
+    instance_outcomes     BIGINT NOT NULL,
+    fleet_outcomes        BIGINT NOT NULL,
+    instance_p50_ms       FLOAT,
+    fleet_p50_ms          FLOAT,
+    statistic             FLOAT NOT NULL,
+    since                 TIMESTAMPTZ NOT NULL,
+    flagged_at            TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at            TIMESTAMPTZ NOT NULL DEFAULT now(),
+    cleared_at            TIMESTAMPTZ,
+    cleared_hour          TIMESTAMPTZ,
+    advisory              JSONB NOT NULL,
+    advised_at            TIMESTAMPTZ,
+    advised_queue         TEXT,
+    CHECK ((cleared_at IS NULL) = (cleared_hour IS NULL)),
+    CHECK ((advised_at IS NULL) = (advised_queue IS NULL))
+);
+-- One open episode per source; learning reads a chunk's cells.
+CREATE UNIQUE INDEX instance_anomaly_episodes_open
+    ON instance_anomaly_episodes (model_name, complexity_level, instance_id, provider) WHERE cleared_at IS NULL;
+CREATE INDEX idx_instance_anomaly_episodes_cell ON instance_anomaly_episodes (model_name, complexity_level);
+COMMENT ON TABLE instance_anomaly_episodes IS
+  'Episodes of an instance whose outcomes for a cell through a provider deviate from the rest of the fleet''s (the outlier test of learn_complexity_scores()): its evidence from since to cleared_hour is left out of learning, and it is sent one instance_advisory. Open episodes: view instance_anomalies.';
+COMMENT ON COLUMN instance_anomaly_episodes.instance_id IS 'Router instance.';
+COMMENT ON COLUMN instance_anomaly_episodes.model_name IS 'Model.';
+COMMENT ON COLUMN instance_anomaly_episodes.complexity_level IS 'Task complexity.';
+COMMENT ON COLUMN instance_anomaly_episodes.provider IS 'Provider through which it deviates.';
+COMMENT ON COLUMN instance_anomaly_episodes.kind IS 'Which test flagged it: success_rate (binomial log-likelihood ratio) or latency (median test).';
+COMMENT ON COLUMN instance_anomaly_episodes.instance_failure_rate IS 'Its failure rate in the consensus window, at the last learning run of the episode.';
+COMMENT ON COLUMN instance_anomaly_episodes.fleet_failure_rate IS 'The rest of the fleet''s (the instances not flagged before it) in the same window.';
+COMMENT ON COLUMN instance_anomaly_episodes.instance_outcomes IS 'Its outcomes in the window.';
+COMMENT ON COLUMN instance_anomaly_episodes.fleet_outcomes IS 'The rest of the fleet''s outcomes in the window.';
+COMMENT ON COLUMN instance_anomaly_episodes.instance_p50_ms IS 'Its median latency in the window (NULL: none reported).';
+COMMENT ON COLUMN instance_anomaly_episodes.fleet_p50_ms IS 'The rest of the fleet''s median latency in the window.';
+COMMENT ON COLUMN instance_anomaly_episodes.statistic IS 'The test statistic (a log-likelihood ratio; centralcloud.outlier_threshold flags).';
+COMMENT ON COLUMN instance_anomaly_episodes.since IS 'Event hour (UTC) from which its evidence is left out: its first hour in the window that flagged it.';
+COMMENT ON COLUMN instance_anomaly_episodes.flagged_at IS 'When learning flagged it.';
+COMMENT ON COLUMN instance_anomaly_episodes.updated_at IS 'Last learning run that judged it.';
+COMMENT ON COLUMN instance_anomaly_episodes.cleared_at IS 'When the episode ended (NULL: open).';
+COMMENT ON COLUMN instance_anomaly_episodes.cleared_hour IS 'Last event hour (UTC) of its left-out evidence: the newest event hour when the episode ended.';
+COMMENT ON COLUMN instance_anomaly_episodes.advisory IS 'The instance_advisory event of the episode.';
+COMMENT ON COLUMN instance_anomaly_episodes.advised_at IS 'When the advisory was sent (NULL: not yet, the instance is not subscribed).';
+COMMENT ON COLUMN instance_anomaly_episodes.advised_queue IS 'The instance''s own queue it was sent to.';
+SELECT pg_catalog.pg_extension_config_dump('instance_anomaly_episodes', '');
+SELECT pg_catalog.pg_extension_config_dump('instance_anomaly_episodes_id_seq', '');
+CREATE VIEW instance_anomalies AS
+SELECT instance_id, model_name AS model, complexity_level, provider, kind,
+       round(instance_failure_rate::numeric * 100, 2)::double precision AS instance_failure_rate,
+       round(fleet_failure_rate::numeric * 100, 2)::double precision AS fleet_failure_rate,
+       instance_outcomes, fleet_outcomes, ms(instance_p50_ms) AS instance_p50_ms,
+       ms(fleet_p50_ms) AS fleet_p50_ms, round(statistic::numeric, 1)::double precision AS statistic,
+       since, flagged_at, updated_at, advised_at
+  FROM instance_anomaly_episodes
+ WHERE cleared_at IS NULL
+ ORDER BY flagged_at DESC, id DESC;
+COMMENT ON VIEW instance_anomalies IS
+  'Instances whose outcomes for a cell through a provider deviate from the rest of the fleet''s now (open anomaly episodes): their failure rate (and median latency) against the fleet''s, the test statistic, since when their evidence is left out of learning, and when they were advised (NULL: not subscribed).';
+COMMENT ON COLUMN instance_anomalies.instance_id IS 'The deviating instance.';
+COMMENT ON COLUMN instance_anomalies.model IS 'Model.';
+COMMENT ON COLUMN instance_anomalies.complexity_level IS 'Task complexity.';
+COMMENT ON COLUMN instance_anomalies.provider IS 'Provider it deviates through.';
+COMMENT ON COLUMN instance_anomalies.kind IS 'success_rate or latency.';
+COMMENT ON COLUMN instance_anomalies.instance_failure_rate IS 'Its failure rate in the window, percent (2 decimals).';
+COMMENT ON COLUMN instance_anomalies.fleet_failure_rate IS 'The rest of the fleet''s, percent (2 decimals).';
+COMMENT ON COLUMN instance_anomalies.instance_outcomes IS 'Its outcomes in the window.';
+COMMENT ON COLUMN instance_anomalies.fleet_outcomes IS 'The rest of the fleet''s.';
+COMMENT ON COLUMN instance_anomalies.instance_p50_ms IS 'Its median latency, ms (0.1).';
+COMMENT ON COLUMN instance_anomalies.fleet_p50_ms IS 'The rest of the fleet''s, ms (0.1).';
+COMMENT ON COLUMN instance_anomalies.statistic IS 'Test statistic (log-likelihood ratio), 1 decimal.';
+COMMENT ON COLUMN instance_anomalies.since IS 'Event hour from which its evidence is left out of learning.';
+COMMENT ON COLUMN instance_anomalies.flagged_at IS 'When learning flagged it.';
+COMMENT ON COLUMN instance_anomalies.updated_at IS 'Last time learning judged it.';
+COMMENT ON COLUMN instance_anomalies.advised_at IS 'When its instance_advisory was sent (NULL: not subscribed yet).';
+GRANT SELECT ON instance_anomalies TO centralcloud_reader;
+GRANT SELECT ON instance_anomaly_episodes, instance_anomalies TO centralcloud_operator;
+COMMENT ON FUNCTION learn_complexity_scores(boolean) IS
+  'Applies centralcloud.learning_policy to every cell: bayes scores all of a cell''s evidence in its current regime (decayed in event time; records detected changes in learning_changes) and applies a score only when it moves by centralcloud.min_score_change; seed applies its steps to the evidence since the cell''s last learning step. Consensus, with either policy: an instance whose outcomes for a cell through a provider deviate from the rest of the fleet''s is left out (instance_anomalies; one instance_advisory to its own queue), and a change needs the agreement of centralcloud.min_agreeing_instances reporting instances. Records each change in score_history and publishes the seed''s model_score_update event to every subscribed instance, in the same transaction. One row per cell considered, with the reason (n, rate, bound, p95, change, left out, agreement; or e.g. insufficient data: 37 < 100). dry_run: same rows, nothing changed or published.';

@@ -239,6 +239,35 @@ COMMENT ON COLUMN dead_letters_by_reason.reason_code IS 'Reason code.';
 COMMENT ON COLUMN dead_letters_by_reason.total IS 'Dead letters ever written with it.';
 COMMENT ON COLUMN dead_letters_by_reason.last_rejected_at IS 'When the last one was written.';
 
+CREATE VIEW instance_anomalies AS
+SELECT instance_id, model_name AS model, complexity_level, provider, kind,
+       round(instance_failure_rate::numeric * 100, 2)::double precision AS instance_failure_rate,
+       round(fleet_failure_rate::numeric * 100, 2)::double precision AS fleet_failure_rate,
+       instance_outcomes, fleet_outcomes, ms(instance_p50_ms) AS instance_p50_ms,
+       ms(fleet_p50_ms) AS fleet_p50_ms, round(statistic::numeric, 1)::double precision AS statistic,
+       since, flagged_at, updated_at, advised_at
+  FROM instance_anomaly_episodes
+ WHERE cleared_at IS NULL
+ ORDER BY flagged_at DESC, id DESC;
+COMMENT ON VIEW instance_anomalies IS
+  'Instances whose outcomes for a cell through a provider deviate from the rest of the fleet''s now (open anomaly episodes): their failure rate (and median latency) against the fleet''s, the test statistic, since when their evidence is left out of learning, and when they were advised (NULL: not subscribed).';
+COMMENT ON COLUMN instance_anomalies.instance_id IS 'The deviating instance.';
+COMMENT ON COLUMN instance_anomalies.model IS 'Model.';
+COMMENT ON COLUMN instance_anomalies.complexity_level IS 'Task complexity.';
+COMMENT ON COLUMN instance_anomalies.provider IS 'Provider it deviates through.';
+COMMENT ON COLUMN instance_anomalies.kind IS 'success_rate or latency.';
+COMMENT ON COLUMN instance_anomalies.instance_failure_rate IS 'Its failure rate in the window, percent (2 decimals).';
+COMMENT ON COLUMN instance_anomalies.fleet_failure_rate IS 'The rest of the fleet''s, percent (2 decimals).';
+COMMENT ON COLUMN instance_anomalies.instance_outcomes IS 'Its outcomes in the window.';
+COMMENT ON COLUMN instance_anomalies.fleet_outcomes IS 'The rest of the fleet''s.';
+COMMENT ON COLUMN instance_anomalies.instance_p50_ms IS 'Its median latency, ms (0.1).';
+COMMENT ON COLUMN instance_anomalies.fleet_p50_ms IS 'The rest of the fleet''s, ms (0.1).';
+COMMENT ON COLUMN instance_anomalies.statistic IS 'Test statistic (log-likelihood ratio), 1 decimal.';
+COMMENT ON COLUMN instance_anomalies.since IS 'Event hour from which its evidence is left out of learning.';
+COMMENT ON COLUMN instance_anomalies.flagged_at IS 'When learning flagged it.';
+COMMENT ON COLUMN instance_anomalies.updated_at IS 'Last time learning judged it.';
+COMMENT ON COLUMN instance_anomalies.advised_at IS 'When its instance_advisory was sent (NULL: not subscribed yet).';
+
 -- ---------------------------------------------------------------------------------------
 -- Ingest health: queue depth and age (pgmq.metrics, through a SECURITY DEFINER function so
 -- dashboard readers need no rights on pgmq), dead letters, last ingest, worker state.

@@ -347,6 +347,61 @@ COMMENT ON COLUMN learning_changes.after_value IS 'The same after it.';
 COMMENT ON COLUMN learning_changes.statistic IS 'Log-likelihood ratio (success_rate) or latency ratio (latency) of the change.';
 COMMENT ON COLUMN learning_changes.detected_at IS 'When learning detected it.';
 
+-- Anomaly episodes: an instance whose outcomes for a cell through a provider deviated from the
+-- rest of the fleet's (learn_complexity_scores' outlier test), from when it was flagged to
+-- when it matched again. Its evidence in [since, cleared_hour] is left out of learning.
+CREATE TABLE instance_anomaly_episodes (
+    id                    BIGSERIAL PRIMARY KEY,
+    instance_id           TEXT NOT NULL,
+    model_name            VARCHAR NOT NULL,
+    complexity_level      VARCHAR NOT NULL,
+    provider              VARCHAR NOT NULL,
+    kind                  TEXT NOT NULL CHECK (kind IN ('success_rate', 'latency')),
+    instance_failure_rate FLOAT NOT NULL,
+    fleet_failure_rate    FLOAT NOT NULL,
+    instance_outcomes     BIGINT NOT NULL,
+    fleet_outcomes        BIGINT NOT NULL,
+    instance_p50_ms       FLOAT,
+    fleet_p50_ms          FLOAT,
+    statistic             FLOAT NOT NULL,
+    since                 TIMESTAMPTZ NOT NULL,
+    flagged_at            TIMESTAMPTZ NOT NULL DEFAULT now(),
+    updated_at            TIMESTAMPTZ NOT NULL DEFAULT now(),
+    cleared_at            TIMESTAMPTZ,
+    cleared_hour          TIMESTAMPTZ,
+    advisory              JSONB NOT NULL,
+    advised_at            TIMESTAMPTZ,
+    advised_queue         TEXT,
+    CHECK ((cleared_at IS NULL) = (cleared_hour IS NULL)),
+    CHECK ((advised_at IS NULL) = (advised_queue IS NULL))
+);
+-- One open episode per source; learning reads a chunk's cells.
+CREATE UNIQUE INDEX instance_anomaly_episodes_open
+    ON instance_anomaly_episodes (model_name, complexity_level, instance_id, provider) WHERE cleared_at IS NULL;
+CREATE INDEX idx_instance_anomaly_episodes_cell ON instance_anomaly_episodes (model_name, complexity_level);
+COMMENT ON TABLE instance_anomaly_episodes IS
+  'Episodes of an instance whose outcomes for a cell through a provider deviate from the rest of the fleet''s (the outlier test of learn_complexity_scores()): its evidence from since to cleared_hour is left out of learning, and it is sent one instance_advisory. Open episodes: view instance_anomalies.';
+COMMENT ON COLUMN instance_anomaly_episodes.instance_id IS 'Router instance.';
+COMMENT ON COLUMN instance_anomaly_episodes.model_name IS 'Model.';
+COMMENT ON COLUMN instance_anomaly_episodes.complexity_level IS 'Task complexity.';
+COMMENT ON COLUMN instance_anomaly_episodes.provider IS 'Provider through which it deviates.';
+COMMENT ON COLUMN instance_anomaly_episodes.kind IS 'Which test flagged it: success_rate (binomial log-likelihood ratio) or latency (median test).';
+COMMENT ON COLUMN instance_anomaly_episodes.instance_failure_rate IS 'Its failure rate in the consensus window, at the last learning run of the episode.';
+COMMENT ON COLUMN instance_anomaly_episodes.fleet_failure_rate IS 'The rest of the fleet''s (the instances not flagged before it) in the same window.';
+COMMENT ON COLUMN instance_anomaly_episodes.instance_outcomes IS 'Its outcomes in the window.';
+COMMENT ON COLUMN instance_anomaly_episodes.fleet_outcomes IS 'The rest of the fleet''s outcomes in the window.';
+COMMENT ON COLUMN instance_anomaly_episodes.instance_p50_ms IS 'Its median latency in the window (NULL: none reported).';
+COMMENT ON COLUMN instance_anomaly_episodes.fleet_p50_ms IS 'The rest of the fleet''s median latency in the window.';
+COMMENT ON COLUMN instance_anomaly_episodes.statistic IS 'The test statistic (a log-likelihood ratio; centralcloud.outlier_threshold flags).';
+COMMENT ON COLUMN instance_anomaly_episodes.since IS 'Event hour (UTC) from which its evidence is left out: its first hour in the window that flagged it.';
+COMMENT ON COLUMN instance_anomaly_episodes.flagged_at IS 'When learning flagged it.';
+COMMENT ON COLUMN instance_anomaly_episodes.updated_at IS 'Last learning run that judged it.';
+COMMENT ON COLUMN instance_anomaly_episodes.cleared_at IS 'When the episode ended (NULL: open).';
+COMMENT ON COLUMN instance_anomaly_episodes.cleared_hour IS 'Last event hour (UTC) of its left-out evidence: the newest event hour when the episode ended.';
+COMMENT ON COLUMN instance_anomaly_episodes.advisory IS 'The instance_advisory event of the episode.';
+COMMENT ON COLUMN instance_anomaly_episodes.advised_at IS 'When the advisory was sent (NULL: not yet, the instance is not subscribed).';
+COMMENT ON COLUMN instance_anomaly_episodes.advised_queue IS 'The instance''s own queue it was sent to.';
+
 CREATE TABLE score_history (
     id                   BIGSERIAL PRIMARY KEY,
     model_name           VARCHAR NOT NULL,
@@ -781,6 +836,8 @@ SELECT pg_catalog.pg_extension_config_dump('score_subscriptions', '');
 SELECT pg_catalog.pg_extension_config_dump('learning_changes', '');
 SELECT pg_catalog.pg_extension_config_dump('learning_changes_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('dead_letter_counts', '');
+SELECT pg_catalog.pg_extension_config_dump('instance_anomaly_episodes', '');
+SELECT pg_catalog.pg_extension_config_dump('instance_anomaly_episodes_id_seq', '');
 
 
 -- The first partitions (unless restoring a dump, which brings its own). Created by this script,

@@ -25,7 +25,7 @@ COMMENT ON FUNCTION latency_quantile(bytea, double precision) IS 'q-quantile (0.
 COMMENT ON FUNCTION latency_sketch_count(bytea) IS 'Number of samples in a latency sketch.';
 
 COMMENT ON FUNCTION learn_complexity_scores(boolean) IS
-  'Applies centralcloud.learning_policy to every cell: bayes scores all of a cell''s evidence in its current regime (decayed in event time; records detected changes in learning_changes) and applies a score only when it moves by centralcloud.min_score_change; seed applies its steps to the evidence since the cell''s last learning step. Records each change in score_history and publishes the seed''s model_score_update event to every subscribed instance, in the same transaction. One row per cell considered, with the reason (n, rate, bound, p95, change; or e.g. insufficient data: 37 < 100). dry_run: same rows, nothing changed or published.';
+  'Applies centralcloud.learning_policy to every cell: bayes scores all of a cell''s evidence in its current regime (decayed in event time; records detected changes in learning_changes) and applies a score only when it moves by centralcloud.min_score_change; seed applies its steps to the evidence since the cell''s last learning step. Consensus, with either policy: an instance whose outcomes for a cell through a provider deviate from the rest of the fleet''s is left out (instance_anomalies; one instance_advisory to its own queue), and a change needs the agreement of centralcloud.min_agreeing_instances reporting instances. Records each change in score_history and publishes the seed''s model_score_update event to every subscribed instance, in the same transaction. One row per cell considered, with the reason (n, rate, bound, p95, change, left out, agreement; or e.g. insufficient data: 37 < 100). dry_run: same rows, nothing changed or published.';
 COMMENT ON FUNCTION set_complexity_score(text, text, double precision, text) IS
   'Sets a cell''s score by hand (validated), recorded and published like a learned change. False when the score already had that value.';
 COMMENT ON FUNCTION subscribe_instance(text, text) IS
@@ -170,7 +170,8 @@ GRANT EXECUTE ON FUNCTION routing_timeseries(timestamptz, timestamptz, interval,
    TO centralcloud_reader;
 GRANT EXECUTE ON FUNCTION instance_sync_state(interval) TO centralcloud_reader;
 GRANT SELECT ON model_usage_by_instance, model_success_rates, model_response_times, model_rankings,
-                ingest_health, score_updates_recent, learning_changes_recent, worker_status
+                ingest_health, score_updates_recent, learning_changes_recent, worker_status,
+                instance_anomalies
    TO centralcloud_reader;
 GRANT EXECUTE ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz), queue_health(),
                           worker_liveness(integer), timestamps_without_offset(timestamptz)

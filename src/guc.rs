@@ -118,6 +118,7 @@ pub fn init() {
     init_event_window();
     init_learning();
     init_bayes();
+    init_consensus();
     init_worker();
     init_bounds();
 }
@@ -304,6 +305,64 @@ fn init_bayes() {
         ],
         c"See learn_complexity_scores() and the README's Learning section.",
     );
+}
+
+pub static MIN_AGREEING_INSTANCES: GucSetting<i32> = GucSetting::<i32>::new(2);
+pub static OUTLIER_THRESHOLD: GucSetting<f64> = GucSetting::<f64>::new(10.0);
+pub static OUTLIER_MIN_OUTCOMES: GucSetting<i32> = GucSetting::<i32>::new(50);
+pub static CONSENSUS_WINDOW_S: GucSetting<i32> = GucSetting::<i32>::new(6 * 3600);
+
+/// Consensus among instances (every policy; `learn::consensus` documents each).
+fn init_consensus() {
+    GucRegistry::define_int_guc(
+        c"centralcloud.min_agreeing_instances",
+        c"Instances whose own evidence must agree with a score change (at most those reporting on the cell).",
+        c"An instance agrees when its evidence in the consensus window, in the fleet's place, would move the score at least half as far the same way. A cell reported by fewer instances needs all of them; by one, learns from it alone. 1: any one instance.",
+        &MIN_AGREEING_INSTANCES,
+        1,
+        1000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_float_guc(
+        c"centralcloud.outlier_threshold",
+        c"Log-likelihood ratio above which an instance's failure rate (or latency) for a cell and provider is an outlier against the rest of the fleet; 0: no outlier test.",
+        c"Needs 3 or more reporting instances. An outlier's evidence is left out of learning while its episode lasts (until the statistic falls below half this), listed in instance_anomalies, and the instance is sent an instance_advisory event once.",
+        &OUTLIER_THRESHOLD,
+        0.0,
+        1_000_000.0,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"centralcloud.outlier_min_outcomes",
+        c"Outcomes an instance, and the rest of the fleet, need in the consensus window for the outlier test.",
+        c"Per cell and provider.",
+        &OUTLIER_MIN_OUTCOMES,
+        1,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"centralcloud.consensus_window",
+        c"Event time the outlier test and the agreement of instances look back over, from the newest event hour.",
+        c"Whole hours of the rollup. Accepts units, e.g. '6h'.",
+        &CONSENSUS_WINDOW_S,
+        3600,
+        i32::MAX,
+        GucContext::Suset,
+        GucFlags::UNIT_S,
+    );
+}
+
+pub fn consensus_policy() -> crate::learn::consensus::ConsensusPolicy {
+    crate::learn::consensus::ConsensusPolicy {
+        min_agreeing_instances: i64::from(MIN_AGREEING_INSTANCES.get()),
+        outlier_threshold: OUTLIER_THRESHOLD.get(),
+        outlier_min_outcomes: i64::from(OUTLIER_MIN_OUTCOMES.get()),
+        window_hours: i64::from(CONSENSUS_WINDOW_S.get() / 3600).max(1),
+    }
 }
 
 pub fn bayes_policy() -> crate::learn::bayes::BayesPolicy {

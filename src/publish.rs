@@ -47,8 +47,7 @@ impl<'a> ScoreUpdate<'a> {
         reason: &'a str,
     ) -> Self {
         ScoreUpdate {
-            timestamp: DateTime::<Utc>::from(SystemTime::now())
-                .to_rfc3339_opts(SecondsFormat::Micros, true),
+            timestamp: timestamp_now(),
             event_type: "model_score_update",
             model,
             complexity,
@@ -57,6 +56,39 @@ impl<'a> ScoreUpdate<'a> {
             reason,
         }
     }
+}
+
+/// The advisory an instance gets in its own queue, once per anomaly episode, when learning
+/// finds its outcomes for a cell through a provider deviating from the rest of the fleet's.
+#[derive(Serialize)]
+pub struct InstanceAdvisory<'a> {
+    pub event_type: &'static str,
+    pub instance_id: &'a str,
+    pub model: &'a str,
+    pub complexity: &'a str,
+    pub provider: &'a str,
+    /// success_rate or latency: which test flagged it.
+    pub kind: &'static str,
+    pub instance_failure_rate: f64,
+    pub fleet_failure_rate: f64,
+    pub instance_p50_ms: Option<f64>,
+    pub fleet_p50_ms: Option<f64>,
+    pub statistic: f64,
+    /// The event hour its left-out evidence starts at (RFC 3339).
+    pub since: String,
+    pub message: String,
+    pub timestamp: String,
+}
+
+impl InstanceAdvisory<'_> {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("advisory serialises")
+    }
+}
+
+/// Now, as event timestamps are written.
+pub fn timestamp_now() -> String {
+    DateTime::<Utc>::from(SystemTime::now()).to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 /// The queue an instance's updates go to: a readable slug of the id plus a hash of the exact

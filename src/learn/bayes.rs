@@ -375,7 +375,7 @@ impl BayesPolicy {
     }
 
     /// The inverse of `to_score`: the utility (prior mean) a score stands for.
-    fn to_utility(&self, score: f64) -> f64 {
+    pub(crate) fn to_utility(&self, score: f64) -> f64 {
         let g = (score / MAX_SCORE).clamp(0.0, 1.0);
         let k = self.midpoint_odds();
         (k * g / (1.0 - g + k * g)).clamp(0.0, 1.0)
@@ -418,7 +418,7 @@ impl BayesPolicy {
         merged?.quantile(0.95)
     }
 
-    fn penalty(&self, p95: f64) -> f64 {
+    pub(crate) fn penalty(&self, p95: f64) -> f64 {
         let (target, scale) = (self.latency_target_ms, self.latency_scale_ms);
         let overshoot = if target <= 0.0 {
             0.0
@@ -585,7 +585,7 @@ fn median(sketch: Option<&LatencySketch>) -> Median {
 }
 
 /// Adds `other` to `acc`; a sketch that cannot be merged (over 2^53 samples) is left out.
-fn merge_into(acc: &mut Option<LatencySketch>, other: Option<&LatencySketch>) {
+pub(crate) fn merge_into(acc: &mut Option<LatencySketch>, other: Option<&LatencySketch>) {
     match (acc.as_mut(), other) {
         (_, None) => {}
         (None, Some(o)) => *acc = Some(o.clone()),
@@ -593,6 +593,16 @@ fn merge_into(acc: &mut Option<LatencySketch>, other: Option<&LatencySketch>) {
             let _ = a.merge(o);
         }
     }
+}
+
+/// The binomial log-likelihood ratio of two samples' success rates (successes, failures each)
+/// against one pooled rate: what change detection and the outlier test (`consensus`) compare.
+pub(crate) fn binomial_llr(a: (i64, i64), b: (i64, i64)) -> f64 {
+    let counts = |(s, f): (i64, i64)| Counts {
+        s: s.max(0),
+        f: f.max(0),
+    };
+    llr(counts(a), counts(b))
 }
 
 /// Binomial log-likelihood ratio: a success rate per side against one pooled rate.

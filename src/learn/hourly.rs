@@ -1,8 +1,10 @@
-//! What the bayes policy reads and writes besides the catalog: each cell's evidence per event
-//! hour from `routing_rollup_hourly` (summed over instances and providers, sketches merged), and
-//! the change points it detects (`learning_changes`, and the cell's new `regime_start`).
+//! What learning reads of `routing_rollup_hourly` and writes besides the catalog: policy
+//! bayes's evidence per event hour (summed over instances and providers, sketches merged, less
+//! what consensus leaves out), the consensus window per instance and provider, and the change
+//! points bayes detects (`learning_changes`, and the cell's new `regime_start`).
 
 use super::bayes::{ChangeKind, HourEvidence};
+use super::consensus::Slice;
 use super::{Cell, Decision};
 use crate::sketch::LatencySketch;
 use crate::spi_util::FirstValue;
@@ -25,37 +27,23 @@ pub fn newest_hour(client: &SpiClient<'_>) -> SpiResult<Option<i64>> {
 }
 
 /// Each cell's hourly evidence since its regime start (or the last HALF_LIVES_READ half-lives),
-/// up to `now_hour`, keyed by (model, complexity).
+/// up to `now_hour`, keyed by (model, complexity), without the evidence consensus leaves out
+/// (`left_out`: each cell's sources left out in this run and their hours; ended episodes' hours
+/// are left out by the statement).
 pub fn read(
     client: &SpiClient<'_>,
     cells: &[Cell],
     now_hour: i64,
     half_life_hours: f64,
+    left_out: &[LeftOut<'_>],
 ) -> SpiResult<HashMap<(String, String), Vec<HourEvidence>>> {
     let oldest_hour = now_hour - (half_life_hours * HALF_LIVES_READ).ceil() as i64;
     let rows = client.select(
-        "SELECT h.model::text AS model, h.complexity::text AS complexity,
-                (extract(epoch FROM h.hour) / 3600)::int8 AS hour,
-                sum(h.success_count)::int8 AS successes, sum(h.failure_count)::int8 AS failures,
-                centralcloud.latency_sketch_union(h.latency_sketch) AS sketch
-           FROM unnest($1::text[], $2::text[], $3::int8[]) AS c(model, complexity, regime_start)
-           JOIN centralcloud.routing_rollup_hourly h
-             ON h.model = c.model AND h.complexity = c.complexity
-            AND h.hour >= to_timestamp(greatest(c.regime_start, $4) * 3600)
-            AND h.hour <= to_timestamp($5 * 3600)
-          GROUP BY 1, 2, 3",
+        include_str!("sql/read_hours.sql"),
         None,
         &[
-            cells
-                .iter()
-                .map(|c| c.model.as_str())
-                .collect::<Vec<_>>()
-                .into(),
-            cells
-                .iter()
-                .map(|c| c.complexity.as_str())
-                .collect::<Vec<_>>()
-                .into(),
+            models(cells).into(),
+            complexities(cells).into(),
             cells
                 .iter()
                 .map(|c| c.regime_start)
@@ -63,6 +51,32 @@ pub fn read(
                 .into(),
             oldest_hour.into(),
             now_hour.into(),
+            left_out.iter().map(|x| x.model).collect::<Vec<_>>().into(),
+            left_out
+                .iter()
+                .map(|x| x.complexity)
+                .collect::<Vec<_>>()
+                .into(),
+            left_out
+                .iter()
+                .map(|x| x.instance)
+                .collect::<Vec<_>>()
+                .into(),
+            left_out
+                .iter()
+                .map(|x| x.provider)
+                .collect::<Vec<_>>()
+                .into(),
+            left_out
+                .iter()
+                .map(|x| x.since_hour)
+                .collect::<Vec<i64>>()
+                .into(),
+            left_out
+                .iter()
+                .map(|x| x.until_hour)
+                .collect::<Vec<i64>>()
+                .into(),
         ],
     )?;
     let mut by_cell: HashMap<(String, String), Vec<HourEvidence>> = HashMap::new();
@@ -82,6 +96,73 @@ pub fn read(
             failures: row.get_by_name::<i64, _>("failures")?.unwrap_or_default(),
             latency,
         });
+    }
+    Ok(by_cell)
+}
+
+/// The chunk's models and complexities, as the statements' first two arrays.
+pub fn models(cells: &[Cell]) -> Vec<&str> {
+    cells.iter().map(|c| c.model.as_str()).collect()
+}
+
+pub fn complexities(cells: &[Cell]) -> Vec<&str> {
+    cells.iter().map(|c| c.complexity.as_str()).collect()
+}
+
+/// A source whose evidence for a cell is left out of learning in hours `since_hour ..=
+/// until_hour`.
+pub struct LeftOut<'a> {
+    pub model: &'a str,
+    pub complexity: &'a str,
+    pub instance: &'a str,
+    pub provider: &'a str,
+    pub since_hour: i64,
+    pub until_hour: i64,
+}
+
+/// The consensus window of each cell, hours `now_hour - window_hours + 1 ..= now_hour`: one
+/// slice per (hour, instance, provider) with outcomes, keyed by (model, complexity).
+pub fn read_window(
+    client: &SpiClient<'_>,
+    cells: &[Cell],
+    now_hour: i64,
+    window_hours: i64,
+) -> SpiResult<HashMap<(String, String), Vec<Slice>>> {
+    let first_hour = now_hour.saturating_sub(window_hours.max(1) - 1);
+    let rows = client.select(
+        include_str!("sql/read_window.sql"),
+        None,
+        &[
+            models(cells).into(),
+            complexities(cells).into(),
+            first_hour.into(),
+            now_hour.into(),
+        ],
+    )?;
+    let mut by_cell: HashMap<(String, String), Vec<Slice>> = HashMap::new();
+    for row in rows {
+        let text = |name: &str| -> SpiResult<String> {
+            Ok(row.get_by_name::<String, _>(name)?.unwrap_or_default())
+        };
+        let count = |name: &str| -> SpiResult<i64> {
+            Ok(row.get_by_name::<i64, _>(name)?.unwrap_or_default())
+        };
+        let latency = row
+            .get_by_name::<Vec<u8>, _>("sketch")?
+            .and_then(|bytes| LatencySketch::from_bytes(&bytes).ok());
+        by_cell
+            .entry((text("model")?, text("complexity")?))
+            .or_default()
+            .push(Slice {
+                instance: text("instance")?,
+                provider: text("provider")?,
+                hour: count("hour")?,
+                successes: count("successes")?,
+                failures: count("failures")?,
+                latency_count: count("latency_count")?,
+                latency_sum_ms: count("latency_sum")?,
+                latency,
+            });
     }
     Ok(by_cell)
 }

@@ -2,14 +2,18 @@
 //! history, and the published updates, all in the caller's transaction (no change without its
 //! event, no event without its change). Policies are pure (`policy`); this is the SPI layer.
 
+mod anomalies;
 pub mod bayes;
+pub mod consensus;
 mod hourly;
 pub mod policy;
 
 use crate::publish::{complexity_or_error, publish, ScoreUpdate};
 use crate::spi_util::{error_with_hint, raise, FirstValue};
 use crate::{event::Limits, guc};
+use anomalies::{CellConsensus, Views};
 use bayes::{BayesPolicy, ChangePoint};
+use consensus::{Agreement, ConsensusPolicy, Vote};
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
 use policy::{clamp_score, Evidence, SeedPolicy, Step};
@@ -54,42 +58,77 @@ struct Decision {
 }
 
 impl Decision {
-    fn seed(policy: &SeedPolicy, cell: Cell) -> Self {
+    /// The seed step on the evidence since the cell's last step, less the share of the sources
+    /// consensus leaves out; a change needs the agreement of the instances.
+    fn seed(
+        policy: &SeedPolicy,
+        consensus: &ConsensusPolicy,
+        cell: Cell,
+        view: Option<&CellConsensus>,
+    ) -> Self {
+        let kept = view.map(CellConsensus::kept_rows).unwrap_or_default();
+        let evidence = view.map_or(cell.evidence, |v| {
+            consensus::seed_evidence_without(&cell.evidence, &v.window, &kept)
+        });
+        let mut step = policy.step(cell.score, &evidence);
+        if let (Some(v), Step::Learned { new_score, reason }) = (view, &mut step) {
+            let change = *new_score - cell.score;
+            let votes = consensus::seed_votes(policy, cell.score, &evidence, &kept);
+            reason.push_str(&v.reason_suffix());
+            gate(consensus, change, &votes, cell.score, new_score, reason);
+        }
         Decision {
-            step: policy.step(cell.score, &cell.evidence),
-            samples: cell.evidence.samples(),
-            success_rate: cell.evidence.success_rate(),
+            step,
+            samples: evidence.samples(),
+            success_rate: evidence.success_rate(),
             change: None,
             cell,
         }
     }
 
-    /// The bayes assessment of all the cell's evidence in its regime; a new score is applied
-    /// only when it differs by at least `min_change` from the current one (converged cells stop
-    /// publishing).
+    /// The bayes assessment of all the cell's evidence in its regime (what consensus leaves out
+    /// is not in `hours`); a new score is applied only when it differs by at least `min_change`
+    /// from the current one (converged cells stop publishing) and the instances agree. A change
+    /// point of a change they do not agree with is not recorded: the next run looks again.
     fn bayes(
         policy: &BayesPolicy,
         min_change: f64,
+        consensus: &ConsensusPolicy,
         cell: Cell,
         hours: &[bayes::HourEvidence],
         now_hour: i64,
+        view: Option<&CellConsensus>,
     ) -> Self {
-        let a = policy.assess(cell.prior_score, hours, now_hour, cell.regime_start);
+        let mut a = policy.assess(cell.prior_score, hours, now_hour, cell.regime_start);
+        let suffix = view.map(CellConsensus::reason_suffix).unwrap_or_default();
         let step = if !a.sufficient {
-            Step::Insufficient { reason: a.reason }
+            Step::Insufficient {
+                reason: a.reason.clone() + &suffix,
+            }
         } else if (a.score - cell.score).abs() < min_change {
             Step::Learned {
                 new_score: cell.score,
                 reason: format!(
-                    "{}; kept {}: within centralcloud.min_score_change {min_change}",
+                    "{}{suffix}; kept {}: within centralcloud.min_score_change {min_change}",
                     a.reason, cell.score
                 ),
             }
         } else {
-            Step::Learned {
-                new_score: a.score,
-                reason: a.reason,
+            let (mut new_score, mut reason) = (a.score, a.reason.clone() + &suffix);
+            if let Some(v) = view {
+                let (change, votes) = bayes_votes(policy, &cell, &a, v);
+                if !gate(
+                    consensus,
+                    change,
+                    &votes,
+                    cell.score,
+                    &mut new_score,
+                    &mut reason,
+                ) {
+                    a.change = None;
+                }
             }
+            Step::Learned { new_score, reason }
         };
         Decision {
             step,
@@ -116,6 +155,49 @@ impl Decision {
     fn changed(&self) -> bool {
         self.new_score() != self.cell.score
     }
+}
+
+/// The change a bayes assessment makes, in utility, and the instances' votes on it, over the
+/// window's hours the assessment rests on (its regime's, a just-detected change's included).
+fn bayes_votes(
+    policy: &BayesPolicy,
+    cell: &Cell,
+    a: &bayes::Assessment,
+    view: &CellConsensus,
+) -> (f64, Vec<Vote>) {
+    let from = a.change.as_ref().map(|c| c.hour).or(cell.regime_start);
+    let rows: Vec<_> = view
+        .kept_rows()
+        .into_iter()
+        .filter(|s| from.is_none_or(|h| s.hour >= h))
+        .collect();
+    let utility = (a.bound.unwrap_or_default() - a.penalty).clamp(0.0, 1.0);
+    let change = utility - policy.sane().to_utility(cell.score);
+    (change, consensus::bayes_votes(policy, &rows, change))
+}
+
+/// The agreement rule: keeps `current` (and says why in `reason`) unless enough instances agree
+/// with the change. Returns whether they do.
+fn gate(
+    consensus: &ConsensusPolicy,
+    change: f64,
+    votes: &[Vote],
+    current: f64,
+    new_score: &mut f64,
+    reason: &mut String,
+) -> bool {
+    if *new_score == current {
+        return true;
+    }
+    let a: Agreement = consensus.agreement(change, votes);
+    if !a.holds() {
+        reason.push_str(&format!(
+            "; kept {current}: {} of {} reporting instances agree, {} needed (centralcloud.min_agreeing_instances)",
+            a.agreeing, a.reporting, a.required
+        ));
+        *new_score = current;
+    }
+    a.holds()
 }
 
 /// A result row: model, complexity, samples, success rate, average latency, old score, new
@@ -155,6 +237,7 @@ fn learn_complexity_scores(
 > {
     crate::version::require_current();
     let policy = current_policy();
+    let consensus = guc::consensus_policy();
     let learn = || -> SpiResult<Vec<LearnRow>> {
         Spi::connect_mut(|client| -> SpiResult<()> {
             require_read_committed(client)?;
@@ -166,9 +249,9 @@ fn learn_complexity_scores(
         let mut rows = Vec::new();
         let mut after = (String::new(), String::new());
         // One SPI connection per chunk: what a chunk's statements allocate is freed with it.
-        while let Some(last) =
-            Spi::connect_mut(|client| learn_chunk(client, &policy, &after, dry_run, &mut rows))?
-        {
+        while let Some(last) = Spi::connect_mut(|client| {
+            learn_chunk(client, (&policy, &consensus), &after, dry_run, &mut rows)
+        })? {
             after = last;
         }
         Ok(rows)
@@ -181,7 +264,7 @@ fn learn_complexity_scores(
 /// result rows. Returns the last cell's key when the chunk was full (there may be more).
 fn learn_chunk(
     client: &mut SpiClient<'_>,
-    policy: &Policy,
+    (policy, consensus): (&Policy, &ConsensusPolicy),
     after: &(String, String),
     dry_run: bool,
     rows: &mut Vec<LearnRow>,
@@ -194,24 +277,41 @@ fn learn_chunk(
                 .map(|c| (c.model.clone(), c.complexity.clone()))
         })
         .flatten();
+    let now_hour = hourly::newest_hour(client)?;
+    let views = match now_hour {
+        Some(hour) => anomalies::judge(client, consensus, &cells, hour)?,
+        None => Views::new(),
+    };
+    let key = |c: &Cell| (c.model.clone(), c.complexity.clone());
     let decisions: Vec<Decision> = match policy {
-        Policy::Seed(seed) => cells.into_iter().map(|c| Decision::seed(seed, c)).collect(),
+        Policy::Seed(seed) => cells
+            .into_iter()
+            .map(|c| {
+                let view = views.get(&key(&c));
+                Decision::seed(seed, consensus, c, view)
+            })
+            .collect(),
         Policy::Bayes { policy, min_change } => {
-            let Some(now_hour) = hourly::newest_hour(client)? else {
+            let Some(now_hour) = now_hour else {
                 return Ok(None);
             };
-            let mut hours = hourly::read(client, &cells, now_hour, policy.half_life_hours)?;
+            let left_out = anomalies::left_out(&views);
+            let mut hours =
+                hourly::read(client, &cells, now_hour, policy.half_life_hours, &left_out)?;
             cells
                 .into_iter()
                 .map(|c| {
-                    let evidence = hours.remove(&(c.model.clone(), c.complexity.clone()));
-                    let evidence = evidence.unwrap_or_default();
-                    Decision::bayes(policy, *min_change, c, &evidence, now_hour)
+                    let evidence = hours.remove(&key(&c)).unwrap_or_default();
+                    let view = views.get(&key(&c));
+                    Decision::bayes(policy, *min_change, consensus, c, &evidence, now_hour, view)
                 })
                 .collect()
         }
     };
     if !dry_run {
+        if let Some(hour) = now_hour {
+            anomalies::record(client, &views, hour)?;
+        }
         apply(client, &decisions)?;
         hourly::record_changes(client, &decisions)?;
     }
