@@ -59,10 +59,10 @@ SELECT * FROM centralcloud.instance_anomalies ORDER BY instance_id;
 SELECT test.eq((SELECT array_agg(instance_id || '/' || model || '/' || complexity_level || '/' || provider ORDER BY instance_id)
                   FROM centralcloud.instance_anomalies),
                ARRAY['r-3/m2/medium/pb', 'r-5/m1/medium/pa'], 'the two broken instances are flagged, nobody else');
-SELECT test.eq((SELECT (kind, instance_failure_rate, round(fleet_failure_rate::numeric, 4), instance_outcomes, fleet_outcomes,
+SELECT test.eq((SELECT (kind, instance_failure_rate, fleet_failure_rate, instance_outcomes, fleet_outcomes,
                         statistic > 10, since)::text
                   FROM centralcloud.instance_anomalies WHERE instance_id = 'r-5'),
-               ('success_rate', 90::float8, 1.67, 180, 720, true, date_trunc('hour', now()) - interval '9 hours')::text,
+               ('success_rate', 90::float8, 1.67::float8, 180, 720, true, date_trunc('hour', now()) - interval '9 hours')::text,
                'its rate vs the fleet''s, the statistic, since its first deviant hour');
 -- Left out of learning: m1 learns from the 720 outcomes of the four others only.
 SELECT test.eq((SELECT (samples, changed, reason LIKE '%left out: r-5 via pa%') FROM run1 WHERE model = 'm1')::text,
