@@ -140,6 +140,8 @@ OUTLIER_PROVIDER = "provider-x"
 OUTLIER_FAILURES = 0.90
 ASSESSED = re.compile(r"score (\d+\.\d+)")
 INSTANCES = ("router-us-1", "router-eu-1", "router-ap-1", "router-us-2", "router-eu-2")
+# Subscribes halfway through the replay, publishing nothing.
+LATE_JOINER = "router-late-1"
 
 
 def scenario():
@@ -369,6 +371,10 @@ def replay(args, run, cells, now):
                     " WHERE policy <> 'operator' AND id > %s ORDER BY id", (last_history_id,)):
                 obs["updates"].append((hour, m, c))
                 last_history_id = hid
+            if hour + 1 == args.hours // 2:
+                # A new instance subscribes mid-run: from its first read it must hold the catalog.
+                late_queue = conn.execute("SELECT centralcloud.subscribe_instance(%s)", (LATE_JOINER,)).fetchone()[0]
+                obs["late_joiner_catalog"] = dict(scores)
             if not args.quiet and (hour + 1) % 10 == 0:
                 print(f"  {run.name}: hour {hour + 1}/{args.hours}", file=sys.stderr, flush=True)
         obs["published_total"] = conn.execute(
@@ -390,12 +396,29 @@ def replay(args, run, cells, now):
             obs["advisories"][instance] = [r[0] for r in conn.execute(
                 sql.SQL("SELECT message->>'instance_id' FROM pgmq.{} WHERE message->>'event_type' = 'instance_advisory'")
                 .format(sql.Identifier(table)))]
+        obs["late_joiner"] = late_joiner_view(conn, late_queue, obs["late_joiner_catalog"], scores)
         obs["changes"] = []
         if has_changes:
             obs["changes"] = [(m, c, h, k) for m, c, h, k in conn.execute(
                 "SELECT model_name::text, complexity_level::text, change_hour, kind::text"
                 "  FROM centralcloud.learning_changes ORDER BY change_hour, model_name, complexity_level")]
     return obs
+
+
+def late_joiner_view(conn, queue, catalog_then, catalog_now):
+    """What the instance that subscribed mid-run read, in order: its first messages must be the
+    snapshot of the catalog when it subscribed (every cell, old_score null), and applying all of
+    them must give the catalog at the end. Returns (snapshot right, in sync at the end, updates)."""
+    messages = [r[0] for r in conn.execute(
+        "SELECT message FROM pgmq.read(%s, 30, 1000000) ORDER BY msg_id", (queue,))]
+    scores_only = [m for m in messages if m.get("event_type") == "model_score_update"]
+    snapshot = [m for m in scores_only if m.get("snapshot")]
+    snapshot_right = (scores_only[:len(snapshot)] == snapshot and all(m["old_score"] is None for m in snapshot)
+                      and {(m["model"], m["complexity"]): m["new_score"] for m in snapshot} == catalog_then)
+    view = {}
+    for m in scores_only:
+        view[(m["model"], m["complexity"])] = m["new_score"]
+    return snapshot_right, view == catalog_now, len(scores_only) - len(snapshot)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -550,6 +573,7 @@ def consensus_metrics(args, cells, obs, run):
                                       for e in obs["episodes"] if e not in expected})
     m["outlier_episodes"] = len(expected)
     m["advisory_message"] = expected[0]["message"] if expected else None
+    m["late_joiner"] = obs["late_joiner"]
     m["advisories_outlier"] = len(obs["advisories"].get(outlier, []))
     m["advisories_others"] = sum(len(v) for i, v in obs["advisories"].items() if i != outlier)
     m["advisories_name_their_queue"] = all(n == i for i, v in obs["advisories"].items() for n in v)
@@ -599,6 +623,11 @@ def assertions(args, m):
                 fmt(m["mean_abs_change"])))
     out.append(("slow twin strictly below fast twin (last hour)", m["slow_twin_below_last"],
                 "{:.2f} < {:.2f}".format(*m["slow_twin_scores_last"])))
+    snapshot_right, in_sync, updates = m["late_joiner"]
+    yn = lambda b: "yes" if b else "no"  # noqa: E731
+    out.append((f"an instance subscribing at hour {args.hours // 2} in sync from its first read",
+                snapshot_right and in_sync, f"snapshot {yn(snapshot_right)}, in sync at the end {yn(in_sync)} "
+                f"after {updates} updates"))
     out.append(("no instance flagged but the broken one", m["false_flags"] == 0,
                 f"{m['false_flags']} ({', '.join(m['false_flag_sources']) or 'none'})"))
     if not m["outlier_run"]:
@@ -674,6 +703,8 @@ def table(args, cells, results):
         else f"{m['flagged_outcomes']} (h {m['flagged_sim_hour']})"))
     row("outlier: advisories own queue | others", lambda m: f"{m['advisories_outlier']} | {m['advisories_others']}")
     row("false flags (other sources)", lambda m: str(m["false_flags"]))
+    row(f"late joiner (h {args.hours // 2}): snapshot | in sync | updates", lambda m: "{} | {} | {}".format(
+        yn(m["late_joiner"][0]), yn(m["late_joiner"][1]), m["late_joiner"][2]))
     target = OUTLIER_TARGET[0] + "/" + OUTLIER_TARGET[1]
     row(f"{target}: max |move| since h {args.outlier_hour - 1}", lambda m: f"{m['target_moved_since_onset']:.4f}")
     row(f"{target}: max |diff| vs clean twin: assessed | published", lambda m: (

@@ -174,7 +174,7 @@ fn subscribe_instance(instance_id: &str, reader: default!(Option<&str>, "NULL"))
                 None,
                 &[instance_id.into(), queue.as_str().into()],
             )?;
-            client.update(SNAPSHOT_SQL, None, &[queue.as_str().into()])?;
+            send_snapshot(client, &queue)?;
         }
         client.update(
             "SELECT pgmq.bind_topic($1, $2)",
@@ -201,17 +201,50 @@ fn subscribe_instance(instance_id: &str, reader: default!(Option<&str>, "NULL"))
 /// %I.
 /// A new instance starts in sync: its queue first gets the current score of every cell, in the
 /// seed's shape with `old_score` null and `"snapshot": true`, in key order; the updates that
-/// follow are published to it once it is bound.
-const SNAPSHOT_SQL: &str = "SELECT pgmq.send_batch($1, ARRAY(
-        SELECT jsonb_build_object(
-                   'timestamp', to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"'),
-                   'event_type', 'model_score_update', 'model', s.model_name,
-                   'complexity', s.complexity_level, 'old_score', NULL, 'new_score', s.score,
-                   'reason', 'snapshot: the current score when the instance subscribed',
-                   'snapshot', true)
-          FROM centralcloud.model_complexity_scores s
-         ORDER BY s.model_name, s.complexity_level))
-     WHERE EXISTS (SELECT 1 FROM centralcloud.model_complexity_scores)";
+/// follow are published to it once it is bound. Serialised here, like every update, so each
+/// score reads back as the exact double (jsonb's float output depends on extra_float_digits).
+fn send_snapshot(client: &mut SpiClient<'_>, queue: &str) -> SpiResult<()> {
+    let cells = client
+        .select(
+            "SELECT model_name::text AS model, complexity_level::text AS complexity, score
+               FROM centralcloud.model_complexity_scores ORDER BY model_name, complexity_level",
+            None,
+            &[],
+        )?
+        .map(|row| {
+            Ok((
+                row.get_by_name::<String, _>("model")?.unwrap_or_default(),
+                row.get_by_name::<String, _>("complexity")?.unwrap_or_default(),
+                row.get_by_name::<f64, _>("score")?.unwrap_or_default(),
+            ))
+        })
+        .collect::<SpiResult<Vec<(String, String, f64)>>>()?;
+    if cells.is_empty() {
+        return Ok(());
+    }
+    let messages: Vec<String> = cells
+        .iter()
+        .map(|(model, complexity, score)| {
+            let update = ScoreUpdate::new(model, complexity, None, *score, SNAPSHOT_REASON);
+            serde_json::to_string(&Snapshot { update, snapshot: true }).expect("snapshot serialises")
+        })
+        .collect();
+    client.update(
+        "SELECT pgmq.send_batch($1, $2::jsonb[])",
+        None,
+        &[queue.into(), messages.into()],
+    )?;
+    Ok(())
+}
+
+const SNAPSHOT_REASON: &str = "snapshot: the current score when the instance subscribed";
+
+#[derive(Serialize)]
+struct Snapshot<'a> {
+    #[serde(flatten)]
+    update: ScoreUpdate<'a>,
+    snapshot: bool,
+}
 
 fn grant_reading(client: &mut SpiClient<'_>, queue: &str, reader: &str) -> SpiResult<()> {
     let role_exists = client
