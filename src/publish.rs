@@ -5,6 +5,8 @@
 //! sent with `pgmq.send_topic` under one routing key; each subscribed instance has its own
 //! queue bound to that key (so every instance gets every update, once, in order), and the
 //! seed's plain `model_score_updates` queue is bound too, for consumers written to the seed.
+//! Health events (`model_health_update`) go out the same way, under the same key, so each
+//! instance reads score and health events from one queue in the order they happened.
 
 use crate::event::Choice;
 use crate::spi_util::FirstValue;
@@ -47,8 +49,7 @@ impl<'a> ScoreUpdate<'a> {
         reason: &'a str,
     ) -> Self {
         ScoreUpdate {
-            timestamp: DateTime::<Utc>::from(SystemTime::now())
-                .to_rfc3339_opts(SecondsFormat::Micros, true),
+            timestamp: rfc3339(DateTime::<Utc>::from(SystemTime::now())),
             event_type: "model_score_update",
             model,
             complexity,
@@ -57,6 +58,52 @@ impl<'a> ScoreUpdate<'a> {
             reason,
         }
     }
+}
+
+/// A change of a provider's or a model's health (`model` None: the provider as a whole).
+#[derive(Serialize)]
+pub struct HealthUpdate<'a> {
+    pub event_type: &'static str,
+    pub provider: &'a str,
+    pub model: Option<&'a str>,
+    pub state: &'static str,
+    pub previous_state: &'static str,
+    /// Failure rate of the outcomes the new state rests on (None: none).
+    pub failure_rate: Option<f64>,
+    pub window_s: i32,
+    pub since: String,
+    pub reason: &'a str,
+    pub timestamp: String,
+}
+
+impl<'a> HealthUpdate<'a> {
+    pub fn new(
+        provider: &'a str,
+        model: Option<&'a str>,
+        states: (&'static str, &'static str),
+        failure_rate: Option<f64>,
+        window_s: i32,
+        since: DateTime<Utc>,
+        reason: &'a str,
+    ) -> Self {
+        HealthUpdate {
+            event_type: "model_health_update",
+            provider,
+            model,
+            state: states.1,
+            previous_state: states.0,
+            failure_rate,
+            window_s,
+            since: rfc3339(since),
+            reason,
+            timestamp: rfc3339(DateTime::<Utc>::from(SystemTime::now())),
+        }
+    }
+}
+
+/// The timestamps of published events: RFC 3339, UTC, microseconds.
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 /// The queue an instance's updates go to: a readable slug of the id plus a hash of the exact
@@ -98,14 +145,15 @@ fn fnv1a32(bytes: &[u8]) -> u32 {
     })
 }
 
-/// Sends one update to every bound queue; returns how many queues received it.
-pub fn publish(update: &ScoreUpdate<'_>) -> i32 {
-    let message = serde_json::to_string(update).expect("score update serialises");
+/// Sends one event (a score or a health update) to every bound queue; returns how many queues
+/// received it.
+pub fn publish(event: &impl Serialize) -> i32 {
+    let message = serde_json::to_string(event).expect("events serialise");
     Spi::get_one_with_args::<i32>(
         "SELECT pgmq.send_topic($1, $2::jsonb)",
         &[ROUTING_KEY.into(), message.as_str().into()],
     )
-    .unwrap_or_else(|e| error!("centralcloud: publishing a score update: {e}"))
+    .unwrap_or_else(|e| error!("centralcloud: publishing an update: {e}"))
     .unwrap_or(0)
 }
 
@@ -327,5 +375,33 @@ mod tests {
             ]
         );
         assert_eq!(v["event_type"], "model_score_update");
+    }
+
+    #[test]
+    fn health_update_has_the_documented_shape() {
+        let since = DateTime::from_timestamp(1_795_773_600, 0).unwrap();
+        let u = HealthUpdate::new("openai", None, ("healthy", "down"), Some(1.0), 300, since, "down: ...");
+        let v: serde_json::Value = serde_json::to_value(&u).unwrap();
+        let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "event_type",
+                "failure_rate",
+                "model",
+                "previous_state",
+                "provider",
+                "reason",
+                "since",
+                "state",
+                "timestamp",
+                "window_s"
+            ]
+        );
+        assert_eq!(v["event_type"], "model_health_update");
+        assert_eq!((v["state"].as_str(), v["previous_state"].as_str()), (Some("down"), Some("healthy")));
+        assert_eq!(v["model"], serde_json::Value::Null);
+        assert_eq!(v["since"], "2026-11-27T10:00:00.000000Z");
     }
 }
