@@ -463,7 +463,7 @@ COMMENT ON FUNCTION grant_queue_privileges() IS
   'Grants centralcloud_publisher exactly what pgmq.send and pgmq.send_batch need on the routing-event queue (centralcloud.queue_name), and centralcloud_operator its msg_ids; returns the queue table. Ingest calls it when it finds the queue re-created; call it after pointing centralcloud.queue_name at another queue.';
 
 COMMENT ON FUNCTION subscribe_instance(text, text) IS
-  'Creates the instance''s own score-update queue (cc_scores_<slug>_<hash>), binds it to the score update topic, and lets reader (a role; default the centralcloud_publisher group) read, delete and archive its messages, and nobody else (a role given replaces every earlier reader, the group included); returns the queue name. Idempotent.';
+  'Creates the instance''s own score-update queue (cc_scores_<slug>_<hash>), binds it to the score and health update topics, and lets reader (a role; default the centralcloud_publisher group) read, delete and archive its messages, and nobody else (a role given replaces every earlier reader, the group included); returns the queue name. Idempotent.';
 
 REVOKE ALL ON FUNCTION grant_queue_privileges() FROM PUBLIC;
 REVOKE ALL ON FUNCTION drop_expired_dead_letters(timestamptz) FROM PUBLIC;

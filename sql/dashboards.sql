@@ -193,3 +193,53 @@ AS $quantiles$
 $quantiles$;
 COMMENT ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz) IS
   'Latency of a model and complexity (NULL: all) over a window, merged from the hourly rollup sketches: samples, exact average, p50/p95/p99 (within 1%), min and max. Hour-granular: every rollup hour that starts in [date_trunc(''hour'', since), until).';
+
+-- ---------------------------------------------------------------------------------------
+-- Each cell's latency percentiles, kept with the row (recommend_model() ranks by p95 on every
+-- call; reading them from the sketch there would decode one per candidate).
+-- ---------------------------------------------------------------------------------------
+ALTER TABLE model_routing_metrics
+    ADD COLUMN p50_ms FLOAT GENERATED ALWAYS AS (latency_quantile(latency_sketch, 0.5)) STORED,
+    ADD COLUMN p95_ms FLOAT GENERATED ALWAYS AS (latency_quantile(latency_sketch, 0.95)) STORED;
+COMMENT ON COLUMN model_routing_metrics.p50_ms IS 'Median response time in ms, from latency_sketch (within 1%).';
+COMMENT ON COLUMN model_routing_metrics.p95_ms IS '95th percentile response time in ms, from latency_sketch (within 1%).';
+
+-- ---------------------------------------------------------------------------------------
+-- Health of providers and models.
+-- ---------------------------------------------------------------------------------------
+CREATE VIEW model_health AS
+WITH recent AS (
+    SELECT o.provider, o.model, sum(o.success_count) AS successes, sum(o.failure_count) AS failures
+      FROM health_outcomes o
+     WHERE o.second > now() - coalesce(nullif(current_setting('centralcloud.health_window', true), '')::interval,
+                                       interval '300 seconds')
+     GROUP BY GROUPING SETS ((o.provider, o.model), (o.provider))
+)
+SELECT h.provider::text AS provider,
+       h.model::text AS model,
+       h.state,
+       h.since,
+       ROUND(r.failures / NULLIF(r.successes + r.failures, 0), 4) AS failure_rate,
+       coalesce(r.successes + r.failures, 0)::bigint AS outcomes,
+       ROUND(l.failures / NULLIF(l.successes + l.failures, 0), 4) AS long_run_failure_rate,
+       coalesce(l.successes + l.failures, 0)::bigint AS long_run_outcomes,
+       h.reason
+  FROM health_states h
+  LEFT JOIN recent r ON r.provider = h.provider AND r.model IS NOT DISTINCT FROM h.model
+ CROSS JOIN LATERAL (SELECT sum(x.long_run_success_count)::numeric AS successes,
+                            sum(x.long_run_failure_count)::numeric AS failures
+                       FROM health_states x
+                      WHERE x.provider = h.provider
+                        AND (x.model = h.model OR (h.model IS NULL AND x.model IS NOT NULL))) AS l
+ ORDER BY h.provider, h.model NULLS FIRST;
+COMMENT ON VIEW model_health IS
+  'Health of every provider (model NULL) and (provider, model): state (healthy, degraded, down), since when, the failure rate and count of outcomes received in the last centralcloud.health_window, the long-run failure rate it is judged against (hourly rollup over centralcloud.health_baseline_window; a provider''s over its models) and its outcomes, and why the state last changed.';
+
+CREATE VIEW health_updates_recent AS
+SELECT changed_at, provider::text AS provider, model::text AS model, previous_state, state, failure_rate,
+       outcomes, reason, published_to
+  FROM health_history
+ ORDER BY changed_at DESC, id DESC
+ LIMIT 100;
+COMMENT ON VIEW health_updates_recent IS
+  'The latest 100 health changes of providers and models, newest first, as published to every instance.';

@@ -5,8 +5,10 @@
 //! sent with `pgmq.send_topic` under one routing key; each subscribed instance has its own
 //! queue bound to that key (so every instance gets every update, once, in order), and the
 //! seed's plain `model_score_updates` queue is bound too, for consumers written to the seed.
-//! Health events (`model_health_update`) go out the same way, under the same key, so each
-//! instance reads score and health events from one queue in the order they happened.
+//! Health events (`model_health_update`) go out the same way under their own key, which every
+//! subscribed instance's queue is bound to as well: each instance reads score and health events
+//! from one queue in the order they happened, and the seed's plain queue, whose consumers know
+//! score updates only, gets none.
 
 use crate::event::Choice;
 use crate::spi_util::FirstValue;
@@ -16,12 +18,16 @@ use pgrx::spi::{SpiClient, SpiResult};
 use serde::Serialize;
 use std::time::SystemTime;
 
-/// The routing key every score update is published under.
 /// The group role whose members may read score-update queues unless subscribe_instance names
 /// a reader (sql/security.sql creates it).
 const PUBLISHER_ROLE: &str = "centralcloud_publisher";
 
+/// The routing key every score update is published under.
 pub const ROUTING_KEY: &str = "centralcloud.model_score_update";
+/// The routing key every health change is published under.
+pub const HEALTH_ROUTING_KEY: &str = "centralcloud.model_health_update";
+/// What a subscribed instance's queue is bound to.
+const INSTANCE_KEYS: [&str; 2] = [ROUTING_KEY, HEALTH_ROUTING_KEY];
 /// pgmq's longest queue name.
 const MAX_QUEUE_NAME: usize = 47;
 const QUEUE_PREFIX: &str = "cc_scores_";
@@ -145,20 +151,20 @@ fn fnv1a32(bytes: &[u8]) -> u32 {
     })
 }
 
-/// Sends one event (a score or a health update) to every bound queue; returns how many queues
-/// received it.
-pub fn publish(event: &impl Serialize) -> i32 {
+/// Sends one event (a score or a health update) under `routing_key` to every queue bound to
+/// it; returns how many queues received it.
+pub fn publish(routing_key: &str, event: &impl Serialize) -> i32 {
     let message = serde_json::to_string(event).expect("events serialise");
     Spi::get_one_with_args::<i32>(
         "SELECT pgmq.send_topic($1, $2::jsonb)",
-        &[ROUTING_KEY.into(), message.as_str().into()],
+        &[routing_key.into(), message.as_str().into()],
     )
     .unwrap_or_else(|e| error!("centralcloud: publishing an update: {e}"))
     .unwrap_or(0)
 }
 
 /// Creates the instance's own score-update queue (if missing) and binds it, so it receives
-/// every score update from now on. Returns the queue's name. Idempotent.
+/// every score and health update from now on. Returns the queue's name. Idempotent.
 #[pg_extern(security_definer)]
 #[search_path(@extschema@, pg_catalog, pg_temp)]
 fn subscribe_instance(instance_id: &str, reader: default!(Option<&str>, "NULL")) -> String {
@@ -190,11 +196,13 @@ fn subscribe_instance(instance_id: &str, reader: default!(Option<&str>, "NULL"))
                 &[instance_id.into(), queue.as_str().into()],
             )?;
         }
-        client.update(
-            "SELECT pgmq.bind_topic($1, $2)",
-            None,
-            &[ROUTING_KEY.into(), queue.as_str().into()],
-        )?;
+        for key in INSTANCE_KEYS {
+            client.update(
+                "SELECT pgmq.bind_topic($1, $2)",
+                None,
+                &[key.into(), queue.as_str().into()],
+            )?;
+        }
         grant_reading(client, &queue, reader)
     })
     .unwrap_or_else(|e| error!("centralcloud: subscribing \"{instance_id}\": {e}"));
@@ -273,11 +281,13 @@ fn unsubscribe_instance(instance_id: &str, drop_queue: default!(bool, true)) -> 
         let Some(queue) = queue else {
             return Ok(false);
         };
-        client.update(
-            "SELECT pgmq.unbind_topic($1, $2)",
-            None,
-            &[ROUTING_KEY.into(), queue.as_str().into()],
-        )?;
+        for key in INSTANCE_KEYS {
+            client.update(
+                "SELECT pgmq.unbind_topic($1, $2)",
+                None,
+                &[key.into(), queue.as_str().into()],
+            )?;
+        }
         if drop_queue {
             client.update("SELECT pgmq.drop_queue($1)", None, &[queue.as_str().into()])?;
         }

@@ -1,13 +1,14 @@
 //! Health of providers and (provider, model) cells, evaluated by ingest at the end of each call
 //! and by `evaluate_model_health()`: evidence in `health_outcomes` (outcomes per second of
 //! server receive time, written by ingest), states in `health_states`, each transition recorded
-//! in `health_history` and published to every instance through the score-update topic, in the
+//! in `health_history` and published to every subscribed instance (topic
+//! `centralcloud.model_health_update`, which their score-update queues are bound to), in the
 //! evaluating transaction (no transition without its event). The rules are pure (`rules`);
 //! this is the SPI layer.
 
 pub mod rules;
 
-use crate::publish::{publish, HealthUpdate};
+use crate::publish::{publish, HealthUpdate, HEALTH_ROUTING_KEY};
 use crate::spi_util::{raise, FirstValue};
 use crate::stats::Counts;
 use crate::{guc, subxact};
@@ -334,7 +335,7 @@ fn record(
     )?;
     let window_s = i32::try_from(policy.window_s).unwrap_or(i32::MAX);
     let since = DateTime::<Utc>::from_timestamp_micros(now_us).unwrap_or_default();
-    let published_to = publish(&HealthUpdate::new(
+    let published_to = publish(HEALTH_ROUTING_KEY, &HealthUpdate::new(
         &t.provider,
         t.model.as_deref(),
         (t.previous.as_str(), v.state.as_str()),

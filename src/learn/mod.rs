@@ -6,7 +6,7 @@ pub mod bayes;
 mod hourly;
 pub mod policy;
 
-use crate::publish::{complexity_or_error, publish, ScoreUpdate};
+use crate::publish::{complexity_or_error, publish, ScoreUpdate, ROUTING_KEY};
 use crate::spi_util::{error_with_hint, raise, FirstValue};
 use crate::{event::Limits, guc};
 use bayes::{BayesPolicy, ChangePoint};
@@ -401,7 +401,7 @@ fn record_change(client: &mut SpiClient<'_>, c: &Change<'_>) -> SpiResult<()> {
             c.reason.into(),
         ],
     )?;
-    let published_to = publish(&ScoreUpdate::new(
+    let published_to = publish(ROUTING_KEY, &ScoreUpdate::new(
         c.model,
         c.complexity,
         c.old_score,
