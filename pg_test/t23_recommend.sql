@@ -60,8 +60,8 @@ SELECT test.eq((SELECT array_agg(model ORDER BY rank) FROM centralcloud.recommen
                ARRAY['best-slow', 'close-fast', 'close-cheap', 'vision-model', 'far-fastest', 'shaky'], 'cost without prices: by score');
 SELECT test.eq((SELECT reason LIKE 'no price known for any candidate (centralcloud.model_prices): by score%'
                   FROM centralcloud.recommend_model('complex', prefer => 'cost') WHERE rank = 1), true, 'says there are no prices');
-CREATE ROLE ops LOGIN IN ROLE centralcloud_operator;
-SET ROLE ops;
+CREATE ROLE rec_ops LOGIN IN ROLE centralcloud_operator;
+SET ROLE rec_ops;
 INSERT INTO centralcloud.model_prices (provider, model, usd_per_request) VALUES ('openai', 'best-slow', 0.03);
 INSERT INTO centralcloud.model_prices (provider, model, usd_per_million_input_tokens, usd_per_million_output_tokens)
 VALUES ('anthropic', 'close-fast', 3, 15), ('mistral', 'close-cheap', 0.5, 1.5);
@@ -75,7 +75,7 @@ SELECT test.fails_with($$INSERT INTO centralcloud.model_prices (provider, model)
 SELECT test.eq((SELECT (source, supported, successes)::text FROM centralcloud.model_capabilities WHERE model = 'vision-model'),
                '(learned,t,40)', 'learned from 40 successes');
 SELECT test.eq((SELECT array_agg(model) FROM centralcloud.recommend_model('complex', '{vision}')), ARRAY['vision-model'], 'vision');
-SET ROLE ops;
+SET ROLE rec_ops;
 INSERT INTO centralcloud.model_capabilities (provider, model, capability) VALUES ('anthropic', 'close-fast', 'vision');
 SELECT test.eq((SELECT array_agg(model ORDER BY rank) FROM centralcloud.recommend_model('complex', '{vision}')),
                ARRAY['close-fast', 'vision-model'], 'an operator''s capability');
@@ -127,26 +127,26 @@ EXCEPTION WHEN undefined_object THEN
 END $$;
 
 -- Who may call it: dashboards, routers, operators; nobody else. Routers see nothing else.
-CREATE ROLE router LOGIN IN ROLE centralcloud_publisher;
-CREATE ROLE dash LOGIN IN ROLE centralcloud_reader;
-CREATE ROLE nobody LOGIN;
-SET ROLE router;
+CREATE ROLE rec_router LOGIN IN ROLE centralcloud_publisher;
+CREATE ROLE rec_dash LOGIN IN ROLE centralcloud_reader;
+CREATE ROLE rec_nobody LOGIN;
+SET ROLE rec_router;
 SELECT test.eq((SELECT model FROM centralcloud.recommend_model('complex') WHERE rank = 1), 'best-slow', 'a router may');
 SELECT test.fails_with('SELECT * FROM centralcloud.model_health', '42501', 'a router reads no view');
 SELECT test.fails_with('SELECT * FROM centralcloud.model_prices', '42501', 'nor a table');
 SELECT test.fails_with('SELECT * FROM centralcloud.evaluate_model_health()', '42501', 'nor evaluates health');
 RESET ROLE;
-SET ROLE dash;
+SET ROLE rec_dash;
 SELECT test.eq((SELECT count(*) > 0 FROM centralcloud.recommend_model('complex', prefer => 'speed')), true, 'a dashboard may');
 SELECT test.eq((SELECT count(*) > 0 FROM centralcloud.model_health), true, 'and reads model_health');
 SELECT test.fails_with($$INSERT INTO centralcloud.model_prices (provider, model, usd_per_request) VALUES ('a', 'b', 1)$$, '42501', 'a dashboard sets no price');
 RESET ROLE;
-SET ROLE ops;
+SET ROLE rec_ops;
 SELECT test.eq((SELECT count(*) > 0 FROM centralcloud.recommend_model('complex')), true, 'an operator may');
 SELECT test.fails_with($$INSERT INTO centralcloud.model_capabilities (provider, model, capability, source) VALUES ('a', 'b', 'c', 'learned')$$,
                        '42501', 'an operator cannot forge a learned capability');
 SELECT test.fails_with($$UPDATE centralcloud.health_states SET state = 'healthy'$$, '42501', 'nor edit health');
 RESET ROLE;
-SET ROLE nobody;
+SET ROLE rec_nobody;
 SELECT test.fails_with($$SELECT * FROM centralcloud.recommend_model('complex')$$, '42501', 'anyone else may not');
 RESET ROLE;
