@@ -767,6 +767,10 @@ GRANT SELECT ON model_health, health_updates_recent TO centralcloud_reader;
 -- and shows them nothing else.
 GRANT USAGE ON SCHEMA @extschema@ TO centralcloud_publisher;
 GRANT EXECUTE ON FUNCTION recommend_model(text, text[], text, text[]) TO centralcloud_reader, centralcloud_publisher;
+-- A router calls it on every request: its statements are planned once per session. With custom
+-- plans PostgreSQL would plan them again on every call (their estimates beat the generic
+-- plan's), which costs more than running them.
+ALTER FUNCTION recommend_model(text, text[], text, text[]) SET plan_cache_mode = force_generic_plan;
 GRANT EXECUTE ON FUNCTION evaluate_model_health() TO centralcloud_operator;
 GRANT SELECT ON health_outcomes, health_states, health_history, model_capabilities, model_prices,
                 model_health, health_updates_recent

@@ -144,6 +144,10 @@ GRANT EXECUTE ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz
 -- and shows them nothing else.
 GRANT USAGE ON SCHEMA @extschema@ TO centralcloud_publisher;
 GRANT EXECUTE ON FUNCTION recommend_model(text, text[], text, text[]) TO centralcloud_reader, centralcloud_publisher;
+-- A router calls it on every request: its statements are planned once per session. With custom
+-- plans PostgreSQL would plan them again on every call (their estimates beat the generic
+-- plan's), which costs more than running them.
+ALTER FUNCTION recommend_model(text, text[], text, text[]) SET plan_cache_mode = force_generic_plan;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO centralcloud_operator;
 GRANT EXECUTE ON FUNCTION ingest_routing_events(integer, integer), learn_complexity_scores(boolean),

@@ -4,7 +4,8 @@
 -- model's and its provider's health, the cell's outcomes and latency, and the estimated cost
 -- of a request (per-request price plus the typical tokens at the per-token prices).
 -- $1 complexity, $2 capabilities, $3 excluded models or providers, $4..$6 the last row read
--- (score, model, provider; $4 NULL: from the top), $7 page size.
+-- (score, model, provider; $4 NULL: from the top), $7 page size (NULL: no limit), $8 lowest
+-- score wanted (NULL: any).
 SELECT s.model_name::text AS model,
        h.provider::text AS provider,
        s.score,
@@ -26,8 +27,10 @@ SELECT s.model_name::text AS model,
          ON m.model_name = s.model_name AND m.complexity_level = s.complexity_level
   LEFT JOIN centralcloud.model_prices p ON p.provider = h.provider AND p.model = h.model
  WHERE s.complexity_level = $1
-   AND ($4::float8 IS NULL OR s.score < $4
-        OR (s.score = $4 AND (s.model_name::text, h.provider::text) > ($5, $6)))
+   -- The score bounds as they are, so the index scan starts and stops at them; the keyset's
+   -- tie-break on top.
+   AND s.score <= coalesce($4::float8, 'infinity') AND s.score >= coalesce($8::float8, '-infinity')
+   AND ($4 IS NULL OR s.score < $4 OR (s.model_name::text, h.provider::text) > ($5, $6))
    AND NOT (s.model_name = ANY ($3) OR h.provider = ANY ($3))
    AND NOT EXISTS (SELECT 1 FROM unnest($2::text[]) AS wanted(capability)
                     WHERE NOT EXISTS (SELECT 1 FROM centralcloud.model_capabilities c

@@ -125,6 +125,7 @@ fn prepare(client: &SpiClient<'_>) -> Statements {
         text,
         text,
         PgBuiltInOids::INT8OID.into(),
+        PgBuiltInOids::FLOAT8OID.into(),
     ];
     let prepared = || -> SpiResult<Statements> {
         Ok(Statements {
@@ -208,17 +209,23 @@ struct Down {
     provider: String,
 }
 
-/// Reads pages of candidates, best score first, until the ranking is decided.
+/// Reads candidates, best score first, until the ranking is decided: a page at a time, except
+/// that with a preference, once the best healthy score is known, everything down to the
+/// tolerance floor comes in one statement (a crowded band must not cost a page each).
 fn read(
     client: &SpiClient<'_>,
     statements: &Statements,
     request: &Request,
     ranking: &Ranking,
 ) -> SpiResult<(Vec<Candidate>, Vec<Down>)> {
-    let page = (ranking.limit * 2).max(32) as i64;
+    // Enough for the usual case (a few degraded or down ones among the best) in one page.
+    let page = (ranking.limit + ranking.limit / 2 + 2) as i64;
     let (mut candidates, mut down) = (Vec::new(), Vec::new());
     let mut last: Option<(f64, String, String)> = None;
+    let mut floor_read = false;
     loop {
+        let floor = ranking.floor(&candidates).filter(|_| !floor_read);
+        floor_read |= floor.is_some();
         let rows = client.select(
             &statements.candidates,
             None,
@@ -229,7 +236,8 @@ fn read(
                 last.as_ref().map(|l| l.0).into(),
                 last.as_ref().map(|l| l.1.as_str()).into(),
                 last.as_ref().map(|l| l.2.as_str()).into(),
-                page.into(),
+                floor.is_none().then_some(page).into(),
+                floor.into(),
             ],
         )?;
         let read = rows.len() as i64;
@@ -244,7 +252,8 @@ fn read(
                 health => candidates.push(Candidate { health, ..c }),
             }
         }
-        if read < page || ranking.has_enough(&candidates) {
+        let exhausted = floor.is_none() && read < page;
+        if exhausted || ranking.has_enough(&candidates, floor_read) {
             return Ok((candidates, down));
         }
     }

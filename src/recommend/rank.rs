@@ -61,18 +61,26 @@ pub struct Ranking {
 
 impl Ranking {
     /// Whether candidates read so far, best score first, decide the ranking: `limit` healthy
-    /// ones, and (with a preference) one below the healthy best's tolerance, so every
-    /// candidate that could rank higher has been read.
-    pub fn has_enough(&self, read: &[Candidate]) -> bool {
-        let healthy: Vec<&Candidate> = read.iter().filter(|c| c.health == State::Healthy).collect();
-        if healthy.len() < self.limit {
+    /// ones, and (with a preference) all of them down to the floor (`to_floor`: read in one
+    /// go, or one below it seen), so every candidate that could rank higher has been read.
+    pub fn has_enough(&self, read: &[Candidate], to_floor: bool) -> bool {
+        let healthy = read.iter().filter(|c| c.health == State::Healthy).count();
+        if healthy < self.limit {
             return false;
         }
-        match (self.prefer, healthy.first(), read.last()) {
-            (None, _, _) => true,
-            (Some(_), Some(best), Some(last)) => last.score < best.score - self.tolerance,
-            _ => false,
+        match (self.floor(read), read.last()) {
+            (None, _) => true,
+            (Some(floor), Some(last)) => to_floor || last.score < floor,
+            (Some(_), None) => false,
         }
+    }
+
+    /// With a preference, once a healthy candidate was read: the lowest score the preference
+    /// can reach (every candidate from it up must be read, however many share the band).
+    pub fn floor(&self, read: &[Candidate]) -> Option<f64> {
+        self.prefer?;
+        let best = read.iter().find(|c| c.health == State::Healthy)?;
+        Some(best.score - self.tolerance)
     }
 
     /// The candidates ranked, at most `limit`.

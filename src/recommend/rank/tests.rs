@@ -123,21 +123,32 @@ fn reading_stops_once_nothing_unread_can_rank_higher() {
         limit: 2,
         ..ranking(None)
     };
-    assert!(!two.has_enough(&by_score[..1]));
-    assert!(two.has_enough(&by_score[..2]));
+    assert!(!two.has_enough(&by_score[..1], false));
+    assert!(two.has_enough(&by_score[..2], false));
     let speed = Ranking {
         limit: 2,
         ..ranking(Some(Prefer::Speed))
     };
-    assert!(!speed.has_enough(&by_score[..3]), "all three within the tolerance must be read");
-    assert!(speed.has_enough(&by_score[..4]));
+    assert!(!speed.has_enough(&by_score[..3], false), "all three within the tolerance must be read");
+    assert!(speed.has_enough(&by_score[..3], true), "read down to the floor");
+    assert!(speed.has_enough(&by_score[..4], false));
     let mut degraded = by_score.clone();
     degraded[1].health = State::Degraded;
-    assert!(!two.has_enough(&degraded[..2]), "a degraded one does not count");
+    assert!(!two.has_enough(&degraded[..2], false), "a degraded one does not count");
 }
 
 #[test]
 fn ordinals() {
     let got: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 101].iter().map(|&n| ordinal(n)).collect();
     assert_eq!(got, ["the", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st"]);
+}
+
+#[test]
+fn the_floor_is_the_best_healthy_score_less_the_tolerance() {
+    let mut f = fleet();
+    assert_eq!(ranking(None).floor(&f), None);
+    assert_eq!(ranking(Some(Prefer::Cost)).floor(&f), Some(4.2 - 0.25));
+    f[0].health = State::Degraded;
+    assert_eq!(ranking(Some(Prefer::Speed)).floor(&f), Some(4.0 - 0.25));
+    assert_eq!(ranking(Some(Prefer::Speed)).floor(&[]), None);
 }
