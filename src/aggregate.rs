@@ -202,7 +202,10 @@ pub fn aggregate_capabilities<'a>(
 }
 
 /// Adds the per-key counts of a later batch.
-pub fn merge_outcomes(total: &mut BTreeMap<PairKey, OutcomeDelta>, batch: BTreeMap<PairKey, OutcomeDelta>) {
+pub fn merge_outcomes(
+    total: &mut BTreeMap<PairKey, OutcomeDelta>,
+    batch: BTreeMap<PairKey, OutcomeDelta>,
+) {
     for (key, d) in batch {
         let t = total.entry(key).or_default();
         t.routed += d.routed;
@@ -212,7 +215,10 @@ pub fn merge_outcomes(total: &mut BTreeMap<PairKey, OutcomeDelta>, batch: BTreeM
 }
 
 /// Adds the per-key counts of a later batch.
-pub fn merge_capabilities(total: &mut BTreeMap<CapabilityKey, i64>, batch: BTreeMap<CapabilityKey, i64>) {
+pub fn merge_capabilities(
+    total: &mut BTreeMap<CapabilityKey, i64>,
+    batch: BTreeMap<CapabilityKey, i64>,
+) {
     for (key, n) in batch {
         *total.entry(key).or_default() += n;
     }
@@ -256,20 +262,56 @@ mod tests {
             e
         };
         let first = vec![
-            with(event("gpt-4o", Complex, Success, None), "openai", &["vision", "tools"]),
-            with(event("gpt-4o", Simple, Failure, None), "openai", &["vision"]),
+            with(
+                event("gpt-4o", Complex, Success, None),
+                "openai",
+                &["vision", "tools"],
+            ),
+            with(
+                event("gpt-4o", Simple, Failure, None),
+                "openai",
+                &["vision"],
+            ),
             with(event("gpt-4o", Simple, Routed, None), "azure", &[]),
         ];
-        let second = vec![with(event("gpt-4o", Medium, Success, None), "openai", &["vision"])];
+        let second = vec![with(
+            event("gpt-4o", Medium, Success, None),
+            "openai",
+            &["vision"],
+        )];
         let mut outcomes = aggregate_outcomes(&first);
         merge_outcomes(&mut outcomes, aggregate_outcomes(&second));
-        let pair = |p: &str| PairKey { provider: p.into(), model: "gpt-4o".into() };
-        assert_eq!(outcomes[&pair("openai")], OutcomeDelta { routed: 0, success: 2, failure: 1 });
-        assert_eq!(outcomes[&pair("azure")], OutcomeDelta { routed: 1, success: 0, failure: 0 });
+        let pair = |p: &str| PairKey {
+            provider: p.into(),
+            model: "gpt-4o".into(),
+        };
+        assert_eq!(
+            outcomes[&pair("openai")],
+            OutcomeDelta {
+                routed: 0,
+                success: 2,
+                failure: 1
+            }
+        );
+        assert_eq!(
+            outcomes[&pair("azure")],
+            OutcomeDelta {
+                routed: 1,
+                success: 0,
+                failure: 0
+            }
+        );
         let mut caps = aggregate_capabilities(&first);
         merge_capabilities(&mut caps, aggregate_capabilities(&second));
-        let found: Vec<(&str, i64)> = caps.iter().map(|(k, n)| (k.capability.as_str(), *n)).collect();
-        assert_eq!(found, vec![("tools", 1), ("vision", 2)], "the failure taught nothing");
+        let found: Vec<(&str, i64)> = caps
+            .iter()
+            .map(|(k, n)| (k.capability.as_str(), *n))
+            .collect();
+        assert_eq!(
+            found,
+            vec![("tools", 1), ("vision", 2)],
+            "the failure taught nothing"
+        );
     }
 
     #[test]

@@ -442,15 +442,35 @@ pub static HEALTH_MIN_RECOVERY_S: GucSetting<i32> = GucSetting::<i32>::new(30);
 pub static HEALTH_BASELINE_WINDOW_S: GucSetting<i32> = GucSetting::<i32>::new(7 * 86_400);
 pub static HEALTH_PROVIDER_MIN_MODELS: GucSetting<i32> = GucSetting::<i32>::new(2);
 
+/// A superuser-only duration setting in seconds: name, description, long description, the
+/// setting, min, max.
+type DurationGuc = (
+    &'static CStr,
+    &'static CStr,
+    &'static CStr,
+    &'static GucSetting<i32>,
+    i32,
+    i32,
+);
+
 /// Health of providers and models (src/health/rules.rs documents each rule).
 fn init_health() {
-    let durations: [(&CStr, &CStr, &CStr, &GucSetting<i32>, i32, i32); 3] = [
+    let durations: [DurationGuc; 3] = [
         (c"centralcloud.health_window", c"Recent window of outcomes (by server receive time) health is judged on; 0 turns health evaluation off.", c"Ingest evaluates health after each call from the outcomes received in this window. Accepts units, e.g. '5min'.", &HEALTH_WINDOW_S, 0, 86_400),
         (c"centralcloud.health_min_recovery", c"How long a degraded or down model must do well before it is healthy again (doubled for each relapse within a window, up to half the window).", c"Accepts units, e.g. '30s'.", &HEALTH_MIN_RECOVERY_S, 0, 86_400),
         (c"centralcloud.health_baseline_window", c"Event-time window of the hourly rollup that gives each model its long-run success rate.", c"Hours of the last this-long, but the current and the previous hour. Accepts units, e.g. '7d'.", &HEALTH_BASELINE_WINDOW_S, 3_600, i32::MAX),
     ];
     for (name, short, long, setting, min, max) in durations {
-        GucRegistry::define_int_guc(name, short, long, setting, min, max, GucContext::Suset, GucFlags::UNIT_S);
+        GucRegistry::define_int_guc(
+            name,
+            short,
+            long,
+            setting,
+            min,
+            max,
+            GucContext::Suset,
+            GucFlags::UNIT_S,
+        );
     }
     GucRegistry::define_int_guc(
         c"centralcloud.health_min_samples",

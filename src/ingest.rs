@@ -533,7 +533,9 @@ impl Statements {
                 )?,
                 upsert: client.prepare_mut(UPSERT_SQL, &upsert_arg_types())?.keep(),
                 rollup: client.prepare_mut(ROLLUP_SQL, &rollup_arg_types())?.keep(),
-                outcomes: client.prepare_mut(OUTCOMES_SQL, &outcomes_arg_types())?.keep(),
+                outcomes: client
+                    .prepare_mut(OUTCOMES_SQL, &outcomes_arg_types())?
+                    .keep(),
                 capabilities: client
                     .prepare_mut(CAPABILITIES_SQL, &capabilities_arg_types())?
                     .keep(),
@@ -895,15 +897,27 @@ fn upsert_deltas(
 
 /// The health evidence and the learned capabilities of the pending pairs, in key order (after
 /// the metrics and rollups, in every session: no deadlock).
-fn upsert_pairs(client: &mut SpiClient<'_>, statements: &Statements, deltas: &Deltas) -> SpiResult<()> {
+fn upsert_pairs(
+    client: &mut SpiClient<'_>,
+    statements: &Statements,
+    deltas: &Deltas,
+) -> SpiResult<()> {
     let outcomes = &deltas.outcomes;
     let count = |f: fn(&OutcomeDelta) -> i64| outcomes.values().map(f).collect::<Vec<i64>>();
     client.update(
         &statements.outcomes,
         None,
         &[
-            outcomes.keys().map(|k| k.provider.as_str()).collect::<Vec<_>>().into(),
-            outcomes.keys().map(|k| k.model.as_str()).collect::<Vec<_>>().into(),
+            outcomes
+                .keys()
+                .map(|k| k.provider.as_str())
+                .collect::<Vec<_>>()
+                .into(),
+            outcomes
+                .keys()
+                .map(|k| k.model.as_str())
+                .collect::<Vec<_>>()
+                .into(),
             count(|d| d.routed).into(),
             count(|d| d.success).into(),
             count(|d| d.failure).into(),
@@ -917,9 +931,21 @@ fn upsert_pairs(client: &mut SpiClient<'_>, statements: &Statements, deltas: &De
         &statements.capabilities,
         None,
         &[
-            learned.keys().map(|k| k.provider.as_str()).collect::<Vec<_>>().into(),
-            learned.keys().map(|k| k.model.as_str()).collect::<Vec<_>>().into(),
-            learned.keys().map(|k| k.capability.as_str()).collect::<Vec<_>>().into(),
+            learned
+                .keys()
+                .map(|k| k.provider.as_str())
+                .collect::<Vec<_>>()
+                .into(),
+            learned
+                .keys()
+                .map(|k| k.model.as_str())
+                .collect::<Vec<_>>()
+                .into(),
+            learned
+                .keys()
+                .map(|k| k.capability.as_str())
+                .collect::<Vec<_>>()
+                .into(),
             learned.values().copied().collect::<Vec<i64>>().into(),
         ],
     )?;

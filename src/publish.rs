@@ -390,7 +390,15 @@ mod tests {
     #[test]
     fn health_update_has_the_documented_shape() {
         let since = DateTime::from_timestamp(1_795_773_600, 0).unwrap();
-        let u = HealthUpdate::new("openai", None, ("healthy", "down"), Some(1.0), 300, since, "down: ...");
+        let u = HealthUpdate::new(
+            "openai",
+            None,
+            ("healthy", "down"),
+            Some(1.0),
+            300,
+            since,
+            "down: ...",
+        );
         let v: serde_json::Value = serde_json::to_value(&u).unwrap();
         let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
         keys.sort();
@@ -410,7 +418,10 @@ mod tests {
             ]
         );
         assert_eq!(v["event_type"], "model_health_update");
-        assert_eq!((v["state"].as_str(), v["previous_state"].as_str()), (Some("down"), Some("healthy")));
+        assert_eq!(
+            (v["state"].as_str(), v["previous_state"].as_str()),
+            (Some("down"), Some("healthy"))
+        );
         assert_eq!(v["model"], serde_json::Value::Null);
         assert_eq!(v["since"], "2026-11-27T10:00:00.000000Z");
     }

@@ -9,7 +9,7 @@
 pub mod rules;
 
 use crate::publish::{publish, HealthUpdate, HEALTH_ROUTING_KEY};
-use crate::spi_util::{raise, FirstValue};
+use crate::spi_util::{isolation_level, require_read_committed, FirstValue};
 use crate::stats::Counts;
 use crate::{guc, subxact};
 use chrono::{DateTime, Utc};
@@ -85,16 +85,8 @@ fn evaluate_model_health() -> TableIterator<
     if guc::HEALTH_WINDOW_S.get() == 0 {
         return TableIterator::new(Vec::new());
     }
-    let level = Spi::get_one::<String>("SELECT current_setting('transaction_isolation')")
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    if level != "read committed" {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_STATE,
-            format!("centralcloud: health evaluation needs READ COMMITTED isolation, the transaction is {level}"),
-        );
-    }
+    Spi::connect(|client| require_read_committed(client, "health evaluation"))
+        .unwrap_or_else(|e| error!("centralcloud: evaluating health: {e}"));
     let rows: Vec<TransitionRow> = evaluate(true)
         .into_iter()
         .map(|t| {
@@ -134,19 +126,24 @@ fn evaluate(wait: bool) -> Vec<Transition> {
 }
 
 fn read_committed(client: &SpiClient<'_>) -> SpiResult<bool> {
-    let level = client
-        .select("SELECT current_setting('transaction_isolation')", None, &[])?
-        .first_value::<String>()?;
-    Ok(level.as_deref() == Some("read committed"))
+    Ok(isolation_level(client)? == "read committed")
 }
 
 fn lock(client: &mut SpiClient<'_>, wait: bool) -> SpiResult<bool> {
     if wait {
-        client.update("SELECT pg_advisory_xact_lock(hashtext($1))", None, &[LOCK.into()])?;
+        client.update(
+            "SELECT pg_advisory_xact_lock(hashtext($1))",
+            None,
+            &[LOCK.into()],
+        )?;
         return Ok(true);
     }
     Ok(client
-        .update("SELECT pg_try_advisory_xact_lock(hashtext($1))", None, &[LOCK.into()])?
+        .update(
+            "SELECT pg_try_advisory_xact_lock(hashtext($1))",
+            None,
+            &[LOCK.into()],
+        )?
         .first_value::<bool>()?
         .unwrap_or(false))
 }
@@ -155,7 +152,11 @@ fn lock(client: &mut SpiClient<'_>, wait: bool) -> SpiResult<bool> {
 /// judges the window that ends now, not at the transaction's start.
 fn clock_us(client: &SpiClient<'_>) -> SpiResult<i64> {
     Ok(client
-        .select("SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8", None, &[])?
+        .select(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::int8",
+            None,
+            &[],
+        )?
         .first_value::<i64>()?
         .unwrap_or_default())
 }
@@ -185,7 +186,11 @@ fn prepare(client: &mut SpiClient<'_>, policy: &HealthPolicy, now: i64) -> SpiRe
     client.update(
         BASELINES_SQL,
         None,
-        &[(hour as f64).into(), (from as f64).into(), ((hour - 3600) as f64).into()],
+        &[
+            (hour as f64).into(),
+            (from as f64).into(),
+            ((hour - 3600) as f64).into(),
+        ],
     )?;
     Ok(())
 }
@@ -200,7 +205,11 @@ fn read_cells(client: &SpiClient<'_>, window_start: i64) -> SpiResult<Vec<CellRo
         let numbers = |name: &str| -> SpiResult<Vec<i64>> {
             Ok(row.get_by_name::<Vec<i64>, _>(name)?.unwrap_or_default())
         };
-        let (at, s, f) = (numbers("seconds")?, numbers("successes")?, numbers("failures")?);
+        let (at, s, f) = (
+            numbers("seconds")?,
+            numbers("successes")?,
+            numbers("failures")?,
+        );
         let seconds = at
             .iter()
             .zip(s.iter().zip(&f))
@@ -216,8 +225,12 @@ fn read_cells(client: &SpiClient<'_>, window_start: i64) -> SpiResult<Vec<CellRo
             strikes: row.get_by_name::<i32, _>("strikes")?.unwrap_or_default(),
             last_recovered_at: row.get_by_name::<i64, _>("last_recovered_at")?,
             long_run: Counts {
-                s: row.get_by_name::<i64, _>("long_run_successes")?.unwrap_or_default(),
-                f: row.get_by_name::<i64, _>("long_run_failures")?.unwrap_or_default(),
+                s: row
+                    .get_by_name::<i64, _>("long_run_successes")?
+                    .unwrap_or_default(),
+                f: row
+                    .get_by_name::<i64, _>("long_run_failures")?
+                    .unwrap_or_default(),
             },
             seconds,
         };
@@ -245,6 +258,9 @@ fn read_providers(client: &SpiClient<'_>) -> SpiResult<BTreeMap<String, State>> 
         .collect()
 }
 
+/// A provider's evaluated models (name, verdict) and their outcomes in the window.
+type ProviderModels<'a> = (Vec<(&'a str, &'a Verdict)>, Counts);
+
 /// The cells' transitions (in key order), then the providers'.
 fn decide(
     policy: &HealthPolicy,
@@ -264,7 +280,7 @@ fn decide(
             verdict: v.clone(),
         })
         .collect();
-    let mut by_provider: BTreeMap<&str, (Vec<(&str, &Verdict)>, Counts)> = providers
+    let mut by_provider: BTreeMap<&str, ProviderModels<'_>> = providers
         .iter()
         .filter(|(_, &state)| state != State::Healthy)
         .map(|(p, _)| (p.as_str(), Default::default()))
@@ -335,15 +351,18 @@ fn record(
     )?;
     let window_s = i32::try_from(policy.window_s).unwrap_or(i32::MAX);
     let since = DateTime::<Utc>::from_timestamp_micros(now_us).unwrap_or_default();
-    let published_to = publish(HEALTH_ROUTING_KEY, &HealthUpdate::new(
-        &t.provider,
-        t.model.as_deref(),
-        (t.previous.as_str(), v.state.as_str()),
-        v.failure_rate,
-        window_s,
-        since,
-        &v.reason,
-    ));
+    let published_to = publish(
+        HEALTH_ROUTING_KEY,
+        &HealthUpdate::new(
+            &t.provider,
+            t.model.as_deref(),
+            (t.previous.as_str(), v.state.as_str()),
+            v.failure_rate,
+            window_s,
+            since,
+            &v.reason,
+        ),
+    );
     client.update(
         "INSERT INTO centralcloud.health_history
                 (provider, model, state, previous_state, failure_rate, outcomes, window_s, since,

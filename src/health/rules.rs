@@ -226,7 +226,13 @@ impl HealthPolicy {
             ratio * 100.0,
             b.describe(),
         );
-        Some(self.transition(state, recent.counts, strikes, cell.last_recovered_at, reason))
+        Some(self.transition(
+            state,
+            recent.counts,
+            strikes,
+            cell.last_recovered_at,
+            reason,
+        ))
     }
 
     /// The level a rate is at: `down` at most `down_below * b`, `degraded` at most
@@ -251,7 +257,11 @@ impl HealthPolicy {
         let mut candidates = Vec::new();
         if all.n() >= self.min_samples {
             let from = evidence.first().map_or(0, |s| s.at);
-            candidates.push(Stretch { counts: all, from, change: None });
+            candidates.push(Stretch {
+                counts: all,
+                from,
+                change: None,
+            });
         }
         let mut before = Counts::default();
         for s in evidence {
@@ -259,7 +269,11 @@ impl HealthPolicy {
             if before.n() > 0 && after.n() >= self.min_samples {
                 let l = llr(before, after);
                 if l > self.change_threshold {
-                    candidates.push(Stretch { counts: after, from: s.at, change: Some(l) });
+                    candidates.push(Stretch {
+                        counts: after,
+                        from: s.at,
+                        change: Some(l),
+                    });
                 }
             }
             before = before.plus(s.counts);
@@ -387,7 +401,8 @@ impl Baseline {
     fn of(long_run: Counts) -> Self {
         let n = long_run.n().max(0) as f64;
         Baseline {
-            rate: (long_run.s.max(0) as f64 + PRIOR_SUCCESS_RATE * PRIOR_WEIGHT) / (n + PRIOR_WEIGHT),
+            rate: (long_run.s.max(0) as f64 + PRIOR_SUCCESS_RATE * PRIOR_WEIGHT)
+                / (n + PRIOR_WEIGHT),
             outcomes: long_run.n(),
         }
     }

@@ -53,8 +53,8 @@
 //! parameters are brought into range by [`BayesPolicy::sane`] (documented there).
 
 use super::policy::{clamp_score, MAX_SCORE, MIN_SCORE};
-use crate::stats::{llr, pct, Counts};
 use crate::sketch::LatencySketch;
+use crate::stats::{llr, pct, Counts};
 use chrono::{DateTime, Utc};
 
 /// The bayes policy's constants.

@@ -169,7 +169,11 @@ fn preference(prefer: Option<&str>) -> Option<Prefer> {
 
 /// A capability no model is known for is a mistake (a typo, or a name routers never send), not
 /// a task nothing can do.
-fn require_known(client: &SpiClient<'_>, statements: &Statements, request: &Request) -> SpiResult<()> {
+fn require_known(
+    client: &SpiClient<'_>,
+    statements: &Statements,
+    request: &Request,
+) -> SpiResult<()> {
     if request.capabilities.is_empty() {
         return Ok(());
     }
@@ -260,7 +264,9 @@ fn read(
 }
 
 fn candidate(row: &pgrx::spi::SpiHeapTupleData<'_>) -> SpiResult<Candidate> {
-    let text = |name: &str| -> SpiResult<String> { Ok(row.get_by_name::<String, _>(name)?.unwrap_or_default()) };
+    let text = |name: &str| -> SpiResult<String> {
+        Ok(row.get_by_name::<String, _>(name)?.unwrap_or_default())
+    };
     let number = |name: &str| row.get_by_name::<f64, _>(name);
     Ok(Candidate {
         model: text("model")?,
@@ -293,7 +299,11 @@ fn every_candidate_down(request: &Request, down: &[Down]) -> ! {
         .map(|d| format!("{} ({})", d.model, d.provider))
         .collect();
     let more = down.len().saturating_sub(DOWN_NAMED);
-    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    let more = if more > 0 {
+        format!(" and {more} more")
+    } else {
+        String::new()
+    };
     error_with_hint(
         PgSqlErrorCode::ERRCODE_NO_DATA_FOUND,
         format!(

@@ -85,8 +85,9 @@ impl Ranking {
 
     /// The candidates ranked, at most `limit`.
     pub fn rank(&self, candidates: Vec<Candidate>) -> Vec<Ranked> {
-        let (healthy, degraded): (Vec<Candidate>, Vec<Candidate>) =
-            candidates.into_iter().partition(|c| c.health == State::Healthy);
+        let (healthy, degraded): (Vec<Candidate>, Vec<Candidate>) = candidates
+            .into_iter()
+            .partition(|c| c.health == State::Healthy);
         let mut ranked = self.rank_group(healthy);
         ranked.extend(self.rank_group(degraded));
         ranked.truncate(self.limit);
@@ -114,15 +115,22 @@ impl Ranking {
         let (mut within, rest): (Vec<Candidate>, Vec<Candidate>) =
             group.into_iter().partition(|c| c.score >= floor);
         within.sort_by(|a, b| {
-            compare_known(preferred(prefer, a), preferred(prefer, b)).then_with(|| self.by_quality(a, b))
+            compare_known(preferred(prefer, a), preferred(prefer, b))
+                .then_with(|| self.by_quality(a, b))
         });
         let within_n = within.len();
-        let known = within.iter().filter(|c| preferred(prefer, c).is_some()).count();
+        let known = within
+            .iter()
+            .filter(|c| preferred(prefer, c).is_some())
+            .count();
         let mut out: Vec<Ranked> = within
             .into_iter()
             .enumerate()
             .map(|(i, c)| {
-                let among = format!("of the {within_n} within {} of the best score {best:.2}", self.tolerance);
+                let among = format!(
+                    "of the {within_n} within {} of the best score {best:.2}",
+                    self.tolerance
+                );
                 let reason = preference_reason(prefer, &c, i + 1, known, &among);
                 self.ranked(c, reason)
             })
@@ -189,12 +197,22 @@ fn quality_reason(c: &Candidate, best: f64) -> String {
     if c.score >= best {
         format!("best score {:.2}, {rate}", c.score)
     } else {
-        format!("score {:.2}, {:.2} below the best, {rate}", c.score, best - c.score)
+        format!(
+            "score {:.2}, {:.2} below the best, {rate}",
+            c.score,
+            best - c.score
+        )
     }
 }
 
 /// Why a candidate within the tolerance is where it is.
-fn preference_reason(prefer: Prefer, c: &Candidate, position: usize, known: usize, among: &str) -> String {
+fn preference_reason(
+    prefer: Prefer,
+    c: &Candidate,
+    position: usize,
+    known: usize,
+    among: &str,
+) -> String {
     match (prefer, preferred(prefer, c)) {
         (Prefer::Speed, Some(p95)) => format!("p95 {p95:.0} ms, {} fastest {among}", ordinal(position)),
         (Prefer::Cost, Some(usd)) => format!("${usd:.6} per request, {} cheapest {among}", ordinal(position)),

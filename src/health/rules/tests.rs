@@ -44,10 +44,19 @@ fn apply(cell: &mut Cell, v: &Verdict, now: i64) {
 
 /// Evaluates every second from `from` to `to` (a second's outcomes arrive before it is
 /// evaluated), keeping the window's seconds; returns the transitions (second, state).
-fn run(p: &HealthPolicy, cell: &mut Cell, traffic: impl Fn(i64) -> Counts, from: i64, to: i64) -> Vec<(i64, State)> {
+fn run(
+    p: &HealthPolicy,
+    cell: &mut Cell,
+    traffic: impl Fn(i64) -> Counts,
+    from: i64,
+    to: i64,
+) -> Vec<(i64, State)> {
     let mut transitions = Vec::new();
     for now in from..to {
-        cell.seconds.push(Second { at: now, counts: traffic(now) });
+        cell.seconds.push(Second {
+            at: now,
+            counts: traffic(now),
+        });
         cell.seconds.retain(|s| s.at > now - p.window_s);
         let v = p.assess(cell, now);
         if v.changed {
@@ -63,7 +72,10 @@ fn good_outcomes_keep_a_cell_healthy() {
     let mut c = cell();
     c.seconds = steady(T0 - 299, T0 + 1, 48, 2);
     let v = HealthPolicy::default().assess(&c, T0);
-    assert_eq!((v.state, v.changed, v.judged), (State::Healthy, false, true));
+    assert_eq!(
+        (v.state, v.changed, v.judged),
+        (State::Healthy, false, true)
+    );
     assert_eq!(v.outcomes, 15_000);
 }
 
@@ -71,12 +83,20 @@ fn good_outcomes_keep_a_cell_healthy() {
 fn a_full_outage_is_down_within_a_second_despite_a_window_of_successes() {
     let mut c = cell();
     c.seconds = steady(T0 - 299, T0, 48, 2);
-    c.seconds.push(Second { at: T0, counts: counts(0, 50) });
+    c.seconds.push(Second {
+        at: T0,
+        counts: counts(0, 50),
+    });
     let v = HealthPolicy::default().assess(&c, T0);
     assert_eq!((v.state, v.changed), (State::Down, true), "{}", v.reason);
     assert_eq!(v.failure_rate, Some(1.0));
     assert!(v.reason.starts_with("down: 0.0% success in the last 1 s (0 of 50 outcomes, after a change at 10:00:00Z (LLR"), "{}", v.reason);
-    assert!(v.reason.ends_with("<= 20% of its long-run 95.0% (10000 outcomes)"), "{}", v.reason);
+    assert!(
+        v.reason
+            .ends_with("<= 20% of its long-run 95.0% (10000 outcomes)"),
+        "{}",
+        v.reason
+    );
     assert_eq!(v.strikes, 1);
 }
 
@@ -84,14 +104,20 @@ fn a_full_outage_is_down_within_a_second_despite_a_window_of_successes() {
 fn fewer_failures_than_min_samples_are_not_an_outage() {
     let mut c = cell();
     c.seconds = steady(T0 - 299, T0, 48, 2);
-    c.seconds.push(Second { at: T0, counts: counts(0, 19) });
+    c.seconds.push(Second {
+        at: T0,
+        counts: counts(0, 19),
+    });
     let v = HealthPolicy::default().assess(&c, T0);
     assert_ne!(v.state, State::Down, "{}", v.reason);
     // 19 failures in a row where 4% is normal are a significant change, though: with the
     // second before them (69 outcomes, 30% failures) they make the cell degraded.
     assert_eq!(v.state, State::Degraded, "{}", v.reason);
     c.seconds.pop();
-    c.seconds.push(Second { at: T0, counts: counts(0, 5) });
+    c.seconds.push(Second {
+        at: T0,
+        counts: counts(0, 5),
+    });
     assert_eq!(HealthPolicy::default().assess(&c, T0).state, State::Healthy);
 }
 
@@ -108,15 +134,30 @@ fn thresholds_are_relative_to_the_cells_own_long_run_rate() {
     solid.long_run = counts(9_900, 100);
     solid.seconds = steady(T0 - 59, T0 + 1, 14, 6);
     let v = p.assess(&solid, T0);
-    assert_eq!((v.state, v.changed), (State::Degraded, true), "{}", v.reason);
-    assert!(v.reason.contains("<= 80% of its long-run 99.0% (10000 outcomes)"), "{}", v.reason);
+    assert_eq!(
+        (v.state, v.changed),
+        (State::Degraded, true),
+        "{}",
+        v.reason
+    );
+    assert!(
+        v.reason
+            .contains("<= 80% of its long-run 99.0% (10000 outcomes)"),
+        "{}",
+        v.reason
+    );
     // No long run at all: the prior (95%).
     let mut new = cell();
     new.long_run = Counts::default();
     new.seconds = steady(T0 - 9, T0 + 1, 0, 5);
     let v = p.assess(&new, T0);
     assert_eq!(v.state, State::Down);
-    assert!(v.reason.contains("95.0% (no long-run outcomes yet: the prior)"), "{}", v.reason);
+    assert!(
+        v.reason
+            .contains("95.0% (no long-run outcomes yet: the prior)"),
+        "{}",
+        v.reason
+    );
 }
 
 #[test]
@@ -131,20 +172,33 @@ fn noise_around_a_steady_rate_never_changes_the_state() {
         .collect();
     let mut c = cell();
     let transitions = run(&p, &mut c, |at| draws[(at - T0) as usize], T0, T0 + 3_600);
-    assert_eq!(transitions, vec![], "an hour of 95% +- noise at 50 outcomes a second");
+    assert_eq!(
+        transitions,
+        vec![],
+        "an hour of 95% +- noise at 50 outcomes a second"
+    );
 }
 
 #[test]
 fn a_down_cell_recovers_after_min_recovery_of_good_outcomes_and_says_so() {
     let p = HealthPolicy::default();
     let mut c = cell();
-    let outage = |at: i64| if at < T0 + 60 { counts(0, 50) } else { counts(48, 2) };
+    let outage = |at: i64| {
+        if at < T0 + 60 {
+            counts(0, 50)
+        } else {
+            counts(48, 2)
+        }
+    };
     let transitions = run(&p, &mut c, outage, T0, T0 + 200);
     assert_eq!(transitions.len(), 2, "{transitions:?}");
     assert_eq!(transitions[0], (T0, State::Down));
     let (recovered_at, state) = transitions[1];
     assert_eq!(state, State::Healthy);
-    assert!((T0 + 60 + 29..=T0 + 60 + 30).contains(&recovered_at), "{recovered_at}");
+    assert!(
+        (T0 + 60 + 29..=T0 + 60 + 30).contains(&recovered_at),
+        "{recovered_at}"
+    );
     assert_eq!(c.last_recovered_at, Some(recovered_at));
 }
 
@@ -169,7 +223,13 @@ fn recovery_needs_its_duration_in_good_outcomes() {
 fn a_flapping_model_stays_down_instead_of_flapping() {
     let p = HealthPolicy::default();
     // Ten seconds of failures, ten of successes, for ten minutes.
-    let flapping = |at: i64| if (at - T0) / 10 % 2 == 0 { counts(0, 50) } else { counts(50, 0) };
+    let flapping = |at: i64| {
+        if (at - T0) / 10 % 2 == 0 {
+            counts(0, 50)
+        } else {
+            counts(50, 0)
+        }
+    };
     let mut c = cell();
     let transitions = run(&p, &mut c, flapping, T0, T0 + 600);
     assert_eq!(transitions, vec![(T0, State::Down)]);
@@ -179,11 +239,20 @@ fn a_flapping_model_stays_down_instead_of_flapping() {
 fn slower_flapping_doubles_the_recovery_time_until_it_holds() {
     let p = HealthPolicy::default();
     // A minute of failures, a minute of successes, for an hour.
-    let flapping = |at: i64| if (at - T0) / 60 % 2 == 0 { counts(0, 50) } else { counts(50, 0) };
+    let flapping = |at: i64| {
+        if (at - T0) / 60 % 2 == 0 {
+            counts(0, 50)
+        } else {
+            counts(50, 0)
+        }
+    };
     let mut c = cell();
     let transitions = run(&p, &mut c, flapping, T0, T0 + 3_600);
     assert!(transitions.len() <= 6, "{transitions:?}");
-    assert!(transitions.iter().all(|&(at, _)| at < T0 + 600), "settles: {transitions:?}");
+    assert!(
+        transitions.iter().all(|&(at, _)| at < T0 + 600),
+        "settles: {transitions:?}"
+    );
     assert_eq!(c.state, State::Down);
     assert!(c.strikes >= 2, "{}", c.strikes);
 }
@@ -198,21 +267,39 @@ fn a_partial_outage_that_becomes_total_goes_degraded_then_down() {
     };
     let mut c = cell();
     let transitions = run(&p, &mut c, traffic, T0, T0 + 210);
-    assert_eq!(transitions, vec![(T0 + 100, State::Degraded), (T0 + 200, State::Down)]);
-    assert_eq!(c.strikes, 1, "getting worse from degraded is the same strike");
+    assert_eq!(
+        transitions,
+        vec![(T0 + 100, State::Degraded), (T0 + 200, State::Down)]
+    );
+    assert_eq!(
+        c.strikes, 1,
+        "getting worse from degraded is the same strike"
+    );
 }
 
 #[test]
 fn a_partial_recovery_stays_down_until_it_expires_without_traffic() {
     let p = HealthPolicy::default();
     // Back to 60% after 30 s: still down (it is not healthy), and no flapping.
-    let traffic = |at: i64| if at - T0 < 30 { counts(0, 50) } else { counts(30, 20) };
+    let traffic = |at: i64| {
+        if at - T0 < 30 {
+            counts(0, 50)
+        } else {
+            counts(30, 20)
+        }
+    };
     let mut c = cell();
     let transitions = run(&p, &mut c, traffic, T0, T0 + 600);
     assert_eq!(transitions, vec![(T0, State::Down)]);
     // Routers skip it; with no traffic for a window it expires to degraded; probed at 60%, it
     // stays degraded.
-    let probed = |at: i64| if at - T0 < 900 { Counts::default() } else { counts(3, 2) };
+    let probed = |at: i64| {
+        if at - T0 < 900 {
+            Counts::default()
+        } else {
+            counts(3, 2)
+        }
+    };
     let transitions = run(&p, &mut c, probed, T0 + 600, T0 + 1_200);
     assert_eq!(transitions, vec![(T0 + 899, State::Degraded)]);
     assert_eq!(c.state, State::Degraded);
@@ -222,21 +309,40 @@ fn a_partial_recovery_stays_down_until_it_expires_without_traffic() {
 fn without_evidence_down_expires_to_degraded_then_healthy() {
     let p = HealthPolicy::default();
     let mut c = cell();
-    let traffic = |at: i64| if at - T0 < 5 { counts(0, 50) } else { Counts::default() };
+    let traffic = |at: i64| {
+        if at - T0 < 5 {
+            counts(0, 50)
+        } else {
+            Counts::default()
+        }
+    };
     let transitions = run(&p, &mut c, traffic, T0, T0 + 700);
     // The failures of T0+1..T0+4 count for the down state until they leave the window.
-    assert_eq!(transitions, vec![(T0, State::Down), (T0 + 304, State::Degraded), (T0 + 604, State::Healthy)]);
+    assert_eq!(
+        transitions,
+        vec![
+            (T0, State::Down),
+            (T0 + 304, State::Degraded),
+            (T0 + 604, State::Healthy)
+        ]
+    );
     let mut c = cell();
     c.state = State::Down;
     c.since = T0 - 300;
     let v = p.assess(&c, T0);
-    assert_eq!(v.reason, "degraded: down expired: 0 outcomes (< 20) since it began 300 s ago");
+    assert_eq!(
+        v.reason,
+        "degraded: down expired: 0 outcomes (< 20) since it began 300 s ago"
+    );
 }
 
 #[test]
 fn strikes_double_the_recovery_time_up_to_half_the_window() {
     let p = HealthPolicy::default();
-    assert_eq!([0, 1, 2, 3, 4, 60].map(|s| p.recovery_s(s)), [30, 30, 60, 120, 150, 150]);
+    assert_eq!(
+        [0, 1, 2, 3, 4, 60].map(|s| p.recovery_s(s)),
+        [30, 30, 60, 120, 150, 150]
+    );
     // Worse again within a window of the last recovery: one more strike; later: strike 1.
     let mut c = cell();
     c.strikes = 2;
@@ -278,25 +384,54 @@ fn verdict(state: State, judged: bool) -> Verdict {
 #[test]
 fn a_provider_is_down_when_its_models_fail_together() {
     let p = HealthPolicy::default();
-    let (down, healthy, degraded) = (verdict(State::Down, true), verdict(State::Healthy, true), verdict(State::Degraded, true));
+    let (down, healthy, degraded) = (
+        verdict(State::Down, true),
+        verdict(State::Healthy, true),
+        verdict(State::Degraded, true),
+    );
     let idle = verdict(State::Healthy, false);
     let assess = |models: &[(&str, &Verdict)], state| {
-        p.assess_provider(&ProviderCells { state, models, window: counts(10, 90) })
+        p.assess_provider(&ProviderCells {
+            state,
+            models,
+            window: counts(10, 90),
+        })
     };
-    let v = assess(&[("a", &down), ("b", &down), ("c", &healthy), ("d", &idle)], State::Healthy);
+    let v = assess(
+        &[("a", &down), ("b", &down), ("c", &healthy), ("d", &idle)],
+        State::Healthy,
+    );
     assert_eq!((v.state, v.changed), (State::Down, true));
-    assert_eq!(v.reason, "down: 2 of its 3 models with recent outcomes are down (a, b)");
+    assert_eq!(
+        v.reason,
+        "down: 2 of its 3 models with recent outcomes are down (a, b)"
+    );
     assert_eq!(v.failure_rate, Some(0.9));
     // One broken model is that model's problem.
     let v = assess(&[("a", &down), ("c", &healthy)], State::Healthy);
     assert_eq!((v.state, v.changed), (State::Healthy, false));
     // Two of five is not together.
-    let v = assess(&[("a", &down), ("b", &down), ("c", &healthy), ("e", &healthy), ("f", &healthy)], State::Down);
+    let v = assess(
+        &[
+            ("a", &down),
+            ("b", &down),
+            ("c", &healthy),
+            ("e", &healthy),
+            ("f", &healthy),
+        ],
+        State::Down,
+    );
     assert_eq!((v.state, v.changed), (State::Healthy, true));
     // Degraded or worse, together.
-    let v = assess(&[("a", &down), ("b", &degraded), ("c", &healthy)], State::Healthy);
+    let v = assess(
+        &[("a", &down), ("b", &degraded), ("c", &healthy)],
+        State::Healthy,
+    );
     assert_eq!(v.state, State::Degraded);
-    assert_eq!(v.reason, "degraded: 2 of its 3 models with recent outcomes are degraded or down (a, b)");
+    assert_eq!(
+        v.reason,
+        "degraded: 2 of its 3 models with recent outcomes are degraded or down (a, b)"
+    );
 }
 
 #[test]
@@ -313,7 +448,10 @@ fn out_of_range_parameters_never_panic_or_yield_nan() {
     };
     let mut c = cell();
     c.long_run = counts(-5, i64::MAX);
-    c.seconds = vec![Second { at: T0, counts: counts(i64::MAX, i64::MAX) }];
+    c.seconds = vec![Second {
+        at: T0,
+        counts: counts(i64::MAX, i64::MAX),
+    }];
     let v = wild.assess(&c, T0);
     assert!(v.failure_rate.is_none_or(|r| !r.is_nan()));
     let s = wild.sane();

@@ -38,10 +38,22 @@ fn fleet() -> Vec<Candidate> {
 #[test]
 fn without_a_preference_the_best_score_first() {
     let ranked = ranking(None).rank(fleet());
-    assert_eq!(models(&ranked), ["best-slow", "close-fast", "close-cheap", "far-fastest"]);
-    assert_eq!(ranked.iter().map(|r| r.rank).collect::<Vec<_>>(), [1, 2, 3, 4]);
-    assert_eq!(ranked[0].reason, "best score 4.20, 95.0% success over 100 outcomes");
-    assert_eq!(ranked[1].reason, "score 4.00, 0.20 below the best, 95.0% success over 100 outcomes");
+    assert_eq!(
+        models(&ranked),
+        ["best-slow", "close-fast", "close-cheap", "far-fastest"]
+    );
+    assert_eq!(
+        ranked.iter().map(|r| r.rank).collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    assert_eq!(
+        ranked[0].reason,
+        "best score 4.20, 95.0% success over 100 outcomes"
+    );
+    assert_eq!(
+        ranked[1].reason,
+        "score 4.00, 0.20 below the best, 95.0% success over 100 outcomes"
+    );
     assert_eq!(ranked[0].success_rate, Some(0.95));
     assert!(ranked[0].success_rate_lower.unwrap() < 0.95);
 }
@@ -49,30 +61,66 @@ fn without_a_preference_the_best_score_first() {
 #[test]
 fn speed_picks_the_fastest_within_the_tolerance_never_a_much_worse_model() {
     let ranked = ranking(Some(Prefer::Speed)).rank(fleet());
-    assert_eq!(models(&ranked), ["close-fast", "close-cheap", "best-slow", "far-fastest"]);
-    assert_eq!(ranked[0].reason, "p95 400 ms, the fastest of the 3 within 0.25 of the best score 4.20");
-    assert_eq!(ranked[2].reason, "p95 3000 ms, 3rd fastest of the 3 within 0.25 of the best score 4.20");
-    assert_eq!(ranked[3].reason, "score 3.00, more than 0.25 below the best (4.20): after the 3 within it");
+    assert_eq!(
+        models(&ranked),
+        ["close-fast", "close-cheap", "best-slow", "far-fastest"]
+    );
+    assert_eq!(
+        ranked[0].reason,
+        "p95 400 ms, the fastest of the 3 within 0.25 of the best score 4.20"
+    );
+    assert_eq!(
+        ranked[2].reason,
+        "p95 3000 ms, 3rd fastest of the 3 within 0.25 of the best score 4.20"
+    );
+    assert_eq!(
+        ranked[3].reason,
+        "score 3.00, more than 0.25 below the best (4.20): after the 3 within it"
+    );
 }
 
 #[test]
 fn cost_picks_the_cheapest_within_the_tolerance() {
     let ranked = ranking(Some(Prefer::Cost)).rank(fleet());
-    assert_eq!(models(&ranked), ["close-cheap", "close-fast", "best-slow", "far-fastest"]);
-    assert_eq!(ranked[0].reason, "$0.001000 per request, the cheapest of the 3 within 0.25 of the best score 4.20");
+    assert_eq!(
+        models(&ranked),
+        ["close-cheap", "close-fast", "best-slow", "far-fastest"]
+    );
+    assert_eq!(
+        ranked[0].reason,
+        "$0.001000 per request, the cheapest of the 3 within 0.25 of the best score 4.20"
+    );
 }
 
 #[test]
 fn cost_without_prices_says_so_and_ranks_by_score() {
-    let unpriced: Vec<Candidate> = fleet().into_iter().map(|c| Candidate { cost_usd: None, ..c }).collect();
+    let unpriced: Vec<Candidate> = fleet()
+        .into_iter()
+        .map(|c| Candidate {
+            cost_usd: None,
+            ..c
+        })
+        .collect();
     let ranked = ranking(Some(Prefer::Cost)).rank(unpriced);
-    assert_eq!(models(&ranked), ["best-slow", "close-fast", "close-cheap", "far-fastest"]);
-    assert!(ranked[0].reason.starts_with("no price known for any candidate (centralcloud.model_prices): by score"), "{}", ranked[0].reason);
+    assert_eq!(
+        models(&ranked),
+        ["best-slow", "close-fast", "close-cheap", "far-fastest"]
+    );
+    assert!(
+        ranked[0]
+            .reason
+            .starts_with("no price known for any candidate (centralcloud.model_prices): by score"),
+        "{}",
+        ranked[0].reason
+    );
     // Some priced: those first, the rest after them by score.
     let mut some = fleet();
     some[1].cost_usd = None;
     let ranked = ranking(Some(Prefer::Cost)).rank(some);
-    assert_eq!(models(&ranked), ["close-cheap", "best-slow", "close-fast", "far-fastest"]);
+    assert_eq!(
+        models(&ranked),
+        ["close-cheap", "best-slow", "close-fast", "far-fastest"]
+    );
     assert_eq!(ranked[2].reason, "no price known (centralcloud.model_prices): after the 2 priced of the 3 within 0.25 of the best score 4.20, by score");
 }
 
@@ -81,7 +129,10 @@ fn speed_without_latency_ranks_after_the_known_ones() {
     let mut f = fleet();
     f[1].p95_ms = None;
     let ranked = ranking(Some(Prefer::Speed)).rank(f);
-    assert_eq!(models(&ranked), ["close-cheap", "best-slow", "close-fast", "far-fastest"]);
+    assert_eq!(
+        models(&ranked),
+        ["close-cheap", "best-slow", "close-fast", "far-fastest"]
+    );
 }
 
 #[test]
@@ -89,9 +140,17 @@ fn degraded_candidates_rank_after_every_healthy_one() {
     let mut f = fleet();
     f[0].health = State::Degraded;
     let ranked = ranking(None).rank(f);
-    assert_eq!(models(&ranked), ["close-fast", "close-cheap", "far-fastest", "best-slow"]);
-    assert!(ranked[3].reason.ends_with("; degraded: ranked after every healthy candidate"));
-    assert_eq!(ranked[0].reason, "best score 4.00, 95.0% success over 100 outcomes");
+    assert_eq!(
+        models(&ranked),
+        ["close-fast", "close-cheap", "far-fastest", "best-slow"]
+    );
+    assert!(ranked[3]
+        .reason
+        .ends_with("; degraded: ranked after every healthy candidate"));
+    assert_eq!(
+        ranked[0].reason,
+        "best score 4.00, 95.0% success over 100 outcomes"
+    );
 }
 
 #[test]
@@ -129,18 +188,33 @@ fn reading_stops_once_nothing_unread_can_rank_higher() {
         limit: 2,
         ..ranking(Some(Prefer::Speed))
     };
-    assert!(!speed.has_enough(&by_score[..3], false), "all three within the tolerance must be read");
-    assert!(speed.has_enough(&by_score[..3], true), "read down to the floor");
+    assert!(
+        !speed.has_enough(&by_score[..3], false),
+        "all three within the tolerance must be read"
+    );
+    assert!(
+        speed.has_enough(&by_score[..3], true),
+        "read down to the floor"
+    );
     assert!(speed.has_enough(&by_score[..4], false));
     let mut degraded = by_score.clone();
     degraded[1].health = State::Degraded;
-    assert!(!two.has_enough(&degraded[..2], false), "a degraded one does not count");
+    assert!(
+        !two.has_enough(&degraded[..2], false),
+        "a degraded one does not count"
+    );
 }
 
 #[test]
 fn ordinals() {
-    let got: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 101].iter().map(|&n| ordinal(n)).collect();
-    assert_eq!(got, ["the", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st"]);
+    let got: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 101]
+        .iter()
+        .map(|&n| ordinal(n))
+        .collect();
+    assert_eq!(
+        got,
+        ["the", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "101st"]
+    );
 }
 
 #[test]
