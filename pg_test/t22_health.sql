@@ -164,12 +164,14 @@ SELECT test.eq(test.tick(), 20::bigint, 'ingest under REPEATABLE READ works');
 SELECT test.eq((SELECT state FROM centralcloud.model_health WHERE model = 'claude'), 'healthy', 'and skips health');
 COMMIT;
 
--- centralcloud.health_window = 0 turns health off.
+-- centralcloud.health_window = 0 turns health off: no evaluation, no evidence kept.
 SET centralcloud.health_window = 0;
 SELECT test.outcomes('claude', 'anthropic', 0, 40);
 SELECT test.tick();
 SELECT test.eq((SELECT count(*) FROM centralcloud.evaluate_model_health()), 0::bigint, 'health off');
+SELECT test.eq((SELECT sum(failure_count) FROM centralcloud.health_outcomes WHERE model = 'claude'), 20::numeric,
+               'only the 20 failures received under REPEATABLE READ, none while off');
 RESET centralcloud.health_window;
 SELECT test.eq((SELECT array_agg(model || ' ' || state) FROM centralcloud.evaluate_model_health()),
-               ARRAY['claude down'], 'back on: the outcomes received meanwhile count');
+               ARRAY['claude down'], 'back on: the evidence it has counts');
 SELECT test.empty('SELECT * FROM centralcloud.check_invariants()', 'ingest exact throughout');

@@ -896,13 +896,25 @@ fn upsert_deltas(
 }
 
 /// The health evidence and the learned capabilities of the pending pairs, in key order (after
-/// the metrics and rollups, in every session: no deadlock).
+/// the metrics and rollups, in every session: no deadlock). With health off
+/// (`centralcloud.health_window` 0) no evidence is kept: nothing would delete it.
 fn upsert_pairs(
     client: &mut SpiClient<'_>,
     statements: &Statements,
     deltas: &Deltas,
 ) -> SpiResult<()> {
-    let outcomes = &deltas.outcomes;
+    if guc::HEALTH_WINDOW_S.get() > 0 {
+        upsert_outcomes(client, statements, &deltas.outcomes)?;
+    }
+    upsert_capabilities(client, statements, &deltas.capabilities)
+}
+
+/// Each pair's outcomes of the call, in the second ingest received them.
+fn upsert_outcomes(
+    client: &mut SpiClient<'_>,
+    statements: &Statements,
+    outcomes: &BTreeMap<PairKey, OutcomeDelta>,
+) -> SpiResult<()> {
     let count = |f: fn(&OutcomeDelta) -> i64| outcomes.values().map(f).collect::<Vec<i64>>();
     client.update(
         &statements.outcomes,
@@ -923,7 +935,14 @@ fn upsert_pairs(
             count(|d| d.failure).into(),
         ],
     )?;
-    let learned = &deltas.capabilities;
+    Ok(())
+}
+
+fn upsert_capabilities(
+    client: &mut SpiClient<'_>,
+    statements: &Statements,
+    learned: &BTreeMap<CapabilityKey, i64>,
+) -> SpiResult<()> {
     if learned.is_empty() {
         return Ok(());
     }
