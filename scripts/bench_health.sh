@@ -22,7 +22,7 @@ TAIL_S=45   # the last recovery needs centralcloud.health_min_recovery (30 s) of
 
 cluster_start "$CLUSTER_DIR" "$CLUSTER_PORT" "shared_buffers = 512MB" \
   "shared_preload_libraries = 'centralcloud'" "centralcloud.database = 'postgres'"
-trap 'cluster_stop "$CLUSTER_DIR"' EXIT
+[[ -n "${KEEP:-}" ]] || trap 'cluster_stop "$CLUSTER_DIR"' EXIT   # KEEP=1 leaves the cluster running
 cpsql -d postgres -c "CREATE EXTENSION centralcloud CASCADE" 2>/dev/null
 ticks=$(( (WARMUP_S + TRIALS * OUTAGE_S + TAIL_S) * 10 ))
 cpsql -d postgres -q -v rate="$RATE" -v trials="$TRIALS" -v outage_ticks=$((OUTAGE_S * 10)) \
@@ -38,6 +38,8 @@ SELECT k, 'model-' || k AS model, warmup_ticks + k * outage_ticks AS start_tick,
        NULL::timestamptz AS first_failure_at, NULL::timestamptz AS first_success_after_at
   FROM bench.settings, generate_series(0, :trials - 1) AS k;
 CREATE TABLE bench.seen (queue text, msg_id bigint, message jsonb, seen_at timestamptz, PRIMARY KEY (queue, msg_id));
+CREATE TABLE bench.run (started_at timestamptz, done_at timestamptz, ticks int);
+INSERT INTO bench.run VALUES (NULL, NULL, NULL);
 
 -- The events of one tick: per_tick / 2 requests, each a decision and its outcome, spread over 24
 -- models (model-i of provider-(i % 6)); a model in its outage fails, the others fail 2%.
@@ -58,30 +60,38 @@ CREATE FUNCTION bench.tick_events(tick int) RETURNS jsonb[] LANGUAGE sql AS $$
            generate_series(0, 1) AS o
 $$;
 
+-- Every tick's events, made before the run so that publishing costs only the sends.
+CREATE PROCEDURE bench.prepare(ticks int) LANGUAGE sql AS $$
+    CREATE TABLE bench.ticks AS SELECT tick, bench.tick_events(tick) AS events FROM generate_series(1, ticks) AS tick;
+    CREATE UNIQUE INDEX ON bench.ticks (tick);
+$$;
+
 -- A steady publisher: one tick every 100 ms, each committed; notes when each outage's first
 -- failure and the first success after it were committed.
 CREATE PROCEDURE bench.publish(ticks int) LANGUAGE plpgsql AS $$
 DECLARE
     started timestamptz := clock_timestamp();
 BEGIN
-    FOR tick IN 1 .. ticks LOOP
-        PERFORM pgmq.send_batch('model_routing_decisions', bench.tick_events(tick));
+    UPDATE bench.run SET started_at = started, ticks = publish.ticks;
+    COMMIT;
+    FOR n IN 1 .. ticks LOOP
+        PERFORM pgmq.send_batch('model_routing_decisions', (SELECT events FROM bench.ticks t WHERE t.tick = n));
         COMMIT;
-        UPDATE bench.trials SET first_failure_at = clock_timestamp() WHERE tick = start_tick;
-        UPDATE bench.trials SET first_success_after_at = clock_timestamp() WHERE tick = end_tick;
+        UPDATE bench.trials SET first_failure_at = clock_timestamp() WHERE start_tick = n;
+        UPDATE bench.trials SET first_success_after_at = clock_timestamp() WHERE end_tick = n;
         COMMIT;
-        PERFORM pg_sleep(greatest(0, extract(epoch FROM started + tick * interval '100 ms' - clock_timestamp())));
+        PERFORM pg_sleep(greatest(0, extract(epoch FROM started + n * interval '100 ms' - clock_timestamp())));
     END LOOP;
+    UPDATE bench.run SET done_at = clock_timestamp();
 END $$;
 
 -- The instances' side: every 20 ms, the messages that appeared in their queues since the last
--- look, with the time they were first seen.
-CREATE PROCEDURE bench.poll(seconds int) LANGUAGE plpgsql AS $$
+-- look, with the time they were first seen; until 5 s after the publisher is done.
+CREATE PROCEDURE bench.poll() LANGUAGE plpgsql AS $$
 DECLARE
-    deadline timestamptz := clock_timestamp() + make_interval(secs => seconds);
     sub record;
 BEGIN
-    WHILE clock_timestamp() < deadline LOOP
+    WHILE NOT EXISTS (SELECT 1 FROM bench.run WHERE done_at < clock_timestamp() - interval '5 seconds') LOOP
         FOR sub IN SELECT queue_name FROM centralcloud.score_subscriptions LOOP
             EXECUTE format('INSERT INTO bench.seen SELECT %L, q.msg_id, q.message, clock_timestamp() FROM pgmq.%I q
                              ON CONFLICT DO NOTHING', sub.queue_name, pgmq.format_table_name(sub.queue_name, 'q'));
@@ -91,26 +101,34 @@ BEGIN
     END LOOP;
 END $$;
 SQL
+cpsql -d postgres -c "CALL bench.prepare($ticks)" >/dev/null
 wait_for postgres "SELECT state IN ('idle', 'ingesting') FROM centralcloud.worker_status" 30
 
 log "$RATE events/s for $((ticks / 10)) s, $TRIALS outages of ${OUTAGE_S}s - 2 s, 3 subscribed instances"
-cpsql -d postgres -c "CALL bench.poll($((ticks / 10 + 10)))" >/dev/null &
+cpsql -d postgres -c "CALL bench.poll()" >/dev/null &
 poller=$!
 cpsql -d postgres -c "CALL bench.publish($ticks)" >/dev/null
 wait "$poller"
+wait_for postgres "SELECT queue_length = 0 FROM pgmq.metrics('model_routing_decisions')" 120
+# What one evaluation costs with the window full (24 models, 300 s of traffic), as ingest runs it.
+eval_ms="$(cpsql -d postgres -At -c "
+  DO \$\$ DECLARE t timestamptz := clock_timestamp(); BEGIN
+    FOR i IN 1 .. 20 LOOP PERFORM * FROM centralcloud.evaluate_model_health(); END LOOP;
+    RAISE NOTICE '%', round(extract(epoch FROM clock_timestamp() - t) * 1000 / 20, 1);
+  END \$\$" 2>&1 | grep -o '[0-9.]*$')"
 
 cpsql -d postgres -At -F ' ' <<'SQL' >"$CLUSTER_DIR/report.txt"
 WITH events AS (
     SELECT s.queue, s.seen_at, s.message ->> 'model' AS model, s.message ->> 'state' AS state, s.msg_id
       FROM bench.seen s WHERE s.message ->> 'event_type' = 'model_health_update'),
 detection AS (
-    SELECT t.k, e.queue,
+    SELECT t.k, q.queue,
            min(e.seen_at) FILTER (WHERE e.seen_at > t.first_failure_at AND e.state <> 'healthy') - t.first_failure_at AS first_event,
            min(e.seen_at) FILTER (WHERE e.seen_at > t.first_failure_at AND e.state = 'down') - t.first_failure_at AS down,
            min(e.seen_at) FILTER (WHERE e.seen_at > t.first_success_after_at AND e.state = 'healthy') - t.first_success_after_at AS recovery
-      FROM bench.trials t CROSS JOIN (SELECT DISTINCT queue FROM bench.seen) q
+      FROM bench.trials t CROSS JOIN (SELECT queue_name AS queue FROM centralcloud.score_subscriptions) q
       LEFT JOIN events e ON e.model = t.model AND e.queue = q.queue
-     GROUP BY t.k, e.queue, t.first_failure_at, t.first_success_after_at),
+     GROUP BY t.k, q.queue, t.first_failure_at, t.first_success_after_at),
 ms AS (
     SELECT extract(epoch FROM first_event) * 1000 AS first_ms, extract(epoch FROM down) * 1000 AS down_ms,
            extract(epoch FROM recovery) * 1000 AS recovery_ms FROM detection)
@@ -130,17 +148,21 @@ SELECT 'copies', min(n), max(n), count(*), NULL FROM (SELECT message, count(*) A
 UNION ALL
 SELECT 'history', count(*), sum(published_to), NULL, NULL FROM centralcloud.health_history
 UNION ALL
-SELECT 'ingested', count(*), NULL, NULL, NULL FROM centralcloud.routing_records;
+SELECT 'ingested', count(*), NULL, NULL, NULL FROM centralcloud.routing_records
+UNION ALL
+SELECT 'rate', round(ticks * (SELECT per_tick FROM bench.settings) / extract(epoch FROM done_at - started_at)),
+       round(extract(epoch FROM done_at - started_at)), NULL, NULL FROM bench.run;
 SQL
 get() { awk -v k="$1" -v c="$2" '$1 == k {print $c}' "$CLUSTER_DIR/report.txt"; }
 p99=$(get down 3)
 cat <<REPORT
 
-health benchmark, $(nproc) cores: $RATE events/s, $(get ingested 2) events ingested by the worker, $TRIALS full outages, 3 instances
+health benchmark, $(nproc) cores: $RATE events/s wanted, $(get rate 2) events/s published ($(get ingested 2) events in $(get rate 3) s, all ingested by the worker), $TRIALS full outages, 3 instances
   samples (outage x instance): $(get samples 2); with a first event $(get samples 3), with a down event $(get samples 4), with a recovery $(get samples 5)
   first failed outcome -> first health event in an instance's queue: p50 $(get first_event 2) ms, p99 $(get first_event 3) ms, max $(get first_event 4) ms
   first failed outcome -> "down" event in an instance's queue:        p50 $(get down 2) ms, p99 $p99 ms, max $(get down 4) ms   (target p99 < 5000 ms: $( [[ -n "$p99" ]] && (( p99 < 5000 )) && echo met || echo NOT met))
   first good outcome after it -> "healthy" event:                      p50 $(get recovery 2) ms, p99 $(get recovery 3) ms, max $(get recovery 4) ms   (centralcloud.health_min_recovery 30 s)
   changes of models and providers without an outage (false alarms): $(get false_alarms 2)
   health changes: $(get history 2), published to $(get history 3) queues; each event seen $(get copies 2)..$(get copies 3) times ($(get copies 4) distinct events)
+  one health evaluation with a full window (24 models x 300 s): $eval_ms ms
 REPORT

@@ -484,7 +484,7 @@ fn init_health() {
     );
     GucRegistry::define_int_guc(
         c"centralcloud.health_provider_min_models",
-        c"Models of a provider that must be down (degraded) together, and at least half of those with recent outcomes, for the provider to be down (degraded).",
+        c"Models of a provider that must be down (degraded) together, and more than half of those with recent outcomes, for the provider to be down (degraded).",
         c"One failing model is that model's problem.",
         &HEALTH_PROVIDER_MIN_MODELS,
         1,

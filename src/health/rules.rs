@@ -30,10 +30,11 @@
 //!    outcomes for a whole window improves one level. *Why:* routers stop sending to a `down`
 //!    model, so no evidence would ever clear it; `degraded` lets them probe it.
 //! 6. **Providers.** A provider is at the worst level L such that at least `provider_min_models`
-//!    of its models are at L or worse and they are at least half of its models with evidence
+//!    of its models are at L or worse and they are more than half of its models with evidence
 //!    (judged: not `healthy`, or `min_samples` outcomes in the window). *Why:* one broken model
-//!    is that model's problem; its provider's other models failing with it is an outage of the
-//!    provider, which routers should avoid as a whole.
+//!    is that model's problem, and so are two of four (the other two serve); most of a
+//!    provider's models failing together is an outage of the provider, which routers should
+//!    avoid as a whole.
 
 use crate::stats::{llr, pct, Counts};
 use chrono::DateTime;
@@ -427,7 +428,7 @@ pub struct ProviderCells<'a> {
 
 impl HealthPolicy {
     /// A provider is at the worst level that at least `provider_min_models` of its models, and
-    /// at least half of its judged models, are at (or worse than).
+    /// more than half of its judged models, are at (or worse than).
     pub fn assess_provider(&self, provider: &ProviderCells<'_>) -> Verdict {
         let p = self.sane();
         let judged: Vec<&(&str, &Verdict)> =
@@ -440,7 +441,7 @@ impl HealthPolicy {
                 .collect()
         };
         let together = |models: &Vec<&str>| {
-            models.len() as i64 >= p.provider_min_models && 2 * models.len() >= judged.len()
+            models.len() as i64 >= p.provider_min_models && 2 * models.len() > judged.len()
         };
         let (state, models) = [State::Down, State::Degraded]
             .into_iter()
@@ -449,7 +450,7 @@ impl HealthPolicy {
             .unwrap_or((State::Healthy, Vec::new()));
         let reason = match state {
             State::Healthy => format!(
-                "healthy: fewer than {} of its models (and fewer than half of the {} with recent outcomes) are degraded or down",
+                "healthy: fewer than {} of its models, or at most half of the {} with recent outcomes, are degraded or down",
                 p.provider_min_models,
                 judged.len()
             ),

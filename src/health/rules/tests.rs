@@ -410,7 +410,7 @@ fn a_provider_is_down_when_its_models_fail_together() {
     // One broken model is that model's problem.
     let v = assess(&[("a", &down), ("c", &healthy)], State::Healthy);
     assert_eq!((v.state, v.changed), (State::Healthy, false));
-    // Two of five is not together.
+    // Two of five, or of four, is not together: the others serve.
     let v = assess(
         &[
             ("a", &down),
@@ -422,6 +422,13 @@ fn a_provider_is_down_when_its_models_fail_together() {
         State::Down,
     );
     assert_eq!((v.state, v.changed), (State::Healthy, true));
+    let four = [("a", &down), ("b", &down), ("c", &healthy), ("e", &healthy)];
+    let v = assess(&four, State::Healthy);
+    assert_eq!((v.state, v.changed), (State::Healthy, false));
+    assert_eq!(
+        v.reason,
+        "healthy: fewer than 2 of its models, or at most half of the 4 with recent outcomes, are degraded or down"
+    );
     // Degraded or worse, together.
     let v = assess(
         &[("a", &down), ("b", &degraded), ("c", &healthy)],
