@@ -78,6 +78,16 @@ n=$(wc -l <"$scripts/latencies")
 pick() { sed -n "$(( ($1 * n + 99) / 100 ))p" "$scripts/latencies"; }
 p50=$(pick 50); p99=$(pick 99); max=$(tail -1 "$scripts/latencies")
 per_script="$(cat "$scripts"/log.* | awk '{s[$4] += $3; c[$4]++} END {for (k in s) printf "script %d: avg %.0f us (%d calls)\n", k, s[k] / c[k], c[k]}' | sort)"
+
+# The machine's own noise, measured the same way: a trivial call of a SECURITY DEFINER SQL
+# function (latency_quantiles over an empty rollup) for the same time.
+echo "SELECT * FROM centralcloud.latency_quantiles('model-1', 'complex', now() - interval '1 hour');" >"$scripts/trivial.sql"
+rm -f "$scripts"/base.*
+(cd "$scripts" && "$PG_BIN/pgbench" -n -M prepared -c "$CLIENTS" -j "$CLIENTS" -T "$SECONDS_RUN" -l --log-prefix=base \
+   -f trivial.sql -h "$CLUSTER_DIR" -p "$CLUSTER_PORT" -U postgres postgres) >/dev/null
+cat "$scripts"/base.* | awk '{print $3}' | sort -n >"$scripts/base_latencies"
+bn=$(wc -l <"$scripts/base_latencies")
+base_pick() { sed -n "$(( ($1 * bn + 99) / 100 ))p" "$scripts/base_latencies"; }
 rows="$(cpsql -d postgres -At -c "SELECT count(*) FROM centralcloud.recommend_model('complex', '{}', 'speed')")"
 
 cat <<REPORT
@@ -86,4 +96,5 @@ recommend_model() benchmark, $(nproc) cores, $MODELS models x 3 complexities, sc
   calls: $n (rows per call: $rows)
   latency per call: p50 $((p50)) us, p99 $((p99)) us, max $((max)) us   (target p99 < 1000 us: $( ((p99 < 1000)) && echo met || echo NOT met))
 $(echo "$per_script" | sed 's/^script 0/  no preference/; s/^script 1/  prefer speed /; s/^script 2/  prefer cost  /; s/^script 3/  vision+speed+exclude/')
+  the same pgbench on a trivial SECURITY DEFINER SQL function: p50 $(base_pick 50) us, p99 $(base_pick 99) us ($bn calls; load average $(cut -d' ' -f1-3 /proc/loadavg))
 REPORT
