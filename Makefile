@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 export PROFILE ?= release
 
-.PHONY: demo test setup install unit pgrx_test pg_test upgrade_test failover_test scaleout_test stress_quick stress failover bench bench-worker bench-dashboards bench-cardinality bench-scale learn-eval clean
+.PHONY: demo test setup install unit pgrx_test pg_test upgrade_test failover_test scaleout_test stress_quick stress failover bench bench-worker bench-dashboards bench-cardinality bench-scale bench-health bench-recommend learn-eval clean
 
 demo: setup install
 	scripts/demo.sh
@@ -75,6 +75,15 @@ bench-worker: setup install
 # Dashboard views at 10 million events (bulk load + 200k through ingest), and retention.
 bench-dashboards: setup install
 	scripts/bench_dashboards.sh
+
+# Outage detection at a steady 1,000 events/s with the worker: from the first failed outcome of
+# a full outage to the health event in each subscribed instance's queue, and recovery.
+bench-health: setup install
+	scripts/bench_health.sh
+
+# recommend_model() latency with pgbench, 1,000 models x 3 complexities in the catalog.
+bench-recommend: setup install
+	scripts/bench_recommend.sh
 
 # One ingest call and one learning run over 100,000 distinct models: time and peak memory.
 bench-cardinality: setup install

@@ -35,7 +35,11 @@ LOAD 'centralcloud';
 SELECT test.eq(
     (SELECT string_agg(name || '=' || setting, ' ' ORDER BY name COLLATE "C") FROM pg_settings WHERE name LIKE 'centralcloud.%'),
     'centralcloud.batch_size=1000 centralcloud.change_threshold=8 centralcloud.consensus_window=21600 centralcloud.database=postgres centralcloud.dead_letter_max_bytes=16384 '
-    || 'centralcloud.dead_letter_retention=2592000 centralcloud.ingest_interval_ms=250 '
+    || 'centralcloud.dead_letter_retention=2592000 '
+    || 'centralcloud.health_baseline_window=604800 centralcloud.health_degraded_below=0.8 '
+    || 'centralcloud.health_down_below=0.2 centralcloud.health_min_recovery=30 centralcloud.health_min_samples=20 '
+    || 'centralcloud.health_provider_min_models=2 centralcloud.health_recovered_above=0.9 centralcloud.health_window=300 '
+    || 'centralcloud.ingest_interval_ms=250 '
     || 'centralcloud.ingest_max_pending_rows=10000 centralcloud.latency_target_ms=2000 centralcloud.latency_weight=0.25 '
     || 'centralcloud.learn_interval_s=300 centralcloud.learning_bound_z=1.645 centralcloud.learning_half_life=86400 '
     || 'centralcloud.learning_policy=bayes '
@@ -47,6 +51,7 @@ SELECT test.eq(
     || 'centralcloud.min_samples_for_learning=100 centralcloud.min_score_change=0.05 '
     || 'centralcloud.outlier_min_outcomes=50 centralcloud.outlier_threshold=10 centralcloud.prior_strength=10 '
     || 'centralcloud.queue_name=model_routing_decisions '
+    || 'centralcloud.recommend_max_candidates=10 centralcloud.recommend_tolerance=0.25 '
     || 'centralcloud.routing_records_retention=2592000 '
     || 'centralcloud.score_midpoint=0.8 '
     || 'centralcloud.slowness_threshold_ms=2000 centralcloud.speed_step=0.1 centralcloud.success_step=0.2 '
@@ -135,6 +140,8 @@ CREATE EXTENSION centralcloud;
 SELECT test.eq((SELECT ingested FROM centralcloud.ingest_routing_events()), 1::bigint, 'reinstalled ingest');
 SELECT test.eq((SELECT array_agg(queue_name::text) FROM pgmq.topic_bindings WHERE pattern = 'centralcloud.model_score_update'),
                ARRAY['model_score_updates'], 'the orphaned queue is unbound');
+SELECT test.eq((SELECT count(*) FROM pgmq.topic_bindings WHERE pattern = 'centralcloud.model_health_update'),
+               0::bigint, 'from health updates too');
 SELECT centralcloud.set_complexity_score('gpt-4o', 'simple', 2.2, 'after reinstall');
 SELECT test.eq((SELECT queue_length FROM pgmq.metrics(:'orphan_queue')), :orphan_snapshot::bigint, 'and gets no update (only the snapshot it subscribed with)');
 SELECT pgmq.drop_queue(:'orphan_queue');

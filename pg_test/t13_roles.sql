@@ -88,6 +88,9 @@ INSERT INTO expected_privileges VALUES
     -- Publishers: what pgmq.send / send_batch need on the event queue, and the shared
     -- score-update queues (subscribed without a role): read, set visibility, delete, archive.
     ('centralcloud_publisher', 'schema pgmq', 'USAGE'),
+    -- Routers may ask for a recommendation: the schema (to name the function) and the function.
+    ('centralcloud_publisher', 'schema centralcloud', 'USAGE'),
+    ('centralcloud_publisher', 'function centralcloud.recommend_model(text,text[],text,text[])', 'EXECUTE'),
     ('centralcloud_publisher', 'column pgmq.q_model_routing_decisions.vt', 'INSERT'),
     ('centralcloud_publisher', 'column pgmq.q_model_routing_decisions.message', 'INSERT'),
     ('centralcloud_publisher', 'column pgmq.q_model_routing_decisions.headers', 'INSERT'),
@@ -109,9 +112,11 @@ INSERT INTO expected_privileges VALUES
     ('router_eu', 'column pgmq.queue of eu-1 (archive).msg_id', 'SELECT'),
     -- Dashboard readers: the views and the owner-rights read helpers behind them.
     ('centralcloud_reader', 'schema centralcloud', 'USAGE'),
+    ('centralcloud_reader', 'view centralcloud.health_updates_recent', 'SELECT'),
     ('centralcloud_reader', 'view centralcloud.ingest_health', 'SELECT'),
     ('centralcloud_reader', 'view centralcloud.instance_anomalies', 'SELECT'),
     ('centralcloud_reader', 'view centralcloud.learning_changes_recent', 'SELECT'),
+    ('centralcloud_reader', 'view centralcloud.model_health', 'SELECT'),
     ('centralcloud_reader', 'view centralcloud.model_rankings', 'SELECT'),
     ('centralcloud_reader', 'view centralcloud.model_response_times', 'SELECT'),
     ('centralcloud_reader', 'view centralcloud.model_success_rates', 'SELECT'),
@@ -120,6 +125,7 @@ INSERT INTO expected_privileges VALUES
     ('centralcloud_reader', 'view centralcloud.worker_status', 'SELECT'),
     ('centralcloud_reader', 'function centralcloud.latency_quantiles(text,text,timestamp with time zone,timestamp with time zone)', 'EXECUTE'),
     ('centralcloud_reader', 'function centralcloud.queue_health()', 'EXECUTE'),
+    ('centralcloud_reader', 'function centralcloud.recommend_model(text,text[],text,text[])', 'EXECUTE'),
     ('centralcloud_reader', 'function centralcloud.worker_liveness(integer)', 'EXECUTE'),
     ('centralcloud_reader', 'function centralcloud.timestamps_without_offset(timestamp with time zone)', 'EXECUTE'),
     -- Operators: the entry points, reading every table and view, and what check_invariants
@@ -130,6 +136,7 @@ INSERT INTO expected_privileges VALUES
     ('centralcloud_operator', 'column pgmq.q_model_routing_decisions.msg_id', 'SELECT'),
     ('centralcloud_operator', 'function centralcloud.add_routing_partition(date)', 'EXECUTE'),
     ('centralcloud_operator', 'function centralcloud.check_invariants(regclass,text)', 'EXECUTE'),
+    ('centralcloud_operator', 'function centralcloud.evaluate_model_health()', 'EXECUTE'),
     ('centralcloud_operator', 'function centralcloud.grant_queue_privileges()', 'EXECUTE'),
     ('centralcloud_operator', 'function centralcloud.ingest_routing_events(integer,integer)', 'EXECUTE'),
     ('centralcloud_operator', 'function centralcloud.learn_complexity_scores(boolean)', 'EXECUTE'),
@@ -140,7 +147,23 @@ INSERT INTO expected_privileges VALUES
     ('centralcloud_operator', 'function centralcloud.unsubscribe_instance(text,boolean)', 'EXECUTE'),
     ('centralcloud_operator', 'procedure centralcloud.drain_routing_events(integer)', 'EXECUTE'),
     ('centralcloud_operator', 'table centralcloud.instance_anomaly_episodes', 'SELECT'),
+    ('centralcloud_operator', 'table centralcloud.health_history', 'SELECT'),
+    ('centralcloud_operator', 'table centralcloud.health_outcomes', 'SELECT'),
+    ('centralcloud_operator', 'table centralcloud.health_states', 'SELECT'),
     ('centralcloud_operator', 'table centralcloud.learning_changes', 'SELECT'),
+    -- Capabilities and prices are the operators' to maintain (supported only, for capabilities:
+    -- whether a row was learned or added by hand is not theirs to forge).
+    ('centralcloud_operator', 'table centralcloud.model_capabilities', 'SELECT'),
+    ('centralcloud_operator', 'table centralcloud.model_capabilities', 'DELETE'),
+    ('centralcloud_operator', 'column centralcloud.model_capabilities.provider', 'INSERT'),
+    ('centralcloud_operator', 'column centralcloud.model_capabilities.model', 'INSERT'),
+    ('centralcloud_operator', 'column centralcloud.model_capabilities.capability', 'INSERT'),
+    ('centralcloud_operator', 'column centralcloud.model_capabilities.supported', 'INSERT'),
+    ('centralcloud_operator', 'column centralcloud.model_capabilities.supported', 'UPDATE'),
+    ('centralcloud_operator', 'table centralcloud.model_prices', 'SELECT'),
+    ('centralcloud_operator', 'table centralcloud.model_prices', 'INSERT'),
+    ('centralcloud_operator', 'table centralcloud.model_prices', 'UPDATE'),
+    ('centralcloud_operator', 'table centralcloud.model_prices', 'DELETE'),
     ('centralcloud_operator', 'table centralcloud.model_complexity_scores', 'SELECT'),
     ('centralcloud_operator', 'table centralcloud.model_routing_metrics', 'SELECT'),
     ('centralcloud_operator', 'table centralcloud.retention_log', 'SELECT'),
@@ -151,9 +174,11 @@ INSERT INTO expected_privileges VALUES
     ('centralcloud_operator', 'table centralcloud.score_history', 'SELECT'),
     ('centralcloud_operator', 'table centralcloud.score_subscriptions', 'SELECT'),
     ('centralcloud_operator', 'table centralcloud.worker_state', 'SELECT'),
+    ('centralcloud_operator', 'view centralcloud.health_updates_recent', 'SELECT'),
     ('centralcloud_operator', 'view centralcloud.ingest_health', 'SELECT'),
     ('centralcloud_operator', 'view centralcloud.instance_anomalies', 'SELECT'),
     ('centralcloud_operator', 'view centralcloud.learning_changes_recent', 'SELECT'),
+    ('centralcloud_operator', 'view centralcloud.model_health', 'SELECT'),
     ('centralcloud_operator', 'view centralcloud.model_rankings', 'SELECT'),
     ('centralcloud_operator', 'view centralcloud.model_response_times', 'SELECT'),
     ('centralcloud_operator', 'view centralcloud.model_success_rates', 'SELECT'),
@@ -304,15 +329,19 @@ SELECT test.empty($$
     SELECT p.oid::regprocedure, p.proconfig FROM pg_proc p
      WHERE p.pronamespace = 'centralcloud'::regnamespace AND p.prosecdef
        AND p.proconfig IS DISTINCT FROM ARRAY['search_path=centralcloud, pg_catalog, pg_temp']
-$$, 'SECURITY DEFINER functions pin search_path');
+       AND NOT (p.oid = 'centralcloud.recommend_model(text,text[],text,text[])'::regprocedure
+                AND p.proconfig = ARRAY['search_path=centralcloud, pg_catalog, pg_temp', 'plan_cache_mode=force_generic_plan'])
+$$, 'SECURITY DEFINER functions pin search_path (recommend_model also keeps its plans)');
 SELECT test.eq((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text) FROM pg_proc p
                  WHERE p.pronamespace = 'centralcloud'::regnamespace AND p.prosecdef),
                ARRAY['centralcloud.add_routing_partition(date)', 'centralcloud.drop_expired_dead_letters(timestamp with time zone)',
                      'centralcloud.drop_expired_routing_partitions(timestamp with time zone)',
-                     'centralcloud.ensure_routing_partitions(integer)', 'centralcloud.grant_queue_privileges()',
+                     'centralcloud.ensure_routing_partitions(integer)', 'centralcloud.evaluate_model_health()',
+                     'centralcloud.grant_queue_privileges()',
                      'centralcloud.ingest_routing_events(integer,integer)', 'centralcloud.instance_queue(text)',
                      'centralcloud.instance_sync_state(interval)', 'centralcloud.latency_quantiles(text,text,timestamp with time zone,timestamp with time zone)',
                      'centralcloud.learn_complexity_scores(boolean)', 'centralcloud.queue_health()',
+                     'centralcloud.recommend_model(text,text[],text,text[])',
                      'centralcloud.refresh_metrics_from_rollup()', 'centralcloud.routing_timeseries(timestamp with time zone,timestamp with time zone,interval,text,text,boolean,boolean)', 'centralcloud.run_maintenance()',
                      'centralcloud.score_snapshot()', 'centralcloud.set_complexity_score(text,text,double precision,text)', 'centralcloud.subscribe_instance(text,text)',
                      'centralcloud.timestamps_without_offset(timestamp with time zone)',
@@ -374,6 +403,9 @@ SELECT count(*) FROM centralcloud.run_maintenance();
 SELECT * FROM centralcloud.latency_quantiles('mistral-large', 'complex', pg_catalog.now() - interval '1 day');
 SELECT * FROM centralcloud.ingest_health;
 SELECT count(*) FROM centralcloud.check_invariants();
+SELECT count(*) FROM centralcloud.evaluate_model_health();
+SELECT count(*) FROM centralcloud.recommend_model('complex', prefer => 'speed');
+SELECT * FROM centralcloud.model_health;
 SELECT test.eq((SELECT string_agg(DISTINCT what, ',') FROM evil.hijacked), NULL, 'no look-alike ran inside SECURITY DEFINER code');
 SELECT test.eq((SELECT count(*) FROM pg_temp.model_routing_metrics), 0::bigint, 'temp look-alike tables untouched');
 RESET search_path;

@@ -32,6 +32,9 @@ SELECT count(*) FROM centralcloud.learn_complexity_scores();
 SELECT centralcloud.set_complexity_score('gpt-4o', 'simple', 4.4, 'operator: before the dump');
 INSERT INTO centralcloud.learning_changes (model_name, complexity_level, change_hour, kind, before_value, after_value, statistic)
 VALUES ('gpt-4o', 'simple', date_trunc('hour', now()), 'success_rate', 0.9, 0.7, 12.5);
+-- Health (the test events fail a third of the time: degraded), a price, an operator's capability.
+INSERT INTO centralcloud.model_prices (provider, model, usd_per_request) VALUES ('github_models', 'gpt-4o', 0.01);
+INSERT INTO centralcloud.model_capabilities (provider, model, capability) VALUES ('github_models', 'gpt-4o', 'vision');
 -- And events still queued.
 INSERT INTO test.published (msg) SELECT test.events(40, 50000);
 SELECT test.publish();
@@ -51,6 +54,10 @@ SELECT 'scores: ' || md5(string_agg(s::text, '|' ORDER BY model_name, complexity
 SELECT 'history: ' || md5(string_agg(h::text, '|' ORDER BY id)) FROM centralcloud.score_history h;
 SELECT 'changes: ' || md5(string_agg(c::text, '|' ORDER BY id)) FROM centralcloud.learning_changes c;
 SELECT 'dead letter counts: ' || string_agg(reason_code || ' ' || total, ', ' ORDER BY reason_code) FROM centralcloud.dead_letter_counts;
+SELECT 'health: ' || md5(string_agg(h::text, '|' ORDER BY provider, model)) FROM centralcloud.health_states h;
+SELECT 'health history: ' || md5(string_agg(h::text, '|' ORDER BY id)) FROM centralcloud.health_history h;
+SELECT 'capabilities: ' || md5(string_agg(c::text, '|' ORDER BY provider, model, capability)) FROM centralcloud.model_capabilities c;
+SELECT 'prices: ' || md5(string_agg(p::text, '|' ORDER BY provider, model)) FROM centralcloud.model_prices p;
 SELECT 'subscriptions: ' || string_agg(instance_id || '->' || queue_name, ' ' ORDER BY instance_id) FROM centralcloud.score_subscriptions;
 SELECT 'queues: ' || string_agg(queue_name, ' ' ORDER BY queue_name) FROM pgmq.meta;
 SELECT 'bindings: ' || string_agg(pattern || '->' || queue_name, ' ' ORDER BY queue_name) FROM pgmq.topic_bindings;
@@ -98,6 +105,7 @@ GRANT SELECT ON dr_queue TO PUBLIC;
 SET ROLE t21_router;
 SELECT test.eq((SELECT count(*) FROM pgmq.read((SELECT queue_name FROM dr_queue), 30, 100)
                  WHERE message ->> 'reason' = 'operator: after the restore'), 1::bigint, 'restored: the instance receives updates');
+SELECT test.eq((SELECT model FROM centralcloud.recommend_model('simple', '{vision}', 'cost')), 'gpt-4o', 'restored: recommendations');
 RESET ROLE;
 SET ROLE t21_other;
 SELECT test.fails_with($$SELECT * FROM pgmq.read((SELECT queue_name FROM dr_queue), 0, 1)$$, '42501',

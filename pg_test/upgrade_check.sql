@@ -60,6 +60,18 @@ EXCEPTION WHEN insufficient_privilege THEN NULL;
 END $$;
 RESET ROLE;
 
+-- Health and recommendations on the upgraded catalog: the subscribed instances get health
+-- events, every pair seen before is a candidate, every cell has its percentiles.
+SELECT test.eq((SELECT count(*) FROM pgmq.topic_bindings b JOIN centralcloud.score_subscriptions s USING (queue_name)
+                 WHERE b.pattern = 'centralcloud.model_health_update'), 2::bigint, 'subscriptions bound to health updates');
+SELECT test.empty($$SELECT DISTINCT provider, model FROM centralcloud.routing_rollup_hourly
+                    EXCEPT SELECT provider, model FROM centralcloud.health_states$$, 'every pair seen before has a health state');
+SELECT test.eq((SELECT count(*) FROM centralcloud.model_routing_metrics WHERE latency_sketch IS NOT NULL AND p95_ms IS NULL),
+               0::bigint, 'percentiles of every cell');
+SET ROLE upg_router;
+SELECT test.eq((SELECT count(*) > 0 FROM centralcloud.recommend_model('complex', prefer => 'speed')), true, 'a router asks for a model');
+RESET ROLE;
+
 -- New traffic and learning on the upgraded catalog.
 SELECT test.eq((SELECT ingested FROM centralcloud.ingest_routing_events()) >= 0, true, 'ingest runs');
 SELECT count(*) FROM centralcloud.learn_complexity_scores();

@@ -57,8 +57,8 @@ SELECT model, complexity, count(*) FILTER (WHERE outcome = 'routed'),
        count(response_time_ms), coalesce(sum(response_time_ms), 0), min(response_time_ms),
        max(response_time_ms), avg(response_time_ms), centralcloud.latency_sketch_agg(response_time_ms)
   FROM centralcloud.routing_records GROUP BY 1, 2;
-INSERT INTO centralcloud.model_complexity_scores (model_name, complexity_level, score, change_source, change_reason)
-SELECT model_name, complexity_level, 2.5, 'reported', 'initial (bulk load)' FROM centralcloud.model_routing_metrics;
+INSERT INTO centralcloud.model_complexity_scores (model_name, complexity_level, score, prior_score, change_source, change_reason)
+SELECT model_name, complexity_level, 2.5, 2.5, 'reported', 'initial (bulk load)' FROM centralcloud.model_routing_metrics;
 INSERT INTO centralcloud.routing_rollup_hourly
        (hour, instance_id, model, complexity, provider, usage_count, success_count, failure_count,
         response_time_count, response_time_sum, response_time_min, response_time_max, latency_sketch)

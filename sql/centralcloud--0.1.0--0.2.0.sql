@@ -16,6 +16,9 @@
 --   extension: pg_dump dumps the audit trail whole and a dump restores without errors.
 -- - Learning policy bayes: each cell's prior score and regime start, the change points it
 --   detects (learning_changes, view learning_changes_recent).
+-- - Health of providers and models (health_outcomes, health_states, health_history, views
+--   model_health and health_updates_recent, evaluate_model_health()), published to every
+--   subscribed instance; capabilities and prices; each cell's p50/p95; recommend_model().
 \echo Use "ALTER EXTENSION centralcloud UPDATE TO '0.2.0'" to load this file. \quit
 
 -- ---------------------------------------------------------------------------------------
@@ -554,7 +557,7 @@ COMMENT ON FUNCTION grant_queue_privileges() IS
   'Grants centralcloud_publisher exactly what pgmq.send and pgmq.send_batch need on the routing-event queue (centralcloud.queue_name), and centralcloud_operator its msg_ids; returns the queue table. Ingest calls it when it finds the queue re-created; call it after pointing centralcloud.queue_name at another queue.';
 
 COMMENT ON FUNCTION subscribe_instance(text, text) IS
-  'Creates the instance''s own score-update queue (cc_scores_<slug>_<hash>), binds it to the score update topic, and lets reader (a role; default the centralcloud_publisher group) read, delete and archive its messages, and nobody else (a role given replaces every earlier reader, the group included); returns the queue name. Idempotent.';
+  'Creates the instance''s own score-update queue (cc_scores_<slug>_<hash>), binds it to the score and health update topics, and lets reader (a role; default the centralcloud_publisher group) read, delete and archive its messages, and nobody else (a role given replaces every earlier reader, the group included); returns the queue name. Idempotent.';
 
 REVOKE ALL ON FUNCTION grant_queue_privileges() FROM PUBLIC;
 REVOKE ALL ON FUNCTION drop_expired_dead_letters(timestamptz) FROM PUBLIC;
@@ -637,6 +640,274 @@ COMMENT ON FUNCTION grant_shared_score_queue() IS
   'Lets centralcloud_publisher read the shared model_score_updates queue, as the seed''s consumers do (CREATE EXTENSION and the update call it).';
 REVOKE ALL ON FUNCTION grant_shared_score_queue() FROM PUBLIC;
 SELECT grant_shared_score_queue();
+-- ---------------------------------------------------------------------------------------
+-- Phase 5 and failure detection: the health of providers and models (with its events to
+-- every subscribed instance), capabilities and prices, each cell's p50 and p95, and
+-- recommend_model().
+-- ---------------------------------------------------------------------------------------
+-- ---------------------------------------------------------------------------------------
+-- Health of providers and models (src/health/rules.rs), and what recommend_model() reads
+-- besides scores and metrics: the capabilities and prices of each (provider, model).
+-- ---------------------------------------------------------------------------------------
+CREATE TABLE health_outcomes (
+    second        TIMESTAMPTZ NOT NULL,
+    provider      VARCHAR NOT NULL,
+    model         VARCHAR NOT NULL,
+    routed_count  BIGINT NOT NULL DEFAULT 0,
+    success_count BIGINT NOT NULL DEFAULT 0,
+    failure_count BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (second, provider, model)
+);
+COMMENT ON TABLE health_outcomes IS
+  'Health evidence: per second of server receive time (the ingesting transaction''s start, received_at) and (provider, model), the events ingest recorded. Written by ingest in the batch''s transaction; health evaluation reads the last centralcloud.health_window of it and deletes the rest. Not dumped: it is minutes of evidence.';
+COMMENT ON COLUMN health_outcomes.second IS 'The second (server time) ingest received the events in.';
+COMMENT ON COLUMN health_outcomes.provider IS 'Provider.';
+COMMENT ON COLUMN health_outcomes.model IS 'Model.';
+COMMENT ON COLUMN health_outcomes.routed_count IS 'Routing decisions (they make the pair known to recommend_model()).';
+COMMENT ON COLUMN health_outcomes.success_count IS 'Outcome events with outcome success.';
+COMMENT ON COLUMN health_outcomes.failure_count IS 'Outcome events with outcome failure.';
+
+CREATE TABLE health_states (
+    provider               VARCHAR NOT NULL,
+    model                  VARCHAR,
+    state                  TEXT NOT NULL DEFAULT 'healthy' CHECK (state IN ('healthy', 'degraded', 'down')),
+    since                  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    evidence_from          TIMESTAMPTZ,
+    strikes                INTEGER NOT NULL DEFAULT 0,
+    last_recovered_at      TIMESTAMPTZ,
+    long_run_success_count BIGINT NOT NULL DEFAULT 0,
+    long_run_failure_count BIGINT NOT NULL DEFAULT 0,
+    long_run_hour          TIMESTAMPTZ,
+    failure_rate           FLOAT,
+    outcomes               BIGINT,
+    reason                 TEXT NOT NULL DEFAULT 'first seen',
+    CONSTRAINT health_states_provider_model_key UNIQUE NULLS NOT DISTINCT (provider, model)
+);
+CREATE INDEX idx_health_states_model ON health_states (model);
+COMMENT ON TABLE health_states IS
+  'The health of every (provider, model) pair ingest has seen, and of every provider (model NULL): healthy, degraded or down, since when and why. Changed only by health evaluation (after each ingest call, or evaluate_model_health()), which records each change in health_history and publishes it. Read it through model_health.';
+COMMENT ON COLUMN health_states.provider IS 'Provider.';
+COMMENT ON COLUMN health_states.model IS 'Model; NULL: the provider as a whole (down when its models fail together).';
+COMMENT ON COLUMN health_states.state IS 'healthy, degraded or down.';
+COMMENT ON COLUMN health_states.since IS 'When the current state began (first seen, for a pair that never changed).';
+COMMENT ON COLUMN health_states.evidence_from IS 'First second of outcomes that count for the current state (the second after it began; NULL: all).';
+COMMENT ON COLUMN health_states.strikes IS 'Times the pair got worse within a window of its last recovery: each doubles the good time a recovery needs (centralcloud.health_min_recovery).';
+COMMENT ON COLUMN health_states.last_recovered_at IS 'When the pair last became healthy again.';
+COMMENT ON COLUMN health_states.long_run_success_count IS 'Successes over centralcloud.health_baseline_window of the hourly rollup (up to the previous hour): its long-run rate.';
+COMMENT ON COLUMN health_states.long_run_failure_count IS 'Failures over the same hours.';
+COMMENT ON COLUMN health_states.long_run_hour IS 'The hour the long-run counts were computed in (they are refreshed once an hour).';
+COMMENT ON COLUMN health_states.failure_rate IS 'Failure rate of the outcomes the last change rested on.';
+COMMENT ON COLUMN health_states.outcomes IS 'How many outcomes those were.';
+COMMENT ON COLUMN health_states.reason IS 'Why the state last changed.';
+
+CREATE TABLE health_history (
+    id             BIGSERIAL PRIMARY KEY,
+    provider       VARCHAR NOT NULL,
+    model          VARCHAR,
+    state          TEXT NOT NULL,
+    previous_state TEXT NOT NULL,
+    failure_rate   FLOAT,
+    outcomes       BIGINT NOT NULL,
+    window_s       INTEGER NOT NULL,
+    since          TIMESTAMPTZ NOT NULL,
+    reason         TEXT NOT NULL,
+    published_to   INTEGER NOT NULL,
+    changed_at     TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX idx_health_history_changed_at ON health_history (changed_at DESC);
+COMMENT ON TABLE health_history IS
+  'One row per health change of a pair or a provider, as published (model_health_update events), with how many queues it went to (same transaction as the change).';
+COMMENT ON COLUMN health_history.provider IS 'Provider.';
+COMMENT ON COLUMN health_history.model IS 'Model (NULL: the provider).';
+COMMENT ON COLUMN health_history.state IS 'The new state.';
+COMMENT ON COLUMN health_history.previous_state IS 'The state before.';
+COMMENT ON COLUMN health_history.failure_rate IS 'Failure rate of the outcomes the change rested on.';
+COMMENT ON COLUMN health_history.outcomes IS 'How many outcomes those were.';
+COMMENT ON COLUMN health_history.window_s IS 'centralcloud.health_window at the time, in seconds.';
+COMMENT ON COLUMN health_history.since IS 'When the new state began (the evaluation''s time).';
+COMMENT ON COLUMN health_history.reason IS 'Why, as published.';
+COMMENT ON COLUMN health_history.published_to IS 'Queues the event went to (subscribed instances plus model_score_updates).';
+COMMENT ON COLUMN health_history.changed_at IS 'The evaluating transaction''s time.';
+
+CREATE TABLE model_capabilities (
+    provider      VARCHAR NOT NULL,
+    model         VARCHAR NOT NULL,
+    capability    VARCHAR NOT NULL CHECK (capability <> ''),
+    supported     BOOLEAN NOT NULL DEFAULT true,
+    source        TEXT NOT NULL DEFAULT 'operator' CHECK (source IN ('learned', 'operator')),
+    successes     BIGINT NOT NULL DEFAULT 0,
+    first_seen_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    last_seen_at  TIMESTAMPTZ,
+    PRIMARY KEY (provider, model, capability)
+);
+CREATE INDEX idx_model_capabilities_capability ON model_capabilities (capability);
+COMMENT ON TABLE model_capabilities IS
+  'What each (provider, model) supports, for recommend_model(capabilities => ...). Ingest learns a capability when a request that required it succeeded on the pair (source learned); operators add rows (source operator) and set supported = false to deny one, which ingest never changes back. Deleting a learned row lets the next success learn it again.';
+COMMENT ON COLUMN model_capabilities.provider IS 'Provider.';
+COMMENT ON COLUMN model_capabilities.model IS 'Model.';
+COMMENT ON COLUMN model_capabilities.capability IS 'A capabilities_required value, e.g. vision, function_calling.';
+COMMENT ON COLUMN model_capabilities.supported IS 'Whether recommend_model() may count on it; operators set it, ingest only inserts true.';
+COMMENT ON COLUMN model_capabilities.source IS 'learned (by ingest) or operator.';
+COMMENT ON COLUMN model_capabilities.successes IS 'Successful requests that required it.';
+COMMENT ON COLUMN model_capabilities.first_seen_at IS 'When the row was added.';
+COMMENT ON COLUMN model_capabilities.last_seen_at IS 'Last successful request that required it.';
+
+CREATE TABLE model_prices (
+    provider                      VARCHAR NOT NULL,
+    model                         VARCHAR NOT NULL,
+    usd_per_request               NUMERIC CHECK (usd_per_request >= 0),
+    usd_per_million_input_tokens  NUMERIC CHECK (usd_per_million_input_tokens >= 0),
+    usd_per_million_output_tokens NUMERIC CHECK (usd_per_million_output_tokens >= 0),
+    typical_input_tokens          INTEGER NOT NULL DEFAULT 1000 CHECK (typical_input_tokens >= 0),
+    typical_output_tokens         INTEGER NOT NULL DEFAULT 500 CHECK (typical_output_tokens >= 0),
+    PRIMARY KEY (provider, model),
+    CHECK (usd_per_request IS NOT NULL OR usd_per_million_input_tokens IS NOT NULL
+           OR usd_per_million_output_tokens IS NOT NULL)
+);
+COMMENT ON TABLE model_prices IS
+  'Operator-maintained prices, for recommend_model(prefer => ''cost''): a request costs usd_per_request plus typical_input_tokens and typical_output_tokens at the per-million-token prices (a missing price counts as 0). Routing events carry no cost.';
+COMMENT ON COLUMN model_prices.provider IS 'Provider.';
+COMMENT ON COLUMN model_prices.model IS 'Model.';
+COMMENT ON COLUMN model_prices.usd_per_request IS 'USD per request (flat fee).';
+COMMENT ON COLUMN model_prices.usd_per_million_input_tokens IS 'USD per million input tokens.';
+COMMENT ON COLUMN model_prices.usd_per_million_output_tokens IS 'USD per million output tokens.';
+COMMENT ON COLUMN model_prices.typical_input_tokens IS 'Input tokens of a typical request.';
+COMMENT ON COLUMN model_prices.typical_output_tokens IS 'Output tokens of a typical request.';
+
+-- recommend_model() reads a complexity's cells best score first.
+CREATE INDEX idx_model_complexity_scores_rank ON model_complexity_scores (complexity_level, score DESC, model_name);
+
+SELECT pg_catalog.pg_extension_config_dump('health_states', '');
+SELECT pg_catalog.pg_extension_config_dump('health_history', '');
+SELECT pg_catalog.pg_extension_config_dump('health_history_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('model_capabilities', '');
+SELECT pg_catalog.pg_extension_config_dump('model_prices', '');
+-- Every pair the rollup knows is a candidate of recommend_model() from the start: healthy until
+-- health evaluation says otherwise.
+INSERT INTO health_states (provider, model)
+SELECT DISTINCT provider, model FROM routing_rollup_hourly
+UNION
+SELECT DISTINCT provider, NULL::varchar FROM routing_rollup_hourly;
+
+-- ---------------------------------------------------------------------------------------
+-- Each cell's latency percentiles, kept with the row (recommend_model() ranks by p95 on every
+-- call; reading them from the sketch there would decode one per candidate).
+-- ---------------------------------------------------------------------------------------
+ALTER TABLE model_routing_metrics
+    ADD COLUMN p50_ms FLOAT GENERATED ALWAYS AS (latency_quantile(latency_sketch, 0.5)) STORED,
+    ADD COLUMN p95_ms FLOAT GENERATED ALWAYS AS (latency_quantile(latency_sketch, 0.95)) STORED;
+COMMENT ON COLUMN model_routing_metrics.p50_ms IS 'Median response time in ms, from latency_sketch (within 1%).';
+COMMENT ON COLUMN model_routing_metrics.p95_ms IS '95th percentile response time in ms, from latency_sketch (within 1%).';
+
+-- ---------------------------------------------------------------------------------------
+-- Health of providers and models.
+-- ---------------------------------------------------------------------------------------
+CREATE VIEW model_health AS
+WITH recent AS (
+    SELECT o.provider, o.model, sum(o.success_count) AS successes, sum(o.failure_count) AS failures
+      FROM health_outcomes o
+     WHERE o.second > now() - coalesce(nullif(current_setting('centralcloud.health_window', true), '')::interval,
+                                       interval '300 seconds')
+     GROUP BY GROUPING SETS ((o.provider, o.model), (o.provider))
+)
+SELECT h.provider::text AS provider,
+       h.model::text AS model,
+       h.state,
+       h.since,
+       ROUND(r.failures / NULLIF(r.successes + r.failures, 0), 4) AS failure_rate,
+       coalesce(r.successes + r.failures, 0)::bigint AS outcomes,
+       ROUND(l.failures / NULLIF(l.successes + l.failures, 0), 4) AS long_run_failure_rate,
+       coalesce(l.successes + l.failures, 0)::bigint AS long_run_outcomes,
+       h.reason
+  FROM health_states h
+  LEFT JOIN recent r ON r.provider = h.provider AND r.model IS NOT DISTINCT FROM h.model
+ CROSS JOIN LATERAL (SELECT sum(x.long_run_success_count)::numeric AS successes,
+                            sum(x.long_run_failure_count)::numeric AS failures
+                       FROM health_states x
+                      WHERE x.provider = h.provider
+                        AND (x.model = h.model OR (h.model IS NULL AND x.model IS NOT NULL))) AS l
+ ORDER BY h.provider, h.model NULLS FIRST;
+COMMENT ON VIEW model_health IS
+  'Health of every provider (model NULL) and (provider, model): state (healthy, degraded, down), since when, the failure rate and count of outcomes received in the last centralcloud.health_window, the long-run failure rate it is judged against (hourly rollup over centralcloud.health_baseline_window; a provider''s over its models) and its outcomes, and why the state last changed.';
+
+CREATE VIEW health_updates_recent AS
+SELECT changed_at, provider::text AS provider, model::text AS model, previous_state, state, failure_rate,
+       outcomes, reason, published_to
+  FROM health_history
+ ORDER BY changed_at DESC, id DESC
+ LIMIT 100;
+COMMENT ON VIEW health_updates_recent IS
+  'The latest 100 health changes of providers and models, newest first, as published to every instance.';
+
+-- The Rust functions (as pgrx defines them in a fresh install).
+CREATE  FUNCTION "evaluate_model_health"() RETURNS TABLE (
+	"provider" TEXT,  /* String */
+	"model" TEXT,  /* Option < String > */
+	"state" TEXT,  /* String */
+	"previous_state" TEXT,  /* String */
+	"failure_rate" double precision,  /* Option < f64 > */
+	"outcomes" bigint,  /* i64 */
+	"reason" TEXT  /* String */
+)
+STRICT SECURITY DEFINER
+SET search_path TO @extschema@, pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'evaluate_model_health_wrapper';
+
+CREATE  FUNCTION "recommend_model"(
+	"complexity" TEXT, /* Option < & str > */
+	"capabilities" TEXT[] DEFAULT '{}', /* :: std :: option :: Option < Vec < Option < String > > > */
+	"prefer" TEXT DEFAULT NULL, /* Option < & str > */
+	"exclude" TEXT[] DEFAULT '{}' /* :: std :: option :: Option < Vec < Option < String > > > */
+) RETURNS TABLE (
+	"rank" INT,  /* i32 */
+	"model" TEXT,  /* String */
+	"provider" TEXT,  /* String */
+	"score" double precision,  /* f64 */
+	"success_rate" double precision,  /* Option < f64 > */
+	"success_rate_lower" double precision,  /* Option < f64 > */
+	"samples" bigint,  /* i64 */
+	"p50_ms" double precision,  /* Option < f64 > */
+	"p95_ms" double precision,  /* Option < f64 > */
+	"cost_per_request_usd" double precision,  /* Option < f64 > */
+	"health" TEXT,  /* String */
+	"reason" TEXT  /* String */
+)
+STABLE SECURITY DEFINER
+SET search_path TO @extschema@, pg_catalog, pg_temp
+LANGUAGE c /* Rust */
+AS 'MODULE_PATHNAME', 'recommend_model_wrapper';
+
+COMMENT ON FUNCTION recommend_model(text, text[], text, text[]) IS
+  'The ranked candidates for a task of this complexity, now: model, provider, score, success rate with its lower bound and sample count, p50 and p95, estimated cost per request, health, and why. Skips down models and providers (an error, no_data_found, when that leaves nothing), honours exclude (model or provider names), keeps models known to support every capability asked for; prefer speed or cost picks the fastest or cheapest within centralcloud.recommend_tolerance of the best score. Unknown complexity, capability or preference: an error. At most centralcloud.recommend_max_candidates rows.';
+COMMENT ON FUNCTION evaluate_model_health() IS
+  'Evaluates the health of every provider and model now (ingest does it after each call): records each change in health_history and publishes a model_health_update event to every subscribed instance, in this transaction. Returns the changes.';
+
+REVOKE ALL ON FUNCTION recommend_model(text, text[], text, text[]), evaluate_model_health() FROM PUBLIC;
+GRANT SELECT ON model_health, health_updates_recent TO centralcloud_reader;
+-- Routers ask recommend_model() (it runs as the owner); the schema's USAGE lets them name it,
+-- and shows them nothing else.
+GRANT USAGE ON SCHEMA @extschema@ TO centralcloud_publisher;
+GRANT EXECUTE ON FUNCTION recommend_model(text, text[], text, text[]) TO centralcloud_reader, centralcloud_publisher;
+-- A router calls it on every request: its statements are planned once per session. With custom
+-- plans PostgreSQL would plan them again on every call (their estimates beat the generic
+-- plan's), which costs more than running them.
+ALTER FUNCTION recommend_model(text, text[], text, text[]) SET plan_cache_mode = force_generic_plan;
+GRANT EXECUTE ON FUNCTION evaluate_model_health() TO centralcloud_operator;
+GRANT SELECT ON health_outcomes, health_states, health_history, model_capabilities, model_prices,
+                model_health, health_updates_recent
+   TO centralcloud_operator;
+-- Capabilities and prices are the operators' to maintain: a capability row added by hand is
+-- theirs (source defaults to operator), and only they set supported.
+GRANT INSERT, UPDATE, DELETE ON model_prices TO centralcloud_operator;
+GRANT INSERT (provider, model, capability, supported), UPDATE (supported), DELETE ON model_capabilities
+   TO centralcloud_operator;
+COMMENT ON ROLE centralcloud_publisher IS 'centralcloud: router instances. Sends routing events to the model_routing_decisions queue, reads its score-update queue, calls recommend_model(); nothing else.';
+COMMENT ON ROLE centralcloud_reader IS 'centralcloud: dashboards. SELECT on the dashboard views, recommend_model().';
+
+-- Subscribed instances get health events in their score-update queue.
+SELECT pgmq.bind_topic('centralcloud.model_health_update', s.queue_name)
+  FROM @extschema@.score_subscriptions s JOIN pgmq.meta m ON m.queue_name = s.queue_name;
 
 -- pg_dump leaves out privileges equal to an extension's initial ones (pg_init_privs). The grants
 -- made above on pgmq's schema, its meta table and the event queue (handed back to pgmq, so no
@@ -1377,3 +1648,64 @@ GRANT SELECT ON instance_anomalies TO centralcloud_reader;
 GRANT SELECT ON instance_anomaly_episodes, instance_anomalies TO centralcloud_operator;
 COMMENT ON FUNCTION learn_complexity_scores(boolean) IS
   'Applies centralcloud.learning_policy to every cell: bayes scores all of a cell''s evidence in its current regime (decayed in event time; records detected changes in learning_changes) and applies a score only when it moves by centralcloud.min_score_change; seed applies its steps to the evidence since the cell''s last learning step. Consensus, with either policy: an instance whose outcomes for a cell through a provider deviate from the rest of the fleet''s is left out (instance_anomalies; one instance_advisory to its own queue), and a change needs the agreement of centralcloud.min_agreeing_instances reporting instances. Records each change in score_history and publishes the seed''s model_score_update event to every subscribed instance, in the same transaction. One row per cell considered, with the reason (n, rate, bound, p95, change, left out, agreement; or e.g. insufficient data: 37 < 100). dry_run: same rows, nothing changed or published.';
+
+-- ---------------------------------------------------------------------------------------
+-- Health views in the dashboards' units (percent), every column documented.
+-- ---------------------------------------------------------------------------------------
+DROP VIEW model_health, health_updates_recent;
+CREATE VIEW model_health AS
+WITH recent AS (
+    SELECT o.provider, o.model, sum(o.success_count) AS successes, sum(o.failure_count) AS failures
+      FROM health_outcomes o
+     WHERE o.second > now() - coalesce(nullif(current_setting('centralcloud.health_window', true), '')::interval,
+                                       interval '300 seconds')
+     GROUP BY GROUPING SETS ((o.provider, o.model), (o.provider))
+)
+SELECT h.provider::text AS provider,
+       h.model::text AS model,
+       h.state,
+       h.since,
+       percent(r.failures, r.successes + r.failures) AS failure_rate,
+       coalesce(r.successes + r.failures, 0)::bigint AS outcomes,
+       percent(l.failures, l.successes + l.failures) AS long_run_failure_rate,
+       coalesce(l.successes + l.failures, 0)::bigint AS long_run_outcomes,
+       h.reason
+  FROM health_states h
+  LEFT JOIN recent r ON r.provider = h.provider AND r.model IS NOT DISTINCT FROM h.model
+ CROSS JOIN LATERAL (SELECT sum(x.long_run_success_count)::numeric AS successes,
+                            sum(x.long_run_failure_count)::numeric AS failures
+                       FROM health_states x
+                      WHERE x.provider = h.provider
+                        AND (x.model = h.model OR (h.model IS NULL AND x.model IS NOT NULL))) AS l
+ ORDER BY h.provider, h.model NULLS FIRST;
+COMMENT ON VIEW model_health IS
+  'Health of every provider (model NULL) and (provider, model): state (healthy, degraded, down), since when, the failure rate and count of outcomes received in the last centralcloud.health_window, the long-run failure rate it is judged against (hourly rollup over centralcloud.health_baseline_window; a provider''s over its models) and its outcomes, and why the state last changed.';
+COMMENT ON COLUMN model_health.provider IS 'Provider.';
+COMMENT ON COLUMN model_health.model IS 'Model (NULL: the provider as a whole).';
+COMMENT ON COLUMN model_health.state IS 'healthy, degraded or down.';
+COMMENT ON COLUMN model_health.since IS 'When it entered that state.';
+COMMENT ON COLUMN model_health.failure_rate IS 'Failure rate of the outcomes received in the last centralcloud.health_window, percent (2 decimals).';
+COMMENT ON COLUMN model_health.outcomes IS 'Those outcomes.';
+COMMENT ON COLUMN model_health.long_run_failure_rate IS 'The long-run failure rate it is judged against, percent (2 decimals).';
+COMMENT ON COLUMN model_health.long_run_outcomes IS 'The outcomes of that long run.';
+COMMENT ON COLUMN model_health.reason IS 'Why the state last changed.';
+
+CREATE VIEW health_updates_recent AS
+SELECT changed_at, provider::text AS provider, model::text AS model, previous_state, state,
+       round(failure_rate::numeric * 100, 2)::double precision AS failure_rate,
+       outcomes, reason, published_to
+  FROM health_history
+ ORDER BY changed_at DESC, id DESC
+ LIMIT 100;
+COMMENT ON VIEW health_updates_recent IS
+  'The latest 100 health changes of providers and models, newest first, as published to every instance.';
+COMMENT ON COLUMN health_updates_recent.changed_at IS 'When the state changed.';
+COMMENT ON COLUMN health_updates_recent.provider IS 'Provider.';
+COMMENT ON COLUMN health_updates_recent.model IS 'Model (NULL: the provider).';
+COMMENT ON COLUMN health_updates_recent.previous_state IS 'State before.';
+COMMENT ON COLUMN health_updates_recent.state IS 'State after.';
+COMMENT ON COLUMN health_updates_recent.failure_rate IS 'Failure rate the change rested on, percent (2 decimals).';
+COMMENT ON COLUMN health_updates_recent.outcomes IS 'Outcomes it rested on.';
+COMMENT ON COLUMN health_updates_recent.reason IS 'Why.';
+COMMENT ON COLUMN health_updates_recent.published_to IS 'Queues the model_health_update event went to.';
+GRANT SELECT ON model_health, health_updates_recent TO centralcloud_reader, centralcloud_operator;

@@ -539,3 +539,70 @@ END
 $series$;
 COMMENT ON FUNCTION routing_timeseries(timestamptz, timestamptz, interval, text, text, boolean, boolean) IS
   'Time series of decisions, outcomes, success rate (%) and latency (ms: average, p50/p95/p99 from the merged hourly sketches) per bucket (whole hours, aligned to 2000-01-01 UTC) and model and complexity, optionally per provider and per instance, over [since, until) by event hour; model_name or complexity_level NULL: all. For Grafana: SELECT time, model, p95_ms FROM centralcloud.routing_timeseries($__timeFrom(), $__timeTo(), ''1 hour'', complexity_level => ''complex'').';
+-- Each cell's latency percentiles, kept with the row (recommend_model() ranks by p95 on every
+-- call; reading them from the sketch there would decode one per candidate).
+-- ---------------------------------------------------------------------------------------
+ALTER TABLE model_routing_metrics
+    ADD COLUMN p50_ms FLOAT GENERATED ALWAYS AS (latency_quantile(latency_sketch, 0.5)) STORED,
+    ADD COLUMN p95_ms FLOAT GENERATED ALWAYS AS (latency_quantile(latency_sketch, 0.95)) STORED;
+COMMENT ON COLUMN model_routing_metrics.p50_ms IS 'Median response time in ms, from latency_sketch (within 1%).';
+COMMENT ON COLUMN model_routing_metrics.p95_ms IS '95th percentile response time in ms, from latency_sketch (within 1%).';
+
+-- ---------------------------------------------------------------------------------------
+-- Health of providers and models.
+-- ---------------------------------------------------------------------------------------
+CREATE VIEW model_health AS
+WITH recent AS (
+    SELECT o.provider, o.model, sum(o.success_count) AS successes, sum(o.failure_count) AS failures
+      FROM health_outcomes o
+     WHERE o.second > now() - coalesce(nullif(current_setting('centralcloud.health_window', true), '')::interval,
+                                       interval '300 seconds')
+     GROUP BY GROUPING SETS ((o.provider, o.model), (o.provider))
+)
+SELECT h.provider::text AS provider,
+       h.model::text AS model,
+       h.state,
+       h.since,
+       percent(r.failures, r.successes + r.failures) AS failure_rate,
+       coalesce(r.successes + r.failures, 0)::bigint AS outcomes,
+       percent(l.failures, l.successes + l.failures) AS long_run_failure_rate,
+       coalesce(l.successes + l.failures, 0)::bigint AS long_run_outcomes,
+       h.reason
+  FROM health_states h
+  LEFT JOIN recent r ON r.provider = h.provider AND r.model IS NOT DISTINCT FROM h.model
+ CROSS JOIN LATERAL (SELECT sum(x.long_run_success_count)::numeric AS successes,
+                            sum(x.long_run_failure_count)::numeric AS failures
+                       FROM health_states x
+                      WHERE x.provider = h.provider
+                        AND (x.model = h.model OR (h.model IS NULL AND x.model IS NOT NULL))) AS l
+ ORDER BY h.provider, h.model NULLS FIRST;
+COMMENT ON VIEW model_health IS
+  'Health of every provider (model NULL) and (provider, model): state (healthy, degraded, down), since when, the failure rate and count of outcomes received in the last centralcloud.health_window, the long-run failure rate it is judged against (hourly rollup over centralcloud.health_baseline_window; a provider''s over its models) and its outcomes, and why the state last changed.';
+COMMENT ON COLUMN model_health.provider IS 'Provider.';
+COMMENT ON COLUMN model_health.model IS 'Model (NULL: the provider as a whole).';
+COMMENT ON COLUMN model_health.state IS 'healthy, degraded or down.';
+COMMENT ON COLUMN model_health.since IS 'When it entered that state.';
+COMMENT ON COLUMN model_health.failure_rate IS 'Failure rate of the outcomes received in the last centralcloud.health_window, percent (2 decimals).';
+COMMENT ON COLUMN model_health.outcomes IS 'Those outcomes.';
+COMMENT ON COLUMN model_health.long_run_failure_rate IS 'The long-run failure rate it is judged against, percent (2 decimals).';
+COMMENT ON COLUMN model_health.long_run_outcomes IS 'The outcomes of that long run.';
+COMMENT ON COLUMN model_health.reason IS 'Why the state last changed.';
+
+CREATE VIEW health_updates_recent AS
+SELECT changed_at, provider::text AS provider, model::text AS model, previous_state, state,
+       round(failure_rate::numeric * 100, 2)::double precision AS failure_rate,
+       outcomes, reason, published_to
+  FROM health_history
+ ORDER BY changed_at DESC, id DESC
+ LIMIT 100;
+COMMENT ON VIEW health_updates_recent IS
+  'The latest 100 health changes of providers and models, newest first, as published to every instance.';
+COMMENT ON COLUMN health_updates_recent.changed_at IS 'When the state changed.';
+COMMENT ON COLUMN health_updates_recent.provider IS 'Provider.';
+COMMENT ON COLUMN health_updates_recent.model IS 'Model (NULL: the provider).';
+COMMENT ON COLUMN health_updates_recent.previous_state IS 'State before.';
+COMMENT ON COLUMN health_updates_recent.state IS 'State after.';
+COMMENT ON COLUMN health_updates_recent.failure_rate IS 'Failure rate the change rested on, percent (2 decimals).';
+COMMENT ON COLUMN health_updates_recent.outcomes IS 'Outcomes it rested on.';
+COMMENT ON COLUMN health_updates_recent.reason IS 'Why.';
+COMMENT ON COLUMN health_updates_recent.published_to IS 'Queues the model_health_update event went to.';

@@ -32,10 +32,11 @@ BEGIN
     PERFORM pgmq.bind_topic('centralcloud.model_score_update', 'model_score_updates');
     -- Queues of instances subscribed to an earlier installation (DROP EXTENSION leaves pgmq's
     -- queues and bindings): this one has no subscriptions yet, so none of them may keep
-    -- receiving updates.
+    -- receiving updates, of scores or of health.
     PERFORM pgmq.unbind_topic(b.pattern, b.queue_name)
        FROM pgmq.topic_bindings b
-      WHERE b.pattern = 'centralcloud.model_score_update' AND b.queue_name <> 'model_score_updates';
+      WHERE b.pattern IN ('centralcloud.model_score_update', 'centralcloud.model_health_update')
+        AND b.queue_name <> 'model_score_updates';
     FOR member IN
         SELECT c.oid::regclass AS rel, c.relkind
           FROM pg_catalog.pg_depend d
@@ -446,6 +447,138 @@ COMMENT ON COLUMN score_subscriptions.subscribed_at IS 'When it subscribed.';
 COMMENT ON COLUMN score_subscriptions.reader_role IS 'The role that reads its queue (subscribe_instance''s reader; centralcloud_publisher when none was given): its members see the instance''s dead letters in instance_dead_letters.';
 
 -- ---------------------------------------------------------------------------------------
+-- Health of providers and models (src/health/rules.rs), and what recommend_model() reads
+-- besides scores and metrics: the capabilities and prices of each (provider, model).
+-- ---------------------------------------------------------------------------------------
+CREATE TABLE health_outcomes (
+    second        TIMESTAMPTZ NOT NULL,
+    provider      VARCHAR NOT NULL,
+    model         VARCHAR NOT NULL,
+    routed_count  BIGINT NOT NULL DEFAULT 0,
+    success_count BIGINT NOT NULL DEFAULT 0,
+    failure_count BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (second, provider, model)
+);
+COMMENT ON TABLE health_outcomes IS
+  'Health evidence: per second of server receive time (the ingesting transaction''s start, received_at) and (provider, model), the events ingest recorded. Written by ingest in the batch''s transaction; health evaluation reads the last centralcloud.health_window of it and deletes the rest. Not dumped: it is minutes of evidence.';
+COMMENT ON COLUMN health_outcomes.second IS 'The second (server time) ingest received the events in.';
+COMMENT ON COLUMN health_outcomes.provider IS 'Provider.';
+COMMENT ON COLUMN health_outcomes.model IS 'Model.';
+COMMENT ON COLUMN health_outcomes.routed_count IS 'Routing decisions (they make the pair known to recommend_model()).';
+COMMENT ON COLUMN health_outcomes.success_count IS 'Outcome events with outcome success.';
+COMMENT ON COLUMN health_outcomes.failure_count IS 'Outcome events with outcome failure.';
+
+CREATE TABLE health_states (
+    provider               VARCHAR NOT NULL,
+    model                  VARCHAR,
+    state                  TEXT NOT NULL DEFAULT 'healthy' CHECK (state IN ('healthy', 'degraded', 'down')),
+    since                  TIMESTAMPTZ NOT NULL DEFAULT now(),
+    evidence_from          TIMESTAMPTZ,
+    strikes                INTEGER NOT NULL DEFAULT 0,
+    last_recovered_at      TIMESTAMPTZ,
+    long_run_success_count BIGINT NOT NULL DEFAULT 0,
+    long_run_failure_count BIGINT NOT NULL DEFAULT 0,
+    long_run_hour          TIMESTAMPTZ,
+    failure_rate           FLOAT,
+    outcomes               BIGINT,
+    reason                 TEXT NOT NULL DEFAULT 'first seen',
+    CONSTRAINT health_states_provider_model_key UNIQUE NULLS NOT DISTINCT (provider, model)
+);
+CREATE INDEX idx_health_states_model ON health_states (model);
+COMMENT ON TABLE health_states IS
+  'The health of every (provider, model) pair ingest has seen, and of every provider (model NULL): healthy, degraded or down, since when and why. Changed only by health evaluation (after each ingest call, or evaluate_model_health()), which records each change in health_history and publishes it. Read it through model_health.';
+COMMENT ON COLUMN health_states.provider IS 'Provider.';
+COMMENT ON COLUMN health_states.model IS 'Model; NULL: the provider as a whole (down when its models fail together).';
+COMMENT ON COLUMN health_states.state IS 'healthy, degraded or down.';
+COMMENT ON COLUMN health_states.since IS 'When the current state began (first seen, for a pair that never changed).';
+COMMENT ON COLUMN health_states.evidence_from IS 'First second of outcomes that count for the current state (the second after it began; NULL: all).';
+COMMENT ON COLUMN health_states.strikes IS 'Times the pair got worse within a window of its last recovery: each doubles the good time a recovery needs (centralcloud.health_min_recovery).';
+COMMENT ON COLUMN health_states.last_recovered_at IS 'When the pair last became healthy again.';
+COMMENT ON COLUMN health_states.long_run_success_count IS 'Successes over centralcloud.health_baseline_window of the hourly rollup (up to the previous hour): its long-run rate.';
+COMMENT ON COLUMN health_states.long_run_failure_count IS 'Failures over the same hours.';
+COMMENT ON COLUMN health_states.long_run_hour IS 'The hour the long-run counts were computed in (they are refreshed once an hour).';
+COMMENT ON COLUMN health_states.failure_rate IS 'Failure rate of the outcomes the last change rested on.';
+COMMENT ON COLUMN health_states.outcomes IS 'How many outcomes those were.';
+COMMENT ON COLUMN health_states.reason IS 'Why the state last changed.';
+
+CREATE TABLE health_history (
+    id             BIGSERIAL PRIMARY KEY,
+    provider       VARCHAR NOT NULL,
+    model          VARCHAR,
+    state          TEXT NOT NULL,
+    previous_state TEXT NOT NULL,
+    failure_rate   FLOAT,
+    outcomes       BIGINT NOT NULL,
+    window_s       INTEGER NOT NULL,
+    since          TIMESTAMPTZ NOT NULL,
+    reason         TEXT NOT NULL,
+    published_to   INTEGER NOT NULL,
+    changed_at     TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+CREATE INDEX idx_health_history_changed_at ON health_history (changed_at DESC);
+COMMENT ON TABLE health_history IS
+  'One row per health change of a pair or a provider, as published (model_health_update events), with how many queues it went to (same transaction as the change).';
+COMMENT ON COLUMN health_history.provider IS 'Provider.';
+COMMENT ON COLUMN health_history.model IS 'Model (NULL: the provider).';
+COMMENT ON COLUMN health_history.state IS 'The new state.';
+COMMENT ON COLUMN health_history.previous_state IS 'The state before.';
+COMMENT ON COLUMN health_history.failure_rate IS 'Failure rate of the outcomes the change rested on.';
+COMMENT ON COLUMN health_history.outcomes IS 'How many outcomes those were.';
+COMMENT ON COLUMN health_history.window_s IS 'centralcloud.health_window at the time, in seconds.';
+COMMENT ON COLUMN health_history.since IS 'When the new state began (the evaluation''s time).';
+COMMENT ON COLUMN health_history.reason IS 'Why, as published.';
+COMMENT ON COLUMN health_history.published_to IS 'Queues the event went to (subscribed instances plus model_score_updates).';
+COMMENT ON COLUMN health_history.changed_at IS 'The evaluating transaction''s time.';
+
+CREATE TABLE model_capabilities (
+    provider      VARCHAR NOT NULL,
+    model         VARCHAR NOT NULL,
+    capability    VARCHAR NOT NULL CHECK (capability <> ''),
+    supported     BOOLEAN NOT NULL DEFAULT true,
+    source        TEXT NOT NULL DEFAULT 'operator' CHECK (source IN ('learned', 'operator')),
+    successes     BIGINT NOT NULL DEFAULT 0,
+    first_seen_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+    last_seen_at  TIMESTAMPTZ,
+    PRIMARY KEY (provider, model, capability)
+);
+CREATE INDEX idx_model_capabilities_capability ON model_capabilities (capability);
+COMMENT ON TABLE model_capabilities IS
+  'What each (provider, model) supports, for recommend_model(capabilities => ...). Ingest learns a capability when a request that required it succeeded on the pair (source learned); operators add rows (source operator) and set supported = false to deny one, which ingest never changes back. Deleting a learned row lets the next success learn it again.';
+COMMENT ON COLUMN model_capabilities.provider IS 'Provider.';
+COMMENT ON COLUMN model_capabilities.model IS 'Model.';
+COMMENT ON COLUMN model_capabilities.capability IS 'A capabilities_required value, e.g. vision, function_calling.';
+COMMENT ON COLUMN model_capabilities.supported IS 'Whether recommend_model() may count on it; operators set it, ingest only inserts true.';
+COMMENT ON COLUMN model_capabilities.source IS 'learned (by ingest) or operator.';
+COMMENT ON COLUMN model_capabilities.successes IS 'Successful requests that required it.';
+COMMENT ON COLUMN model_capabilities.first_seen_at IS 'When the row was added.';
+COMMENT ON COLUMN model_capabilities.last_seen_at IS 'Last successful request that required it.';
+
+CREATE TABLE model_prices (
+    provider                      VARCHAR NOT NULL,
+    model                         VARCHAR NOT NULL,
+    usd_per_request               NUMERIC CHECK (usd_per_request >= 0),
+    usd_per_million_input_tokens  NUMERIC CHECK (usd_per_million_input_tokens >= 0),
+    usd_per_million_output_tokens NUMERIC CHECK (usd_per_million_output_tokens >= 0),
+    typical_input_tokens          INTEGER NOT NULL DEFAULT 1000 CHECK (typical_input_tokens >= 0),
+    typical_output_tokens         INTEGER NOT NULL DEFAULT 500 CHECK (typical_output_tokens >= 0),
+    PRIMARY KEY (provider, model),
+    CHECK (usd_per_request IS NOT NULL OR usd_per_million_input_tokens IS NOT NULL
+           OR usd_per_million_output_tokens IS NOT NULL)
+);
+COMMENT ON TABLE model_prices IS
+  'Operator-maintained prices, for recommend_model(prefer => ''cost''): a request costs usd_per_request plus typical_input_tokens and typical_output_tokens at the per-million-token prices (a missing price counts as 0). Routing events carry no cost.';
+COMMENT ON COLUMN model_prices.provider IS 'Provider.';
+COMMENT ON COLUMN model_prices.model IS 'Model.';
+COMMENT ON COLUMN model_prices.usd_per_request IS 'USD per request (flat fee).';
+COMMENT ON COLUMN model_prices.usd_per_million_input_tokens IS 'USD per million input tokens.';
+COMMENT ON COLUMN model_prices.usd_per_million_output_tokens IS 'USD per million output tokens.';
+COMMENT ON COLUMN model_prices.typical_input_tokens IS 'Input tokens of a typical request.';
+COMMENT ON COLUMN model_prices.typical_output_tokens IS 'Output tokens of a typical request.';
+
+-- recommend_model() reads a complexity's cells best score first.
+CREATE INDEX idx_model_complexity_scores_rank ON model_complexity_scores (complexity_level, score DESC, model_name);
+
+-- ---------------------------------------------------------------------------------------
 -- Running by itself: the background worker's status, and pg_cron scheduling.
 -- ---------------------------------------------------------------------------------------
 CREATE TABLE worker_state (
@@ -838,6 +971,11 @@ SELECT pg_catalog.pg_extension_config_dump('learning_changes_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('dead_letter_counts', '');
 SELECT pg_catalog.pg_extension_config_dump('instance_anomaly_episodes', '');
 SELECT pg_catalog.pg_extension_config_dump('instance_anomaly_episodes_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('health_states', '');
+SELECT pg_catalog.pg_extension_config_dump('health_history', '');
+SELECT pg_catalog.pg_extension_config_dump('health_history_id_seq', '');
+SELECT pg_catalog.pg_extension_config_dump('model_capabilities', '');
+SELECT pg_catalog.pg_extension_config_dump('model_prices', '');
 
 
 -- The first partitions (unless restoring a dump, which brings its own). Created by this script,

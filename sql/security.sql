@@ -29,9 +29,14 @@ COMMENT ON FUNCTION learn_complexity_scores(boolean) IS
 COMMENT ON FUNCTION set_complexity_score(text, text, double precision, text) IS
   'Sets a cell''s score by hand (validated), recorded and published like a learned change. False when the score already had that value.';
 COMMENT ON FUNCTION subscribe_instance(text, text) IS
-  'Creates the instance''s own score-update queue (cc_scores_<slug>_<hash>), binds it to the score update topic, and lets reader (a role; default the centralcloud_publisher group) read, delete and archive its messages, and nobody else (a role given replaces every earlier reader, the group included); returns the queue name. Idempotent.';
+  'Creates the instance''s own score-update queue (cc_scores_<slug>_<hash>), binds it to the score and health update topics, and lets reader (a role; default the centralcloud_publisher group) read, delete and archive its messages, and nobody else (a role given replaces every earlier reader, the group included); returns the queue name. Idempotent.';
 COMMENT ON FUNCTION unsubscribe_instance(text, boolean) IS
   'Unbinds the instance''s score-update queue and, unless drop_queue is false, drops it. False if it was not subscribed.';
+
+COMMENT ON FUNCTION recommend_model(text, text[], text, text[]) IS
+  'The ranked candidates for a task of this complexity, now: model, provider, score, success rate with its lower bound and sample count, p50 and p95, estimated cost per request, health, and why. Skips down models and providers (an error, no_data_found, when that leaves nothing), honours exclude (model or provider names), keeps models known to support every capability asked for; prefer speed or cost picks the fastest or cheapest within centralcloud.recommend_tolerance of the best score. Unknown complexity, capability or preference: an error. At most centralcloud.recommend_max_candidates rows.';
+COMMENT ON FUNCTION evaluate_model_health() IS
+  'Evaluates the health of every provider and model now (ingest does it after each call): records each change in health_history and publishes a model_health_update event to every subscribed instance, in this transaction. Returns the changes.';
 
 COMMENT ON FUNCTION run_maintenance() IS
   'Upkeep, called by the worker (every centralcloud.maintenance_interval_s) and the pg_cron job centralcloud-maintenance: creates the routing_records partitions of the next two days, then drops whole partitions older than centralcloud.routing_records_retention. One row per thing done.';
@@ -51,8 +56,8 @@ DECLARE
     wanted record;
 BEGIN
     FOR wanted IN SELECT * FROM (VALUES
-        ('centralcloud_publisher', 'centralcloud: router instances. Sends routing events to the model_routing_decisions queue and reads its score-update queue; nothing else.'),
-        ('centralcloud_reader', 'centralcloud: dashboards. SELECT on the dashboard views only.'),
+        ('centralcloud_publisher', 'centralcloud: router instances. Sends routing events to the model_routing_decisions queue, reads its score-update queue, calls recommend_model(); nothing else.'),
+        ('centralcloud_reader', 'centralcloud: dashboards. SELECT on the dashboard views, recommend_model().'),
         ('centralcloud_operator', 'centralcloud: operators. Runs ingest, learning and maintenance, sets scores, manages subscriptions, reads every centralcloud table.'))
         AS r(name, purpose)
     LOOP
@@ -126,7 +131,8 @@ REVOKE ALL ON FUNCTION ingest_routing_events(integer, integer), learn_complexity
                        ensure_routing_partitions(integer), drop_expired_routing_partitions(timestamptz),
                        queue_health(), latency_quantiles(text, text, timestamptz, timestamptz),
                        worker_liveness(integer), grant_queue_privileges(), drop_expired_dead_letters(timestamptz),
-                       timestamps_without_offset(timestamptz)
+                       timestamps_without_offset(timestamptz),
+                       recommend_model(text, text[], text, text[]), evaluate_model_health()
    FROM PUBLIC;
 -- check_invariants() runs with its caller's rights: its published argument names a relation
 -- of the caller's, which must never be read with the owner's.
@@ -171,18 +177,29 @@ GRANT EXECUTE ON FUNCTION routing_timeseries(timestamptz, timestamptz, interval,
 GRANT EXECUTE ON FUNCTION instance_sync_state(interval) TO centralcloud_reader;
 GRANT SELECT ON model_usage_by_instance, model_success_rates, model_response_times, model_rankings,
                 ingest_health, score_updates_recent, learning_changes_recent, worker_status,
-                instance_anomalies
+                instance_anomalies, model_health, health_updates_recent
    TO centralcloud_reader;
 GRANT EXECUTE ON FUNCTION latency_quantiles(text, text, timestamptz, timestamptz), queue_health(),
                           worker_liveness(integer), timestamps_without_offset(timestamptz)
    TO centralcloud_reader;
+-- Routers ask recommend_model() (it runs as the owner).
+GRANT EXECUTE ON FUNCTION recommend_model(text, text[], text, text[]) TO centralcloud_reader, centralcloud_publisher;
+-- A router calls it on every request: its statements are planned once per session. With custom
+-- plans PostgreSQL would plan them again on every call (their estimates beat the generic
+-- plan's), which costs more than running them.
+ALTER FUNCTION recommend_model(text, text[], text, text[]) SET plan_cache_mode = force_generic_plan;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO centralcloud_operator;
 GRANT EXECUTE ON FUNCTION ingest_routing_events(integer, integer), learn_complexity_scores(boolean),
                           set_complexity_score(text, text, double precision, text),
                           subscribe_instance(text, text), unsubscribe_instance(text, boolean),
                           run_maintenance(), add_routing_partition(date), check_invariants(regclass, text),
-                          grant_queue_privileges(), refresh_metrics_from_rollup()
+                          grant_queue_privileges(), refresh_metrics_from_rollup(), evaluate_model_health()
+   TO centralcloud_operator;
+-- Capabilities and prices are the operators' to maintain: a capability row added by hand is
+-- theirs (source defaults to operator), and only they set supported.
+GRANT INSERT, UPDATE, DELETE ON model_prices TO centralcloud_operator;
+GRANT INSERT (provider, model, capability, supported), UPDATE (supported), DELETE ON model_capabilities
    TO centralcloud_operator;
 GRANT EXECUTE ON PROCEDURE drain_routing_events(integer) TO centralcloud_operator;
 

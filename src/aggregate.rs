@@ -1,6 +1,8 @@
 //! Batch aggregation: a batch of validated events becomes one delta per (model, complexity)
 //! cell, and one per hourly rollup key (hour, instance, model, complexity, provider), so ingest
-//! upserts each metrics and rollup row once per call. Pure: no SPI.
+//! upserts each metrics and rollup row once per call; and per (provider, model) pair, the
+//! outcomes health evaluation reads and the capabilities successful requests needed. Pure: no
+//! SPI.
 //!
 //! Counting semantics (the seed double counts every event as a "use"):
 //! - `routed` counts routing decisions (`outcome = "routed"`): this is `usage_count`;
@@ -43,6 +45,31 @@ pub struct Sample {
     pub outcome: Outcome,
     pub response_time_ms: Option<i32>,
     pub score: f64,
+    /// `capabilities_required` of a successful outcome (empty otherwise): the pair supports them.
+    pub capabilities: Vec<String>,
+}
+
+/// A (provider, model) pair: what health judges and what the capability catalog describes.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PairKey {
+    pub provider: String,
+    pub model: String,
+}
+
+/// A pair's events of one ingest call, for health.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OutcomeDelta {
+    pub routed: i64,
+    pub success: i64,
+    pub failure: i64,
+}
+
+/// A capability of a pair, learned from a successful request that required it.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CapabilityKey {
+    pub provider: String,
+    pub model: String,
+    pub capability: String,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -136,6 +163,67 @@ pub fn aggregate_rollups<'a>(
     })
 }
 
+/// Folds a batch into per-pair outcome counts, in key order.
+pub fn aggregate_outcomes<'a>(
+    events: impl IntoIterator<Item = &'a Sample>,
+) -> BTreeMap<PairKey, OutcomeDelta> {
+    let mut out: BTreeMap<PairKey, OutcomeDelta> = BTreeMap::new();
+    for e in events {
+        let key = PairKey {
+            provider: e.provider.clone(),
+            model: e.model.clone(),
+        };
+        let d = out.entry(key).or_default();
+        match e.outcome {
+            Outcome::Routed => d.routed += 1,
+            Outcome::Success => d.success += 1,
+            Outcome::Failure => d.failure += 1,
+        }
+    }
+    out
+}
+
+/// Folds a batch into the number of successful requests per pair and capability, in key order.
+pub fn aggregate_capabilities<'a>(
+    events: impl IntoIterator<Item = &'a Sample>,
+) -> BTreeMap<CapabilityKey, i64> {
+    let mut out: BTreeMap<CapabilityKey, i64> = BTreeMap::new();
+    for e in events.into_iter().filter(|e| e.outcome == Outcome::Success) {
+        for capability in &e.capabilities {
+            let key = CapabilityKey {
+                provider: e.provider.clone(),
+                model: e.model.clone(),
+                capability: capability.clone(),
+            };
+            *out.entry(key).or_default() += 1;
+        }
+    }
+    out
+}
+
+/// Adds the per-key counts of a later batch.
+pub fn merge_outcomes(
+    total: &mut BTreeMap<PairKey, OutcomeDelta>,
+    batch: BTreeMap<PairKey, OutcomeDelta>,
+) {
+    for (key, d) in batch {
+        let t = total.entry(key).or_default();
+        t.routed += d.routed;
+        t.success += d.success;
+        t.failure += d.failure;
+    }
+}
+
+/// Adds the per-key counts of a later batch.
+pub fn merge_capabilities(
+    total: &mut BTreeMap<CapabilityKey, i64>,
+    batch: BTreeMap<CapabilityKey, i64>,
+) {
+    for (key, n) in batch {
+        *total.entry(key).or_default() += n;
+    }
+}
+
 fn fold<'a, K: Ord>(
     events: impl IntoIterator<Item = &'a Sample>,
     key: impl Fn(&Sample) -> K,
@@ -160,7 +248,70 @@ mod tests {
             outcome,
             response_time_ms: ms,
             score: 3.0,
+            capabilities: Vec::new(),
         }
+    }
+
+    #[test]
+    fn pairs_count_outcomes_and_capabilities_only_of_successes() {
+        use Complexity::*;
+        use Outcome::*;
+        let with = |mut e: Sample, provider: &str, caps: &[&str]| {
+            e.provider = provider.into();
+            e.capabilities = caps.iter().map(|c| c.to_string()).collect();
+            e
+        };
+        let first = vec![
+            with(
+                event("gpt-4o", Complex, Success, None),
+                "openai",
+                &["vision", "tools"],
+            ),
+            with(
+                event("gpt-4o", Simple, Failure, None),
+                "openai",
+                &["vision"],
+            ),
+            with(event("gpt-4o", Simple, Routed, None), "azure", &[]),
+        ];
+        let second = vec![with(
+            event("gpt-4o", Medium, Success, None),
+            "openai",
+            &["vision"],
+        )];
+        let mut outcomes = aggregate_outcomes(&first);
+        merge_outcomes(&mut outcomes, aggregate_outcomes(&second));
+        let pair = |p: &str| PairKey {
+            provider: p.into(),
+            model: "gpt-4o".into(),
+        };
+        assert_eq!(
+            outcomes[&pair("openai")],
+            OutcomeDelta {
+                routed: 0,
+                success: 2,
+                failure: 1
+            }
+        );
+        assert_eq!(
+            outcomes[&pair("azure")],
+            OutcomeDelta {
+                routed: 1,
+                success: 0,
+                failure: 0
+            }
+        );
+        let mut caps = aggregate_capabilities(&first);
+        merge_capabilities(&mut caps, aggregate_capabilities(&second));
+        let found: Vec<(&str, i64)> = caps
+            .iter()
+            .map(|(k, n)| (k.capability.as_str(), *n))
+            .collect();
+        assert_eq!(
+            found,
+            vec![("tools", 1), ("vision", 2)],
+            "the failure taught nothing"
+        );
     }
 
     #[test]

@@ -121,6 +121,8 @@ pub fn init() {
     init_consensus();
     init_worker();
     init_bounds();
+    init_health();
+    init_recommend();
 }
 
 /// The window around the server time that event timestamps must fall in (see `Limits::now`).
@@ -510,6 +512,109 @@ fn init_bounds() {
         &MAX_NEW_MODELS_PER_HOUR,
         0,
         1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+}
+
+pub static HEALTH_WINDOW_S: GucSetting<i32> = GucSetting::<i32>::new(300);
+pub static HEALTH_MIN_SAMPLES: GucSetting<i32> = GucSetting::<i32>::new(20);
+pub static HEALTH_DEGRADED_BELOW: GucSetting<f64> = GucSetting::<f64>::new(0.8);
+pub static HEALTH_DOWN_BELOW: GucSetting<f64> = GucSetting::<f64>::new(0.2);
+pub static HEALTH_RECOVERED_ABOVE: GucSetting<f64> = GucSetting::<f64>::new(0.9);
+pub static HEALTH_MIN_RECOVERY_S: GucSetting<i32> = GucSetting::<i32>::new(30);
+pub static HEALTH_BASELINE_WINDOW_S: GucSetting<i32> = GucSetting::<i32>::new(7 * 86_400);
+pub static HEALTH_PROVIDER_MIN_MODELS: GucSetting<i32> = GucSetting::<i32>::new(2);
+
+/// A superuser-only duration setting in seconds: name, description, long description, the
+/// setting, min, max.
+type DurationGuc = (
+    &'static CStr,
+    &'static CStr,
+    &'static CStr,
+    &'static GucSetting<i32>,
+    i32,
+    i32,
+);
+
+/// Health of providers and models (src/health/rules.rs documents each rule).
+fn init_health() {
+    let durations: [DurationGuc; 3] = [
+        (c"centralcloud.health_window", c"Recent window of outcomes (by server receive time) health is judged on; 0 turns health evaluation off.", c"Ingest evaluates health after each call from the outcomes received in this window. Accepts units, e.g. '5min'.", &HEALTH_WINDOW_S, 0, 86_400),
+        (c"centralcloud.health_min_recovery", c"How long a degraded or down model must do well before it is healthy again (doubled for each relapse within a window, up to half the window).", c"Accepts units, e.g. '30s'.", &HEALTH_MIN_RECOVERY_S, 0, 86_400),
+        (c"centralcloud.health_baseline_window", c"Event-time window of the hourly rollup that gives each model its long-run success rate.", c"Hours of the last this-long, but the current and the previous hour. Accepts units, e.g. '7d'.", &HEALTH_BASELINE_WINDOW_S, 3_600, i32::MAX),
+    ];
+    for (name, short, long, setting, min, max) in durations {
+        GucRegistry::define_int_guc(
+            name,
+            short,
+            long,
+            setting,
+            min,
+            max,
+            GucContext::Suset,
+            GucFlags::UNIT_S,
+        );
+    }
+    GucRegistry::define_int_guc(
+        c"centralcloud.health_min_samples",
+        c"Outcomes health needs before it calls a model degraded, down or recovered.",
+        c"Fewer outcomes in the window for a whole window let a degraded or down state expire one level.",
+        &HEALTH_MIN_SAMPLES,
+        1,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    GucRegistry::define_int_guc(
+        c"centralcloud.health_provider_min_models",
+        c"Models of a provider that must be down (degraded) together, and more than half of those with recent outcomes, for the provider to be down (degraded).",
+        c"One failing model is that model's problem.",
+        &HEALTH_PROVIDER_MIN_MODELS,
+        1,
+        1_000_000,
+        GucContext::Suset,
+        GucFlags::default(),
+    );
+    define_suset_floats(
+        &[
+            (c"centralcloud.health_degraded_below", c"A model is degraded when its recent success rate is at most this fraction of its long-run rate.", &HEALTH_DEGRADED_BELOW, 0.0, 1.0),
+            (c"centralcloud.health_down_below", c"A model is down when its recent success rate is at most this fraction of its long-run rate.", &HEALTH_DOWN_BELOW, 0.0, 1.0),
+            (c"centralcloud.health_recovered_above", c"A degraded or down model is healthy again when its recent success rate is at least this fraction of its long-run rate (above health_degraded_below: the gap is the hysteresis).", &HEALTH_RECOVERED_ABOVE, 0.0, 1.0),
+        ],
+        c"See the README's Health section.",
+    );
+}
+
+pub fn health_policy() -> crate::health::rules::HealthPolicy {
+    crate::health::rules::HealthPolicy {
+        window_s: i64::from(HEALTH_WINDOW_S.get()),
+        min_samples: i64::from(HEALTH_MIN_SAMPLES.get()),
+        degraded_below: HEALTH_DEGRADED_BELOW.get(),
+        down_below: HEALTH_DOWN_BELOW.get(),
+        recovered_above: HEALTH_RECOVERED_ABOVE.get(),
+        min_recovery_s: i64::from(HEALTH_MIN_RECOVERY_S.get()),
+        provider_min_models: i64::from(HEALTH_PROVIDER_MIN_MODELS.get()),
+        ..Default::default()
+    }
+}
+
+pub static RECOMMEND_TOLERANCE: GucSetting<f64> = GucSetting::<f64>::new(0.25);
+pub static RECOMMEND_MAX_CANDIDATES: GucSetting<i32> = GucSetting::<i32>::new(10);
+
+/// What recommend_model() returns.
+fn init_recommend() {
+    define_suset_floats(
+        &[(c"centralcloud.recommend_tolerance", c"Score points below the best within which prefer => speed or cost picks the fastest or cheapest.", &RECOMMEND_TOLERANCE, 0.0, 5.0)],
+        c"See recommend_model().",
+    );
+    GucRegistry::define_int_guc(
+        c"centralcloud.recommend_max_candidates",
+        c"Most candidates recommend_model() returns.",
+        c"The best ones, ranked.",
+        &RECOMMEND_MAX_CANDIDATES,
+        1,
+        10_000,
         GucContext::Suset,
         GucFlags::default(),
     );

@@ -32,7 +32,9 @@
 
 use crate::admission::Admission;
 use crate::aggregate::{
-    aggregate, aggregate_rollups, merge_cells, CellDelta, CellKey, RollupKey, Sample,
+    aggregate, aggregate_capabilities, aggregate_outcomes, aggregate_rollups, merge_capabilities,
+    merge_cells, merge_outcomes, CapabilityKey, CellDelta, CellKey, OutcomeDelta, PairKey,
+    RollupKey, Sample,
 };
 use crate::event::{parse_event, Choice, Complexity, Limits, Outcome};
 use crate::spi_util::{error_with_hint, FirstValue};
@@ -94,7 +96,8 @@ recorded AS (
     %3$s
     RETURNING r.msg_id, r.model, r.complexity, r.outcome, r.response_time_ms, r.score,
               r.instance_id, r.provider,
-              extract(epoch FROM date_trunc('hour', r."timestamp", 'UTC'))::int8 AS hour
+              extract(epoch FROM date_trunc('hour', r."timestamp", 'UTC'))::int8 AS hour,
+              CASE WHEN r.outcome = 'success' THEN r.capabilities_required END AS capabilities
 ),
 rejected AS (
     INSERT INTO centralcloud.routing_events_rejected AS x
@@ -116,10 +119,10 @@ rejected AS (
     RETURNING x.msg_id, x.reason_code
 )
 SELECT msg_id, model::text, complexity::text, outcome::text, response_time_ms, score, NULL::text,
-       instance_id::text, provider::text, hour
+       instance_id::text, provider::text, hour, capabilities
   FROM recorded
 UNION ALL
-SELECT msg_id, NULL, NULL, NULL, NULL, NULL, reason_code, NULL, NULL, NULL
+SELECT msg_id, NULL, NULL, NULL, NULL, NULL, reason_code, NULL, NULL, NULL, NULL
   FROM rejected
 "#;
 
@@ -186,6 +189,32 @@ const ROLLUP_SQL: &str = "INSERT INTO centralcloud.routing_rollup_hourly AS h
                 latency_sketch = centralcloud.latency_sketch_merge(h.latency_sketch, EXCLUDED.latency_sketch),
                 updated_at = now()";
 
+/// Per (provider, model) pair, the outcomes of the call, in the second of server time it
+/// received them (`received_at`, the transaction's start): the evidence health judges. $1.. are
+/// parallel arrays in key order.
+const OUTCOMES_SQL: &str = "INSERT INTO centralcloud.health_outcomes AS o
+               (second, provider, model, routed_count, success_count, failure_count)
+         SELECT date_trunc('second', now()), d.provider, d.model, d.routed, d.success, d.failure
+           FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[])
+                WITH ORDINALITY AS d(provider, model, routed, success, failure, position)
+          ORDER BY d.position
+         ON CONFLICT (second, provider, model) DO UPDATE SET
+                routed_count = o.routed_count + EXCLUDED.routed_count,
+                success_count = o.success_count + EXCLUDED.success_count,
+                failure_count = o.failure_count + EXCLUDED.failure_count";
+
+/// Capabilities learned from successful requests that required them: a new one enters as
+/// supported; a known one counts the success and never changes `supported`, which is the
+/// operator's to set. $1.. are parallel arrays in key order.
+const CAPABILITIES_SQL: &str = "INSERT INTO centralcloud.model_capabilities AS c
+               (provider, model, capability, source, successes, first_seen_at, last_seen_at)
+         SELECT d.provider, d.model, d.capability, 'learned', d.successes, now(), now()
+           FROM unnest($1::text[], $2::text[], $3::text[], $4::int8[])
+                WITH ORDINALITY AS d(provider, model, capability, successes, position)
+          ORDER BY d.position
+         ON CONFLICT (provider, model, capability) DO UPDATE SET
+                successes = c.successes + EXCLUDED.successes, last_seen_at = now()";
+
 /// Fast path: the next visible messages after msg_id $1, at most $2, skipping locked ones.
 const CLAIM_NEXT: &str = "SELECT msg_id FROM pgmq.%1$I
                            WHERE msg_id > $1 AND vt <= clock_timestamp()
@@ -199,6 +228,8 @@ const CLAIM_READ: &str = "SELECT unnest($1::int8[]) AS msg_id";
 struct Deltas {
     cells: BTreeMap<CellKey, CellDelta>,
     rollups: BTreeMap<RollupKey, CellDelta>,
+    outcomes: BTreeMap<PairKey, OutcomeDelta>,
+    capabilities: BTreeMap<CapabilityKey, i64>,
 }
 
 impl Deltas {
@@ -206,16 +237,20 @@ impl Deltas {
         Deltas {
             cells: aggregate(samples),
             rollups: aggregate_rollups(samples),
+            outcomes: aggregate_outcomes(samples),
+            capabilities: aggregate_capabilities(samples),
         }
     }
 
     fn merge(&mut self, batch: Deltas) {
         merge_cells(&mut self.cells, batch.cells);
         merge_cells(&mut self.rollups, batch.rollups);
+        merge_outcomes(&mut self.outcomes, batch.outcomes);
+        merge_capabilities(&mut self.capabilities, batch.capabilities);
     }
 
     fn pending_rows(&self) -> usize {
-        self.cells.len() + self.rollups.len()
+        self.cells.len() + self.rollups.len() + self.outcomes.len() + self.capabilities.len()
     }
 }
 
@@ -304,6 +339,7 @@ fn ingest_routing_events(
         }
     }
     flush(&statements, &mut deltas);
+    crate::health::evaluate_after_ingest();
     let ms = crate::units::ms(started.elapsed().as_secs_f64() * 1000.0);
     TableIterator::once((
         total.read,
@@ -455,12 +491,14 @@ fn ensure_queue_exists(queue: &str) {
     }
 }
 
-/// This call's statements, planned once: the two batch variants and the two upserts.
+/// This call's statements, planned once: the two batch variants and the four upserts.
 struct Statements {
     next: OwnedPreparedStatement,
     read: OwnedPreparedStatement,
     upsert: OwnedPreparedStatement,
     rollup: OwnedPreparedStatement,
+    outcomes: OwnedPreparedStatement,
+    capabilities: OwnedPreparedStatement,
 }
 
 impl Statements {
@@ -500,6 +538,12 @@ impl Statements {
                 )?,
                 upsert: client.prepare_mut(UPSERT_SQL, &upsert_arg_types())?.keep(),
                 rollup: client.prepare_mut(ROLLUP_SQL, &rollup_arg_types())?.keep(),
+                outcomes: client
+                    .prepare_mut(OUTCOMES_SQL, &outcomes_arg_types())?
+                    .keep(),
+                capabilities: client
+                    .prepare_mut(CAPABILITIES_SQL, &capabilities_arg_types())?
+                    .keep(),
             })
         })
         .unwrap_or_else(|e| error!("centralcloud: preparing ingest for queue \"{queue}\": {e}"))
@@ -532,6 +576,22 @@ fn rollup_arg_types() -> Vec<PgOid> {
         .into_iter()
         .chain([PgBuiltInOids::TEXTARRAYOID; 4]);
     keys.chain(COUNTER_ARG_TYPES).map(PgOid::from).collect()
+}
+
+fn outcomes_arg_types() -> Vec<PgOid> {
+    [PgBuiltInOids::TEXTARRAYOID; 2]
+        .into_iter()
+        .chain([PgBuiltInOids::INT8ARRAYOID; 3])
+        .map(PgOid::from)
+        .collect()
+}
+
+fn capabilities_arg_types() -> Vec<PgOid> {
+    [PgBuiltInOids::TEXTARRAYOID; 3]
+        .into_iter()
+        .chain([PgBuiltInOids::INT8ARRAYOID])
+        .map(PgOid::from)
+        .collect()
 }
 
 /// One batch on the fast path; if it fails, the careful path over the next `batch_size`.
@@ -590,6 +650,7 @@ fn sample(row: &pgrx::spi::SpiHeapTupleData<'_>) -> SpiResult<Sample> {
         outcome: Outcome::parse(&text(4)?).unwrap_or(Outcome::Routed),
         response_time_ms: row.get::<i32>(5)?,
         score: row.get::<f64>(6)?.unwrap_or_default(),
+        capabilities: row.get::<Vec<String>>(11)?.unwrap_or_default(),
     })
 }
 
@@ -836,5 +897,81 @@ fn upsert_deltas(
     ];
     args.extend(CounterColumns::of(rollups.values()).into_args());
     client.update(&statements.rollup, None, &args)?;
+    upsert_pairs(client, statements, deltas)
+}
+
+/// The health evidence and the learned capabilities of the pending pairs, in key order (after
+/// the metrics and rollups, in every session: no deadlock). With health off
+/// (`centralcloud.health_window` 0) no evidence is kept: nothing would delete it.
+fn upsert_pairs(
+    client: &mut SpiClient<'_>,
+    statements: &Statements,
+    deltas: &Deltas,
+) -> SpiResult<()> {
+    if guc::HEALTH_WINDOW_S.get() > 0 {
+        upsert_outcomes(client, statements, &deltas.outcomes)?;
+    }
+    upsert_capabilities(client, statements, &deltas.capabilities)
+}
+
+/// Each pair's outcomes of the call, in the second ingest received them.
+fn upsert_outcomes(
+    client: &mut SpiClient<'_>,
+    statements: &Statements,
+    outcomes: &BTreeMap<PairKey, OutcomeDelta>,
+) -> SpiResult<()> {
+    let count = |f: fn(&OutcomeDelta) -> i64| outcomes.values().map(f).collect::<Vec<i64>>();
+    client.update(
+        &statements.outcomes,
+        None,
+        &[
+            outcomes
+                .keys()
+                .map(|k| k.provider.as_str())
+                .collect::<Vec<_>>()
+                .into(),
+            outcomes
+                .keys()
+                .map(|k| k.model.as_str())
+                .collect::<Vec<_>>()
+                .into(),
+            count(|d| d.routed).into(),
+            count(|d| d.success).into(),
+            count(|d| d.failure).into(),
+        ],
+    )?;
+    Ok(())
+}
+
+fn upsert_capabilities(
+    client: &mut SpiClient<'_>,
+    statements: &Statements,
+    learned: &BTreeMap<CapabilityKey, i64>,
+) -> SpiResult<()> {
+    if learned.is_empty() {
+        return Ok(());
+    }
+    client.update(
+        &statements.capabilities,
+        None,
+        &[
+            learned
+                .keys()
+                .map(|k| k.provider.as_str())
+                .collect::<Vec<_>>()
+                .into(),
+            learned
+                .keys()
+                .map(|k| k.model.as_str())
+                .collect::<Vec<_>>()
+                .into(),
+            learned
+                .keys()
+                .map(|k| k.capability.as_str())
+                .collect::<Vec<_>>()
+                .into(),
+            learned.values().copied().collect::<Vec<i64>>().into(),
+        ],
+    )?;
     Ok(())
 }

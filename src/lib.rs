@@ -14,11 +14,14 @@ pub mod admission;
 pub mod aggregate;
 pub mod event;
 pub mod sketch;
+pub mod stats;
 
 mod guc;
+pub mod health;
 mod ingest;
 pub mod learn;
 mod publish;
+mod recommend;
 mod retention;
 mod sketch_sql;
 mod spi_util;

@@ -5,6 +5,10 @@
 //! sent with `pgmq.send_topic` under one routing key; each subscribed instance has its own
 //! queue bound to that key (so every instance gets every update, once, in order), and the
 //! seed's plain `model_score_updates` queue is bound too, for consumers written to the seed.
+//! Health events (`model_health_update`) go out the same way under their own key, which every
+//! subscribed instance's queue is bound to as well: each instance reads score and health events
+//! from one queue in the order they happened, and the seed's plain queue, whose consumers know
+//! score updates only, gets none.
 
 use crate::event::Choice;
 use crate::spi_util::FirstValue;
@@ -14,12 +18,16 @@ use pgrx::spi::{SpiClient, SpiResult};
 use serde::Serialize;
 use std::time::SystemTime;
 
-/// The routing key every score update is published under.
 /// The group role whose members may read score-update queues unless subscribe_instance names
 /// a reader (sql/security.sql creates it).
 const PUBLISHER_ROLE: &str = "centralcloud_publisher";
 
+/// The routing key every score update is published under.
 pub const ROUTING_KEY: &str = "centralcloud.model_score_update";
+/// The routing key every health change is published under.
+pub const HEALTH_ROUTING_KEY: &str = "centralcloud.model_health_update";
+/// What a subscribed instance's queue is bound to.
+const INSTANCE_KEYS: [&str; 2] = [ROUTING_KEY, HEALTH_ROUTING_KEY];
 /// pgmq's longest queue name.
 const MAX_QUEUE_NAME: usize = 47;
 const QUEUE_PREFIX: &str = "cc_scores_";
@@ -88,7 +96,54 @@ impl InstanceAdvisory<'_> {
 
 /// Now, as event timestamps are written.
 pub fn timestamp_now() -> String {
-    DateTime::<Utc>::from(SystemTime::now()).to_rfc3339_opts(SecondsFormat::Micros, true)
+    rfc3339(DateTime::<Utc>::from(SystemTime::now()))
+}
+
+/// A change of a provider's or a model's health (`model` None: the provider as a whole).
+#[derive(Serialize)]
+pub struct HealthUpdate<'a> {
+    pub event_type: &'static str,
+    pub provider: &'a str,
+    pub model: Option<&'a str>,
+    pub state: &'static str,
+    pub previous_state: &'static str,
+    /// Failure rate of the outcomes the new state rests on, percent (None: none).
+    pub failure_rate: Option<f64>,
+    pub window_s: i32,
+    pub since: String,
+    pub reason: &'a str,
+    pub timestamp: String,
+}
+
+impl<'a> HealthUpdate<'a> {
+    pub fn new(
+        provider: &'a str,
+        model: Option<&'a str>,
+        states: (&'static str, &'static str),
+        failure_rate: Option<f64>,
+        window_s: i32,
+        since: DateTime<Utc>,
+        reason: &'a str,
+    ) -> Self {
+        HealthUpdate {
+            event_type: "model_health_update",
+            provider,
+            model,
+            state: states.1,
+            previous_state: states.0,
+            // Events speak the views' units: percent.
+            failure_rate: failure_rate.map(crate::units::percent),
+            window_s,
+            since: rfc3339(since),
+            reason,
+            timestamp: timestamp_now(),
+        }
+    }
+}
+
+/// The timestamps of published events: RFC 3339, UTC, microseconds.
+fn rfc3339(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
 /// The queue an instance's updates go to: a readable slug of the id plus a hash of the exact
@@ -130,19 +185,20 @@ fn fnv1a32(bytes: &[u8]) -> u32 {
     })
 }
 
-/// Sends one update to every bound queue; returns how many queues received it.
-pub fn publish(update: &ScoreUpdate<'_>) -> i32 {
-    let message = serde_json::to_string(update).expect("score update serialises");
+/// Sends one event (a score or a health update) under `routing_key` to every queue bound to
+/// it; returns how many queues received it.
+pub fn publish(routing_key: &str, event: &impl Serialize) -> i32 {
+    let message = serde_json::to_string(event).expect("events serialise");
     Spi::get_one_with_args::<i32>(
         "SELECT pgmq.send_topic($1, $2::jsonb)",
-        &[ROUTING_KEY.into(), message.as_str().into()],
+        &[routing_key.into(), message.as_str().into()],
     )
-    .unwrap_or_else(|e| error!("centralcloud: publishing a score update: {e}"))
+    .unwrap_or_else(|e| error!("centralcloud: publishing an update: {e}"))
     .unwrap_or(0)
 }
 
 /// Creates the instance's own score-update queue (if missing) and binds it, so it receives
-/// every score update from now on. Returns the queue's name. Idempotent.
+/// every score and health update from now on. Returns the queue's name. Idempotent.
 #[pg_extern(security_definer)]
 #[search_path(@extschema@, pg_catalog, pg_temp)]
 fn subscribe_instance(instance_id: &str, reader: default!(Option<&str>, "NULL")) -> String {
@@ -176,11 +232,13 @@ fn subscribe_instance(instance_id: &str, reader: default!(Option<&str>, "NULL"))
             )?;
             send_snapshot(client, &queue)?;
         }
-        client.update(
-            "SELECT pgmq.bind_topic($1, $2)",
-            None,
-            &[ROUTING_KEY.into(), queue.as_str().into()],
-        )?;
+        for key in INSTANCE_KEYS {
+            client.update(
+                "SELECT pgmq.bind_topic($1, $2)",
+                None,
+                &[key.into(), queue.as_str().into()],
+            )?;
+        }
         client.update(
             "UPDATE centralcloud.score_subscriptions SET reader_role = $2 WHERE instance_id = $1",
             None,
@@ -318,11 +376,13 @@ fn unsubscribe_instance(instance_id: &str, drop_queue: default!(bool, true)) -> 
         let Some(queue) = queue else {
             return Ok(false);
         };
-        client.update(
-            "SELECT pgmq.unbind_topic($1, $2)",
-            None,
-            &[ROUTING_KEY.into(), queue.as_str().into()],
-        )?;
+        for key in INSTANCE_KEYS {
+            client.update(
+                "SELECT pgmq.unbind_topic($1, $2)",
+                None,
+                &[key.into(), queue.as_str().into()],
+            )?;
+        }
         if drop_queue {
             client.update("SELECT pgmq.drop_queue($1)", None, &[queue.as_str().into()])?;
         }
@@ -420,5 +480,44 @@ mod tests {
             ]
         );
         assert_eq!(v["event_type"], "model_score_update");
+    }
+
+    #[test]
+    fn health_update_has_the_documented_shape() {
+        let since = DateTime::from_timestamp(1_795_773_600, 0).unwrap();
+        let u = HealthUpdate::new(
+            "openai",
+            None,
+            ("healthy", "down"),
+            Some(1.0),
+            300,
+            since,
+            "down: ...",
+        );
+        let v: serde_json::Value = serde_json::to_value(&u).unwrap();
+        let mut keys: Vec<_> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                "event_type",
+                "failure_rate",
+                "model",
+                "previous_state",
+                "provider",
+                "reason",
+                "since",
+                "state",
+                "timestamp",
+                "window_s"
+            ]
+        );
+        assert_eq!(v["event_type"], "model_health_update");
+        assert_eq!(
+            (v["state"].as_str(), v["previous_state"].as_str()),
+            (Some("down"), Some("healthy"))
+        );
+        assert_eq!(v["model"], serde_json::Value::Null);
+        assert_eq!(v["since"], "2026-11-27T10:00:00.000000Z");
     }
 }

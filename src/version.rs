@@ -2,17 +2,38 @@
 //! before `ALTER EXTENSION centralcloud UPDATE`, the catalog still has the old release's tables,
 //! and the new code must not run against them (ALTER EXTENSION itself calls no Rust function).
 
-use crate::spi_util::error_with_hint;
+use crate::spi_util::{error_with_hint, FirstValue};
 use pgrx::prelude::*;
+use pgrx::spi::OwnedPreparedStatement;
+use std::cell::OnceCell;
+use std::mem::ManuallyDrop;
 
 /// The release this library is.
 pub const LIBRARY: &str = env!("CARGO_PKG_VERSION");
 
+thread_local! {
+    /// Planned once per backend: every entry point asks, and routers call recommend_model() on
+    /// every request. Never freed (a thread-local destructor would run after PostgreSQL tore
+    /// SPI down at backend exit).
+    static INSTALLED: OnceCell<ManuallyDrop<OwnedPreparedStatement>> = const { OnceCell::new() };
+}
+
 /// The release of centralcloud installed in this database, if it is installed.
 pub fn installed() -> Option<String> {
-    Spi::get_one::<String>(
-        "SELECT extversion::text FROM pg_extension WHERE extname = 'centralcloud'",
-    )
+    Spi::connect(|client| {
+        INSTALLED.with(|cell| {
+            let query = match cell.get() {
+                Some(query) => query,
+                None => {
+                    let prepared = client
+                        .prepare("SELECT extversion::text FROM pg_extension WHERE extname = 'centralcloud'", &[])?
+                        .keep();
+                    cell.get_or_init(|| ManuallyDrop::new(prepared))
+                }
+            };
+            client.select(&**query, None, &[])?.first_value::<String>()
+        })
+    })
     .ok()
     .flatten()
 }

@@ -54,6 +54,7 @@
 
 use super::policy::{clamp_score, MAX_SCORE, MIN_SCORE};
 use crate::sketch::LatencySketch;
+use crate::stats::{llr, pct, Counts};
 use chrono::{DateTime, Utc};
 
 /// The bayes policy's constants.
@@ -162,40 +163,6 @@ struct Hour {
     hour: i64,
     counts: Counts,
     latency: Option<LatencySketch>,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq)]
-struct Counts {
-    s: i64,
-    f: i64,
-}
-
-impl Counts {
-    fn n(self) -> i64 {
-        self.s.saturating_add(self.f)
-    }
-
-    fn plus(self, o: Counts) -> Counts {
-        Counts {
-            s: self.s.saturating_add(o.s),
-            f: self.f.saturating_add(o.f),
-        }
-    }
-
-    fn minus(self, o: Counts) -> Counts {
-        Counts {
-            s: self.s.saturating_sub(o.s).max(0),
-            f: self.f.saturating_sub(o.f).max(0),
-        }
-    }
-
-    fn rate(self) -> f64 {
-        if self.n() > 0 {
-            self.s as f64 / (self.s as f64 + self.f as f64)
-        } else {
-            0.0
-        }
-    }
 }
 
 /// A candidate change point: `index` is its first hour in the regime's hours.
@@ -605,28 +572,6 @@ pub(crate) fn binomial_llr(a: (i64, i64), b: (i64, i64)) -> f64 {
     llr(counts(a), counts(b))
 }
 
-/// Binomial log-likelihood ratio: a success rate per side against one pooled rate.
-fn llr(before: Counts, after: Counts) -> f64 {
-    let p = before.plus(after).rate();
-    [before, after]
-        .iter()
-        .map(|c| {
-            let q = c.rate();
-            xlog(c.s as f64, q / p) + xlog(c.f as f64, (1.0 - q) / (1.0 - p))
-        })
-        .sum()
-}
-
-/// `x ln(ratio)` with `0 ln(anything) = 0`: a side with no successes has no success term. A
-/// ratio that rounding made 0/0 (counts near i64::MAX) counts as 1.
-fn xlog(x: f64, ratio: f64) -> f64 {
-    if x > 0.0 && ratio > 0.0 && ratio.is_finite() {
-        x * ratio.ln()
-    } else {
-        0.0
-    }
-}
-
 /// `ln(1 + e^x)` without overflow for large x or loss for very negative x.
 fn softplus(x: f64) -> f64 {
     if x > 0.0 {
@@ -672,10 +617,6 @@ fn within(x: f64, lo: f64, hi: f64) -> f64 {
     } else {
         x.clamp(lo, hi)
     }
-}
-
-fn pct(rate: f64) -> String {
-    format!("{:.1}%", rate * 100.0)
 }
 
 #[cfg(test)]

@@ -8,8 +8,8 @@ pub mod consensus;
 mod hourly;
 pub mod policy;
 
-use crate::publish::{complexity_or_error, publish, ScoreUpdate};
-use crate::spi_util::{error_with_hint, raise, FirstValue};
+use crate::publish::{complexity_or_error, publish, ScoreUpdate, ROUTING_KEY};
+use crate::spi_util::{error_with_hint, raise, require_read_committed, FirstValue};
 use crate::{event::Limits, guc};
 use anomalies::{CellConsensus, Views};
 use bayes::{BayesPolicy, ChangePoint};
@@ -240,7 +240,7 @@ fn learn_complexity_scores(
     let consensus = guc::consensus_policy();
     let learn = || -> SpiResult<Vec<LearnRow>> {
         Spi::connect_mut(|client| -> SpiResult<()> {
-            require_read_committed(client)?;
+            require_read_committed(client, "learning")?;
             if !dry_run {
                 client.update(LEARN_LOCK, None, &[])?;
             }
@@ -352,24 +352,6 @@ fn current_policy() -> Policy {
             "Known policies: bayes, seed.",
         ),
     }
-}
-
-/// Under REPEATABLE READ the cells would be read from a snapshot older than the last learner's
-/// commit, and the same evidence would be consumed twice.
-fn require_read_committed(client: &SpiClient<'_>) -> SpiResult<()> {
-    let level = client
-        .select("SELECT current_setting('transaction_isolation')", None, &[])?
-        .first_value::<String>()?
-        .unwrap_or_default();
-    if level != "read committed" {
-        raise(
-            PgSqlErrorCode::ERRCODE_INVALID_TRANSACTION_STATE,
-            format!(
-                "centralcloud: learning needs READ COMMITTED isolation, the transaction is {level}"
-            ),
-        );
-    }
-    Ok(())
 }
 
 /// The next chunk of cells after `after` (model, complexity) in key order; model names are
@@ -502,13 +484,10 @@ fn record_change(client: &mut SpiClient<'_>, c: &Change<'_>) -> SpiResult<()> {
             c.reason.into(),
         ],
     )?;
-    let published_to = publish(&ScoreUpdate::new(
-        c.model,
-        c.complexity,
-        c.old_score,
-        c.new_score,
-        c.reason,
-    ));
+    let published_to = publish(
+        ROUTING_KEY,
+        &ScoreUpdate::new(c.model, c.complexity, c.old_score, c.new_score, c.reason),
+    );
     let policy = if c.source == "learned" {
         guc::learning_policy()
     } else {
