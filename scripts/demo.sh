@@ -170,6 +170,12 @@ SELECT changed_at::time(0), model, complexity_level, old_score, new_score, chang
   FROM centralcloud.score_updates_recent LIMIT 6;
 \echo '-- centralcloud.latency_quantiles(model, complexity, since): any window, from the rollup'
 SELECT * FROM centralcloud.latency_quantiles('gpt-4o', 'complex', now() - interval '1 hour');
+\echo '-- centralcloud.model_health (the demo''s models fail 1-10%: healthy against their own long run)'
+SELECT provider, model, state, failure_rate, outcomes, long_run_failure_rate, left(reason, 60) AS reason
+  FROM centralcloud.model_health;
+\echo '-- centralcloud.recommend_model(''complex'', prefer => ''speed'')'
+SELECT rank, model, provider, round(score::numeric, 2) AS score, round(p95_ms) AS p95_ms, health, reason
+  FROM centralcloud.recommend_model('complex', prefer => 'speed') LIMIT 5;
 \echo '-- centralcloud.ingest_health'
 \x on
 SELECT * FROM centralcloud.ingest_health;
