@@ -524,7 +524,10 @@ fn response_time(v: Option<&Value>, limits: &Limits) -> Result<Option<i32>, Reje
         let ms = match n.as_i64() {
             Some(ms) => ms,
             None => {
-                let x = n.as_f64().filter(|x| x.is_finite()).ok_or_else(out_of_range)?;
+                let x = n
+                    .as_f64()
+                    .filter(|x| x.is_finite())
+                    .ok_or_else(out_of_range)?;
                 if x < 0.0 || x.round() > max as f64 {
                     return Err(out_of_range());
                 }
@@ -562,11 +565,7 @@ fn response_time(v: Option<&Value>, limits: &Limits) -> Result<Option<i32>, Reje
 ///
 /// Last, the window around the server time ([`Limits::now`]), if any: far-future events would
 /// otherwise sit in every "last 24 hours" view for good.
-fn timestamp(
-    v: &Value,
-    path: &'static str,
-    limits: &Limits,
-) -> Result<(String, bool), Rejection> {
+fn timestamp(v: &Value, path: &'static str, limits: &Limits) -> Result<(String, bool), Rejection> {
     let text = string(v, path)?;
     if text.len() > MAX_TIMESTAMP_CHARS {
         let chars = text.chars().count();
@@ -616,7 +615,10 @@ fn timestamp(
         return Err(out_of_range(rule));
     }
     let utc = DateTime::from_timestamp_micros(micros).expect("within 1970..=9999");
-    Ok((utc.to_rfc3339_opts(SecondsFormat::Micros, true), without_offset))
+    Ok((
+        utc.to_rfc3339_opts(SecondsFormat::Micros, true),
+        without_offset,
+    ))
 }
 
 /// An RFC 3339 date-time without its offset, read as UTC: the same grammar (`T`, `t` or a
@@ -910,9 +912,10 @@ mod tests {
         }
         // jsonb prints what it stores as numeric: the validator reads that text.
         for (text, ms) in [("1e3", 1000), ("-0", 0), ("3.6e6", 3_600_000), ("0e0", 0)] {
-            let body = valid()
-                .to_string()
-                .replace("\"response_time_ms\":null", &format!("\"response_time_ms\":{text}"));
+            let body = valid().to_string().replace(
+                "\"response_time_ms\":null",
+                &format!("\"response_time_ms\":{text}"),
+            );
             let event = parse_event(Some(&body), &Limits::default()).unwrap();
             assert_eq!(event.response_time_ms, Some(ms), "{text}");
         }

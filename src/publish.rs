@@ -272,7 +272,8 @@ fn send_snapshot(client: &mut SpiClient<'_>, queue: &str) -> SpiResult<()> {
         .map(|row| {
             Ok((
                 row.get_by_name::<String, _>("model")?.unwrap_or_default(),
-                row.get_by_name::<String, _>("complexity")?.unwrap_or_default(),
+                row.get_by_name::<String, _>("complexity")?
+                    .unwrap_or_default(),
                 row.get_by_name::<f64, _>("score")?.unwrap_or_default(),
             ))
         })
@@ -284,7 +285,11 @@ fn send_snapshot(client: &mut SpiClient<'_>, queue: &str) -> SpiResult<()> {
         .iter()
         .map(|(model, complexity, score)| {
             let update = ScoreUpdate::new(model, complexity, None, *score, SNAPSHOT_REASON);
-            serde_json::to_string(&Snapshot { update, snapshot: true }).expect("snapshot serialises")
+            serde_json::to_string(&Snapshot {
+                update,
+                snapshot: true,
+            })
+            .expect("snapshot serialises")
         })
         .collect();
     client.update(

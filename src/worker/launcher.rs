@@ -89,7 +89,8 @@ impl Launcher {
                     .insert(database, Instant::now() + RESTART_AFTER);
             }
         }
-        self.restart_at.retain(|database, _| wanted.contains(database));
+        self.restart_at
+            .retain(|database, _| wanted.contains(database));
         let now = Instant::now();
         for database in &wanted {
             if self.workers.contains_key(database)
@@ -168,8 +169,7 @@ fn database_names() -> BTreeSet<String> {
             let relation = pg_sys::table_open(pg_sys::DatabaseRelationId, lock);
             let scan = pg_sys::table_beginscan_catalog(relation, 0, std::ptr::null_mut());
             loop {
-                let tuple =
-                    pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
+                let tuple = pg_sys::heap_getnext(scan, pg_sys::ScanDirection::ForwardScanDirection);
                 if tuple.is_null() {
                     break;
                 }

@@ -26,7 +26,8 @@ pub const WORKER_TYPE: &str = "centralcloud worker";
 /// that crashed) looks again.
 const SERVED_RECHECK: Duration = Duration::from_secs(1);
 /// The session-level advisory lock that makes one worker per database serve it.
-const SERVING_LOCK: &str = "SELECT pg_try_advisory_lock(hashtext('centralcloud worker serves this database'))";
+const SERVING_LOCK: &str =
+    "SELECT pg_try_advisory_lock(hashtext('centralcloud worker serves this database'))";
 
 /// Registers the launcher, which starts the database workers; called from `_PG_init` while
 /// preloading.
