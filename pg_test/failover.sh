@@ -126,7 +126,8 @@ uncovered="$(qp "SELECT string_agg(p.oid::regprocedure::text, ', ') FROM pg_proc
                     AND has_function_privilege('centralcloud_reader', p.oid, 'EXECUTE')
                     AND NOT has_function_privilege('public', p.oid, 'EXECUTE')
                     AND p.proname NOT IN ('latency_quantiles', 'queue_health', 'worker_liveness', 'routing_timeseries',
-                                          'score_snapshot', 'timestamps_without_offset', 'instance_sync_state')")"
+                                          'score_snapshot', 'timestamps_without_offset', 'instance_sync_state',
+                                          'recommend_model')")"  # recommend_model: refused below (SPI needs a transaction id)
 [[ -z "$uncovered" ]] || fail "reader functions not called on the standby here: $uncovered"
 for query in "${reader_queries[@]}"; do
   digest="SELECT count(*) || ' rows, ' || md5(coalesce(string_agg(t::text, '|' ORDER BY t::text), '')) FROM ($query) t"
@@ -150,7 +151,8 @@ standby_state="$(as_reader "$sdir" "$sport" "SELECT state FROM centralcloud.work
 echo "  worker_status on the standby: $standby_state"
 for call in "centralcloud.ingest_routing_events()" "centralcloud.learn_complexity_scores()" \
             "centralcloud.run_maintenance()" "centralcloud.set_complexity_score('gpt-4o', 'simple', 3.0)" \
-            "centralcloud.subscribe_instance('edge-2')" "centralcloud.refresh_metrics_from_rollup()"; do
+            "centralcloud.subscribe_instance('edge-2')" "centralcloud.refresh_metrics_from_rollup()" \
+            "centralcloud.recommend_model('simple')"; do
   out="$(on "$sdir" "$sport" cpsql -d postgres -v VERBOSITY=sqlstate -c "SELECT count(*) FROM $call" 2>&1)"
   [[ "$out" == *25006* ]] || fail "$call on the standby: expected SQLSTATE 25006, got: $out"
   echo "  refused on the standby with 25006: $call"
