@@ -799,46 +799,6 @@ ALTER TABLE model_routing_metrics
 COMMENT ON COLUMN model_routing_metrics.p50_ms IS 'Median response time in ms, from latency_sketch (within 1%).';
 COMMENT ON COLUMN model_routing_metrics.p95_ms IS '95th percentile response time in ms, from latency_sketch (within 1%).';
 
--- ---------------------------------------------------------------------------------------
--- Health of providers and models.
--- ---------------------------------------------------------------------------------------
-CREATE VIEW model_health AS
-WITH recent AS (
-    SELECT o.provider, o.model, sum(o.success_count) AS successes, sum(o.failure_count) AS failures
-      FROM health_outcomes o
-     WHERE o.second > now() - coalesce(nullif(current_setting('centralcloud.health_window', true), '')::interval,
-                                       interval '300 seconds')
-     GROUP BY GROUPING SETS ((o.provider, o.model), (o.provider))
-)
-SELECT h.provider::text AS provider,
-       h.model::text AS model,
-       h.state,
-       h.since,
-       ROUND(r.failures / NULLIF(r.successes + r.failures, 0), 4) AS failure_rate,
-       coalesce(r.successes + r.failures, 0)::bigint AS outcomes,
-       ROUND(l.failures / NULLIF(l.successes + l.failures, 0), 4) AS long_run_failure_rate,
-       coalesce(l.successes + l.failures, 0)::bigint AS long_run_outcomes,
-       h.reason
-  FROM health_states h
-  LEFT JOIN recent r ON r.provider = h.provider AND r.model IS NOT DISTINCT FROM h.model
- CROSS JOIN LATERAL (SELECT sum(x.long_run_success_count)::numeric AS successes,
-                            sum(x.long_run_failure_count)::numeric AS failures
-                       FROM health_states x
-                      WHERE x.provider = h.provider
-                        AND (x.model = h.model OR (h.model IS NULL AND x.model IS NOT NULL))) AS l
- ORDER BY h.provider, h.model NULLS FIRST;
-COMMENT ON VIEW model_health IS
-  'Health of every provider (model NULL) and (provider, model): state (healthy, degraded, down), since when, the failure rate and count of outcomes received in the last centralcloud.health_window, the long-run failure rate it is judged against (hourly rollup over centralcloud.health_baseline_window; a provider''s over its models) and its outcomes, and why the state last changed.';
-
-CREATE VIEW health_updates_recent AS
-SELECT changed_at, provider::text AS provider, model::text AS model, previous_state, state, failure_rate,
-       outcomes, reason, published_to
-  FROM health_history
- ORDER BY changed_at DESC, id DESC
- LIMIT 100;
-COMMENT ON VIEW health_updates_recent IS
-  'The latest 100 health changes of providers and models, newest first, as published to every instance.';
-
 -- The Rust functions (as pgrx defines them in a fresh install).
 CREATE  FUNCTION "evaluate_model_health"() RETURNS TABLE (
 	"provider" TEXT,  /* String */
@@ -884,7 +844,6 @@ COMMENT ON FUNCTION evaluate_model_health() IS
   'Evaluates the health of every provider and model now (ingest does it after each call): records each change in health_history and publishes a model_health_update event to every subscribed instance, in this transaction. Returns the changes.';
 
 REVOKE ALL ON FUNCTION recommend_model(text, text[], text, text[]), evaluate_model_health() FROM PUBLIC;
-GRANT SELECT ON model_health, health_updates_recent TO centralcloud_reader;
 -- Routers ask recommend_model() (it runs as the owner); the schema's USAGE lets them name it,
 -- and shows them nothing else.
 GRANT USAGE ON SCHEMA @extschema@ TO centralcloud_publisher;
@@ -894,8 +853,7 @@ GRANT EXECUTE ON FUNCTION recommend_model(text, text[], text, text[]) TO central
 -- plan's), which costs more than running them.
 ALTER FUNCTION recommend_model(text, text[], text, text[]) SET plan_cache_mode = force_generic_plan;
 GRANT EXECUTE ON FUNCTION evaluate_model_health() TO centralcloud_operator;
-GRANT SELECT ON health_outcomes, health_states, health_history, model_capabilities, model_prices,
-                model_health, health_updates_recent
+GRANT SELECT ON health_outcomes, health_states, health_history, model_capabilities, model_prices
    TO centralcloud_operator;
 -- Capabilities and prices are the operators' to maintain: a capability row added by hand is
 -- theirs (source defaults to operator), and only they set supported.
@@ -1650,9 +1608,8 @@ COMMENT ON FUNCTION learn_complexity_scores(boolean) IS
   'Applies centralcloud.learning_policy to every cell: bayes scores all of a cell''s evidence in its current regime (decayed in event time; records detected changes in learning_changes) and applies a score only when it moves by centralcloud.min_score_change; seed applies its steps to the evidence since the cell''s last learning step. Consensus, with either policy: an instance whose outcomes for a cell through a provider deviate from the rest of the fleet''s is left out (instance_anomalies; one instance_advisory to its own queue), and a change needs the agreement of centralcloud.min_agreeing_instances reporting instances. Records each change in score_history and publishes the seed''s model_score_update event to every subscribed instance, in the same transaction. One row per cell considered, with the reason (n, rate, bound, p95, change, left out, agreement; or e.g. insufficient data: 37 < 100). dry_run: same rows, nothing changed or published.';
 
 -- ---------------------------------------------------------------------------------------
--- Health views in the dashboards' units (percent), every column documented.
+-- Health views (here, after the units' functions they use): model_health, health_updates_recent.
 -- ---------------------------------------------------------------------------------------
-DROP VIEW model_health, health_updates_recent;
 CREATE VIEW model_health AS
 WITH recent AS (
     SELECT o.provider, o.model, sum(o.success_count) AS successes, sum(o.failure_count) AS failures
