@@ -211,6 +211,7 @@ INSERT INTO expected_privileges VALUES
     ('PUBLIC', 'function centralcloud.ms(double precision)', 'EXECUTE'),
     ('PUBLIC', 'function centralcloud.percent(numeric,numeric)', 'EXECUTE'),
     ('PUBLIC', 'function centralcloud.score4(double precision)', 'EXECUTE'),
+    ('PUBLIC', 'function centralcloud.success_lower_bound(bigint,bigint)', 'EXECUTE'),
     ('centralcloud_operator', 'view centralcloud.routing_hourly', 'SELECT'),
     ('centralcloud_reader', 'function centralcloud.routing_timeseries(timestamp with time zone,timestamp with time zone,interval,text,text,boolean,boolean)', 'EXECUTE'),
     ('centralcloud_reader', 'view centralcloud.routing_hourly', 'SELECT'),
@@ -219,7 +220,10 @@ INSERT INTO expected_privileges VALUES
     ('centralcloud_operator', 'view centralcloud.events_by_outcome', 'SELECT'),
     ('centralcloud_operator', 'view centralcloud.dead_letters_by_reason', 'SELECT'),
     ('centralcloud_operator', 'table centralcloud.dead_letter_counts', 'SELECT'),
-    ('centralcloud_operator', 'view centralcloud.worker_status', 'SELECT');
+    ('centralcloud_operator', 'view centralcloud.worker_status', 'SELECT'),
+    -- recommend_model()'s candidates (operators read every table; check_invariants compares them).
+    ('centralcloud_operator', 'table centralcloud.recommend_candidates', 'SELECT'),
+    ('centralcloud_operator', 'view centralcloud.recommend_candidates_source', 'SELECT');
 SELECT test.empty($$
     (SELECT 'granted but not expected' AS problem, * FROM test.privileges
      EXCEPT SELECT 'granted but not expected', * FROM expected_privileges)
@@ -330,8 +334,8 @@ SELECT test.empty($$
      WHERE p.pronamespace = 'centralcloud'::regnamespace AND p.prosecdef
        AND p.proconfig IS DISTINCT FROM ARRAY['search_path=centralcloud, pg_catalog, pg_temp']
        AND NOT (p.oid = 'centralcloud.recommend_model(text,text[],text,text[])'::regprocedure
-                AND p.proconfig = ARRAY['search_path=centralcloud, pg_catalog, pg_temp', 'plan_cache_mode=force_generic_plan'])
-$$, 'SECURITY DEFINER functions pin search_path (recommend_model also keeps its plans)');
+                AND p.proconfig = ARRAY['search_path=centralcloud, pg_catalog, pg_temp', 'plan_cache_mode=force_generic_plan', 'enable_sort=off'])
+$$, 'SECURITY DEFINER functions pin search_path (recommend_model also keeps its plans, read in index order)');
 SELECT test.eq((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text) FROM pg_proc p
                  WHERE p.pronamespace = 'centralcloud'::regnamespace AND p.prosecdef),
                ARRAY['centralcloud.add_routing_partition(date)', 'centralcloud.drop_expired_dead_letters(timestamp with time zone)',
@@ -341,12 +345,14 @@ SELECT test.eq((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regpr
                      'centralcloud.ingest_routing_events(integer,integer)', 'centralcloud.instance_queue(text)',
                      'centralcloud.instance_sync_state(interval)', 'centralcloud.latency_quantiles(text,text,timestamp with time zone,timestamp with time zone)',
                      'centralcloud.learn_complexity_scores(boolean)', 'centralcloud.queue_health()',
+                     'centralcloud.recommend_candidates_from_health()', 'centralcloud.recommend_candidates_from_metrics()',
+                     'centralcloud.recommend_candidates_from_pair()', 'centralcloud.recommend_candidates_from_scores()',
                      'centralcloud.recommend_model(text,text[],text,text[])',
                      'centralcloud.refresh_metrics_from_rollup()', 'centralcloud.routing_timeseries(timestamp with time zone,timestamp with time zone,interval,text,text,boolean,boolean)', 'centralcloud.run_maintenance()',
                      'centralcloud.score_snapshot()', 'centralcloud.set_complexity_score(text,text,double precision,text)', 'centralcloud.subscribe_instance(text,text)',
                      'centralcloud.timestamps_without_offset(timestamp with time zone)',
                      'centralcloud.unsubscribe_instance(text,boolean)', 'centralcloud.worker_liveness(integer)'],
-               'the entry points and the privileged read helpers run as the owner, nothing else');
+               'the entry points, the privileged read helpers and the candidates'' triggers run as the owner, nothing else');
 -- Everything else that is not pure C arithmetic pins search_path too (a superuser's job runs
 -- it with the superuser's rights); aggregates cannot, drain_routing_events pins it itself
 -- (t13 below), and C functions without SPI resolve no names.

@@ -24,6 +24,13 @@ SELECT FROM centralcloud.ingest_routing_events();
 DELETE FROM centralcloud.routing_events_rejected WHERE reason_code = 'missing_field';
 SELECT centralcloud.set_complexity_score('gpt-4o', 'simple', 3.25, 't24');
 SELECT pgmq.send('model_routing_decisions', test.event('x-1', 'gpt-4o', 'simple', 'routed'));
+-- A pair down and an open anomaly, set as the owner (health and consensus have their own tests).
+UPDATE centralcloud.health_states SET state = 'down'
+ WHERE (provider, model) = (SELECT provider, model FROM centralcloud.health_states WHERE model IS NOT NULL ORDER BY 1, 2 LIMIT 1);
+INSERT INTO centralcloud.instance_anomaly_episodes
+       (instance_id, model_name, complexity_level, provider, kind, instance_failure_rate, fleet_failure_rate,
+        instance_outcomes, fleet_outcomes, statistic, since, advisory)
+VALUES ('x-2', 'gpt-4o', 'simple', 'openai', 'success_rate', 0.9, 0.05, 80, 900, 41.25, now(), '{}');
 SQL
 ) >/dev/null
 
@@ -57,7 +64,15 @@ UNION ALL
 SELECT format('centralcloud_model_score{complexity="%s",model="%s"} %s', complexity_level, model_name, score)
   FROM centralcloud.model_complexity_scores
 UNION ALL
-SELECT format('centralcloud_worker_up{state="%s"} 0', state) FROM centralcloud.worker_status;
+SELECT format('centralcloud_worker_up{state="%s"} 0', state) FROM centralcloud.worker_status
+UNION ALL
+SELECT format('centralcloud_health_in_state{model="%s",provider="%s",state="%s"} %s', coalesce(h.model, ''), h.provider, s.state,
+              (h.state = s.state)::int)
+  FROM centralcloud.health_states h CROSS JOIN (VALUES ('healthy'), ('degraded'), ('down')) AS s(state)
+UNION ALL
+SELECT format('centralcloud_instance_anomaly_statistic{complexity="%s",instance="%s",kind="%s",model="%s",provider="%s"} %s',
+              complexity_level, instance_id, kind, model, provider, statistic)
+  FROM centralcloud.instance_anomalies;
 SQL
 )"
 missing="$(comm -13 <(echo "$scraped") <(echo "$expected"))"
@@ -79,6 +94,12 @@ check_close 'centralcloud_model_recent_success_ratio\{complexity="simple",model=
 check_close 'centralcloud_model_latency_seconds\{complexity="simple",model="gpt-4o",quantile="0.95"\}' \
   "SELECT p95_ms / 1000.0 FROM centralcloud.latency_quantiles('gpt-4o', 'simple', date_trunc('hour', now() - interval '1 hour'))" \
   "p95 in seconds"
+check_close 'centralcloud_instance_anomaly_instance_failure_ratio\{complexity="simple",instance="x-2",kind="success_rate",model="gpt-4o",provider="openai"\}' \
+  "SELECT 0.9" "an anomaly's failure ratio (0-1)"
+check_close 'centralcloud_health_window_state_since_timestamp_seconds\{model="gpt-4o",provider="github_models"\}' \
+  "SELECT extract(epoch FROM since) FROM centralcloud.health_states WHERE (provider, model) = ('github_models', 'gpt-4o')" \
+  "when a pair's state began"
+grep -q '^centralcloud_health_in_state{[^}]*state="down"} 1$' <<<"$scraped" || { echo "FAILED: no pair down"; exit 1; }
 # The age grows between the scrape and the query: scraped <= SQL <= scraped + the seconds since.
 age="$(grep -E '^centralcloud_queue_oldest_message_age_seconds\{queue="model_routing_decisions"\} ' <<<"$scraped" | awk '{print $2}')"
 age_sql="$(cpsql -d "$db" -At -c "SELECT oldest_msg_age_sec FROM centralcloud.ingest_health")"

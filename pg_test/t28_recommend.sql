@@ -49,7 +49,7 @@ SELECT test.eq((SELECT count(*) FROM plain WHERE cost_per_request_usd IS NOT NUL
 SELECT test.eq((SELECT array_agg(model ORDER BY rank) FROM centralcloud.recommend_model('complex', prefer => 'speed')),
                ARRAY['close-fast', 'close-cheap', 'best-slow', 'vision-model', 'far-fastest', 'shaky'], 'prefer speed');
 SELECT test.eq((SELECT reason FROM centralcloud.recommend_model('complex', prefer => 'speed') WHERE rank = 1),
-               'p95 400 ms, the fastest of the 3 within 0.25 of the best score 4.20', 'speed reason');
+               'p95 400 ms, the fastest within 0.25 of the best score 4.20', 'speed reason');
 SET centralcloud.recommend_tolerance = 2;
 SELECT test.eq((SELECT model FROM centralcloud.recommend_model('complex', prefer => 'speed') WHERE rank = 1),
                'far-fastest', 'a wider tolerance lets a worse but faster model win');
@@ -111,6 +111,43 @@ EXCEPTION WHEN no_data_found THEN
     PERFORM test.eq(SQLERRM, 'centralcloud: every candidate for a simple task is down: dead-1 (deadco), dead-2 (deadco)', 'the message names them');
 END $$;
 SELECT test.eq((SELECT count(*) FROM centralcloud.recommend_model('medium')), 0::bigint, 'no candidate at all: empty');
+
+-- A crowd tied on score (a new fleet that reported one complexity_score): the few rows read
+-- for ten (rank.rs, Segment) rank as reading all 300 does, with each preference, some of them
+-- degraded, some without latency or price. Set up as the owner, straight into the sources.
+INSERT INTO centralcloud.health_states (provider, model, state)
+SELECT 'tieco', 'tie-' || i, CASE WHEN i % 7 = 0 THEN 'degraded' ELSE 'healthy' END FROM generate_series(1, 300) AS i;
+INSERT INTO centralcloud.model_complexity_scores (model_name, complexity_level, score, prior_score, change_source, change_reason)
+SELECT 'tie-' || i, 'medium', CASE WHEN i % 10 = 0 THEN 2.9 ELSE 3.0 END, 3.0, 'operator', 'a tie' FROM generate_series(1, 300) AS i;
+INSERT INTO centralcloud.model_routing_metrics (model_name, complexity_level, success_count, failure_count, latency_sketch)
+SELECT 'tie-' || i, 'medium', 50 + (i * 37) % 300, (i * 11) % 40,
+       CASE WHEN i % 9 <> 0 THEN (SELECT centralcloud.latency_sketch_agg(100 + (i * 53) % 997 + g) FROM generate_series(1, 20) AS g) END
+  FROM generate_series(1, 300) AS i;
+INSERT INTO centralcloud.model_prices (provider, model, usd_per_request)
+SELECT 'tieco', 'tie-' || i, ((i * 31) % 101) / 1000.0 FROM generate_series(1, 300) AS i WHERE i % 4 <> 0;
+CREATE FUNCTION test.tied_top(prefer text, n int) RETURNS text[] LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('centralcloud.recommend_max_candidates', n::text, true);
+    RETURN (SELECT array_agg(model || ' ' || reason ORDER BY rank) FROM centralcloud.recommend_model('medium', prefer => prefer) WHERE rank <= 10);
+END $$;
+SELECT test.eq(test.tied_top(NULL, 10), test.tied_top(NULL, 300), 'tied: no preference, ten read as all');
+SELECT test.eq(test.tied_top('speed', 10), test.tied_top('speed', 300), 'tied: speed, ten read as all');
+SELECT test.eq(test.tied_top('cost', 10), test.tied_top('cost', 300), 'tied: cost, ten read as all');
+SELECT test.eq((SELECT count(DISTINCT success_rate_lower) FROM centralcloud.recommend_model('medium')), 10::bigint,
+               'tied scores go by the success bound');
+-- The candidates' table follows every source: scores, metrics, health, prices, capabilities.
+UPDATE centralcloud.health_states SET state = 'down' WHERE provider = 'tieco' AND model = 'tie-1';
+INSERT INTO centralcloud.health_states (provider, state) VALUES ('tieco', 'degraded')
+    ON CONFLICT (provider, model) DO UPDATE SET state = EXCLUDED.state;
+UPDATE centralcloud.model_routing_metrics SET success_count = success_count + 1 WHERE model_name = 'tie-2';
+DELETE FROM centralcloud.model_prices WHERE model = 'tie-3';
+UPDATE centralcloud.model_prices SET model = 'tie-4' WHERE model = 'tie-5';
+DELETE FROM centralcloud.model_complexity_scores WHERE model_name = 'tie-6';
+DELETE FROM centralcloud.health_states WHERE model = 'tie-7';
+INSERT INTO centralcloud.model_capabilities (provider, model, capability) VALUES ('tieco', 'tie-8', 'vision');
+SELECT test.empty($$SELECT * FROM centralcloud.check_invariants() WHERE problem = 'candidate'$$, 'recommend_candidates equals its sources');
+SELECT test.eq((SELECT count(*) FROM centralcloud.recommend_candidates WHERE provider = 'tieco' AND state <> 'down'
+                   AND provider_state = 'degraded'), 297::bigint, 'a provider''s health reaches its pairs');
 
 -- Bad arguments: clear errors with SQLSTATEs.
 SELECT test.fails_with($$SELECT * FROM centralcloud.recommend_model('hard')$$, '22023', 'unknown complexity');

@@ -606,3 +606,268 @@ COMMENT ON COLUMN health_updates_recent.failure_rate IS 'Failure rate the change
 COMMENT ON COLUMN health_updates_recent.outcomes IS 'Outcomes it rested on.';
 COMMENT ON COLUMN health_updates_recent.reason IS 'Why.';
 COMMENT ON COLUMN health_updates_recent.published_to IS 'Queues the model_health_update event went to.';
+
+-- ---------------------------------------------------------------------------------------
+-- recommend_model()'s candidates: one row per (complexity, model, provider) with everything it
+-- ranks by, so that a call reads one table through one index. A router calls it on every
+-- request; joining each candidate to its health, metrics and price cost ~10 ms a call when a
+-- thousand candidates tie within the tolerance. Kept by triggers on the tables it comes from,
+-- each writing only its own columns, so concurrent writers (ingest, learning, health
+-- evaluation, operators) never put back a value another one replaced. Not dumped: a restore's
+-- COPY into the sources fires the triggers again. check_invariants() compares it with
+-- recommend_candidates_source.
+-- ---------------------------------------------------------------------------------------
+-- The Wilson lower bound of a success rate at z = 1.645 (one-sided 95%), NULL without outcomes:
+-- what recommend_model() shows and breaks ties on score with, stored with each candidate so an
+-- index holds the whole ranking order (the test fixtures' stats::wilson_lower is the same).
+CREATE FUNCTION success_lower_bound(successes bigint, failures bigint)
+RETURNS float8
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $bound$
+    SELECT CASE WHEN b.n > 0 THEN
+               greatest(0::float8, least(1::float8,
+                   (b.p + b.z2 / (2 * b.n) - b.z * sqrt(b.p * (1 - b.p) / b.n + b.z2 / (4 * b.n * b.n)))
+                   / (1 + b.z2 / b.n)))
+           END
+      FROM (SELECT successes / n AS p, n, 1.645::float8 AS z, 1.645::float8 * 1.645::float8 AS z2
+              FROM (SELECT nullif(successes + failures, 0)::float8 AS n) AS c) AS b
+$bound$;
+COMMENT ON FUNCTION success_lower_bound(bigint, bigint) IS
+  'Wilson lower bound of successes / (successes + failures) at z = 1.645 (one-sided 95%); NULL without outcomes.';
+
+CREATE TABLE recommend_candidates (
+    complexity_level VARCHAR NOT NULL,
+    model            VARCHAR NOT NULL,
+    provider         VARCHAR NOT NULL,
+    score            FLOAT NOT NULL,
+    successes        BIGINT NOT NULL,
+    failures         BIGINT NOT NULL,
+    p50_ms           FLOAT,
+    p95_ms           FLOAT,
+    cost_usd         FLOAT,
+    model_state      TEXT NOT NULL,
+    provider_state   TEXT NOT NULL,
+    state            TEXT NOT NULL GENERATED ALWAYS AS (
+                         CASE WHEN 'down' IN (model_state, provider_state) THEN 'down'
+                              WHEN 'degraded' IN (model_state, provider_state) THEN 'degraded'
+                              ELSE 'healthy' END) STORED,
+    success_lower    FLOAT GENERATED ALWAYS AS (success_lower_bound(successes, failures)) STORED,
+    capabilities     TEXT[] NOT NULL,
+    PRIMARY KEY (complexity_level, model, provider)
+);
+-- A health group of one complexity in each ranking order (score, p95 for prefer speed, cost for
+-- prefer cost; then rank.rs's by_quality), whole, so a segment reads only the rows it returns.
+CREATE INDEX idx_recommend_candidates_score ON recommend_candidates
+    (complexity_level, state, score DESC, success_lower DESC NULLS LAST, model COLLATE "C", provider COLLATE "C");
+CREATE INDEX idx_recommend_candidates_p95 ON recommend_candidates
+    (complexity_level, state, p95_ms, score DESC, success_lower DESC NULLS LAST, model COLLATE "C", provider COLLATE "C")
+    WHERE p95_ms IS NOT NULL;
+CREATE INDEX idx_recommend_candidates_cost ON recommend_candidates
+    (complexity_level, state, cost_usd, score DESC, success_lower DESC NULLS LAST, model COLLATE "C", provider COLLATE "C")
+    WHERE cost_usd IS NOT NULL;
+CREATE INDEX idx_recommend_candidates_pair ON recommend_candidates (provider, model);
+COMMENT ON TABLE recommend_candidates IS
+  'What recommend_model() ranks: each (complexity, model, provider) with a score and a pair known to the health catalog, with its cell''s outcomes and percentiles, the estimated cost of a request, health and supported capabilities. Derived, kept by triggers on model_complexity_scores, model_routing_metrics, health_states, model_prices and model_capabilities.';
+COMMENT ON COLUMN recommend_candidates.complexity_level IS 'Task complexity.';
+COMMENT ON COLUMN recommend_candidates.model IS 'Model.';
+COMMENT ON COLUMN recommend_candidates.provider IS 'Provider.';
+COMMENT ON COLUMN recommend_candidates.score IS 'The cell''s score (model_complexity_scores).';
+COMMENT ON COLUMN recommend_candidates.successes IS 'The cell''s successes (model_routing_metrics, every provider).';
+COMMENT ON COLUMN recommend_candidates.failures IS 'The cell''s failures.';
+COMMENT ON COLUMN recommend_candidates.p50_ms IS 'The cell''s median response time, ms.';
+COMMENT ON COLUMN recommend_candidates.p95_ms IS 'The cell''s 95th percentile, ms.';
+COMMENT ON COLUMN recommend_candidates.cost_usd IS 'Estimated cost of a typical request at model_prices (NULL: no price).';
+COMMENT ON COLUMN recommend_candidates.model_state IS 'Health of the pair.';
+COMMENT ON COLUMN recommend_candidates.provider_state IS 'Health of the provider (healthy when it has no row).';
+COMMENT ON COLUMN recommend_candidates.state IS 'The worse of the two.';
+COMMENT ON COLUMN recommend_candidates.success_lower IS 'success_lower_bound(successes, failures).';
+COMMENT ON COLUMN recommend_candidates.capabilities IS 'The pair''s supported capabilities, sorted.';
+
+CREATE VIEW recommend_candidates_source AS
+SELECT s.complexity_level, h.model, h.provider, s.score,
+       coalesce(m.success_count, 0) AS successes,
+       coalesce(m.failure_count, 0) AS failures,
+       m.p50_ms, m.p95_ms,
+       CASE WHEN p.provider IS NOT NULL THEN
+           (coalesce(p.usd_per_request, 0)
+            + p.typical_input_tokens * coalesce(p.usd_per_million_input_tokens, 0) / 1000000
+            + p.typical_output_tokens * coalesce(p.usd_per_million_output_tokens, 0) / 1000000)::float8
+       END AS cost_usd,
+       h.state AS model_state,
+       coalesce(ph.state, 'healthy') AS provider_state,
+       coalesce(c.capabilities, ARRAY[]::text[]) AS capabilities
+  FROM model_complexity_scores s
+  JOIN health_states h ON h.model = s.model_name
+  LEFT JOIN health_states ph ON ph.provider = h.provider AND ph.model IS NULL
+  LEFT JOIN model_routing_metrics m ON m.model_name = s.model_name AND m.complexity_level = s.complexity_level
+  LEFT JOIN model_prices p ON p.provider = h.provider AND p.model = h.model
+  LEFT JOIN LATERAL (SELECT array_agg(x.capability::text ORDER BY x.capability) AS capabilities
+                       FROM model_capabilities x
+                      WHERE x.provider = h.provider AND x.model = h.model AND x.supported) c ON true;
+COMMENT ON VIEW recommend_candidates_source IS
+  'recommend_candidates computed from its sources (what its triggers insert; check_invariants() compares the two).';
+COMMENT ON COLUMN recommend_candidates_source.complexity_level IS 'Task complexity.';
+COMMENT ON COLUMN recommend_candidates_source.model IS 'Model.';
+COMMENT ON COLUMN recommend_candidates_source.provider IS 'Provider.';
+COMMENT ON COLUMN recommend_candidates_source.score IS 'The cell''s score.';
+COMMENT ON COLUMN recommend_candidates_source.successes IS 'The cell''s successes.';
+COMMENT ON COLUMN recommend_candidates_source.failures IS 'The cell''s failures.';
+COMMENT ON COLUMN recommend_candidates_source.p50_ms IS 'The cell''s median response time, ms.';
+COMMENT ON COLUMN recommend_candidates_source.p95_ms IS 'The cell''s 95th percentile, ms.';
+COMMENT ON COLUMN recommend_candidates_source.cost_usd IS 'Estimated cost of a typical request (NULL: no price).';
+COMMENT ON COLUMN recommend_candidates_source.model_state IS 'Health of the pair.';
+COMMENT ON COLUMN recommend_candidates_source.provider_state IS 'Health of the provider.';
+COMMENT ON COLUMN recommend_candidates_source.capabilities IS 'Supported capabilities, sorted.';
+
+-- Adds the candidates of these models that are missing, from their sources.
+CREATE FUNCTION recommend_candidates_add(models varchar[])
+RETURNS void
+LANGUAGE sql
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $add$
+    INSERT INTO recommend_candidates
+           (complexity_level, model, provider, score, successes, failures, p50_ms, p95_ms, cost_usd,
+            model_state, provider_state, capabilities)
+    SELECT v.complexity_level, v.model, v.provider, v.score, v.successes, v.failures, v.p50_ms, v.p95_ms,
+           v.cost_usd, v.model_state, v.provider_state, v.capabilities
+      FROM recommend_candidates_source v
+     WHERE v.model = ANY (models)
+    ON CONFLICT DO NOTHING
+$add$;
+COMMENT ON FUNCTION recommend_candidates_add(varchar[]) IS
+  'Adds the missing recommend_candidates rows of these models (their triggers call it for new cells and pairs).';
+
+-- The triggers run as the owner: operators edit prices and capabilities, and may not write
+-- recommend_candidates themselves.
+CREATE FUNCTION recommend_candidates_from_scores()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $scores$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM recommend_candidates_add(ARRAY(SELECT DISTINCT n.model_name FROM new_cells n));
+    ELSIF TG_OP = 'UPDATE' THEN
+        UPDATE recommend_candidates c SET score = n.score
+          FROM new_cells n
+         WHERE c.complexity_level = n.complexity_level AND c.model = n.model_name AND c.score <> n.score;
+    ELSE
+        DELETE FROM recommend_candidates c USING old_cells o
+         WHERE c.complexity_level = o.complexity_level AND c.model = o.model_name;
+    END IF;
+    RETURN NULL;
+END
+$scores$;
+CREATE TRIGGER recommend_candidates_insert AFTER INSERT ON model_complexity_scores
+    REFERENCING NEW TABLE AS new_cells FOR EACH STATEMENT EXECUTE FUNCTION recommend_candidates_from_scores();
+CREATE TRIGGER recommend_candidates_update AFTER UPDATE ON model_complexity_scores
+    REFERENCING NEW TABLE AS new_cells FOR EACH STATEMENT EXECUTE FUNCTION recommend_candidates_from_scores();
+CREATE TRIGGER recommend_candidates_delete AFTER DELETE ON model_complexity_scores
+    REFERENCING OLD TABLE AS old_cells FOR EACH STATEMENT EXECUTE FUNCTION recommend_candidates_from_scores();
+
+CREATE FUNCTION recommend_candidates_from_metrics()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $metrics$
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        UPDATE recommend_candidates c SET successes = 0, failures = 0, p50_ms = NULL, p95_ms = NULL
+          FROM old_cells o
+         WHERE c.complexity_level = o.complexity_level AND c.model = o.model_name;
+    ELSE
+        UPDATE recommend_candidates c
+           SET successes = n.success_count, failures = n.failure_count, p50_ms = n.p50_ms, p95_ms = n.p95_ms
+          FROM new_cells n
+         WHERE c.complexity_level = n.complexity_level AND c.model = n.model_name
+           AND (c.successes, c.failures, c.p50_ms, c.p95_ms)
+               IS DISTINCT FROM (n.success_count, n.failure_count, n.p50_ms, n.p95_ms);
+    END IF;
+    RETURN NULL;
+END
+$metrics$;
+CREATE TRIGGER recommend_candidates_insert AFTER INSERT ON model_routing_metrics
+    REFERENCING NEW TABLE AS new_cells FOR EACH STATEMENT EXECUTE FUNCTION recommend_candidates_from_metrics();
+CREATE TRIGGER recommend_candidates_update AFTER UPDATE ON model_routing_metrics
+    REFERENCING NEW TABLE AS new_cells FOR EACH STATEMENT EXECUTE FUNCTION recommend_candidates_from_metrics();
+CREATE TRIGGER recommend_candidates_delete AFTER DELETE ON model_routing_metrics
+    REFERENCING OLD TABLE AS old_cells FOR EACH STATEMENT EXECUTE FUNCTION recommend_candidates_from_metrics();
+
+CREATE FUNCTION recommend_candidates_from_health()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $health$
+BEGIN
+    IF TG_OP = 'INSERT' THEN
+        PERFORM recommend_candidates_add(ARRAY(SELECT DISTINCT n.model FROM new_states n WHERE n.model IS NOT NULL));
+    END IF;
+    IF TG_OP IN ('INSERT', 'UPDATE') THEN
+        UPDATE recommend_candidates c SET model_state = n.state
+          FROM new_states n
+         WHERE c.provider = n.provider AND c.model = n.model AND c.model_state <> n.state;
+        UPDATE recommend_candidates c SET provider_state = n.state
+          FROM new_states n
+         WHERE n.model IS NULL AND c.provider = n.provider AND c.provider_state <> n.state;
+    ELSE
+        DELETE FROM recommend_candidates c USING old_states o
+         WHERE c.provider = o.provider AND c.model = o.model;
+        UPDATE recommend_candidates c SET provider_state = 'healthy'
+          FROM old_states o
+         WHERE o.model IS NULL AND c.provider = o.provider;
+    END IF;
+    RETURN NULL;
+END
+$health$;
+CREATE TRIGGER recommend_candidates_insert AFTER INSERT ON health_states
+    REFERENCING NEW TABLE AS new_states FOR EACH STATEMENT EXECUTE FUNCTION recommend_candidates_from_health();
+CREATE TRIGGER recommend_candidates_update AFTER UPDATE ON health_states
+    REFERENCING NEW TABLE AS new_states FOR EACH STATEMENT EXECUTE FUNCTION recommend_candidates_from_health();
+CREATE TRIGGER recommend_candidates_delete AFTER DELETE ON health_states
+    REFERENCING OLD TABLE AS old_states FOR EACH STATEMENT EXECUTE FUNCTION recommend_candidates_from_health();
+
+-- Prices and capabilities change rarely (operators, and ingest the first time a pair succeeds
+-- with a capability): each changed row refreshes its pair's column, before and after an edit
+-- of the pair itself.
+CREATE FUNCTION recommend_candidates_from_pair()
+RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = @extschema@, pg_catalog, pg_temp
+AS $pair$
+DECLARE
+    pair record;
+BEGIN
+    FOR pair IN SELECT DISTINCT x.provider, x.model
+                  FROM (SELECT OLD.provider, OLD.model WHERE TG_OP <> 'INSERT'
+                        UNION ALL SELECT NEW.provider, NEW.model WHERE TG_OP <> 'DELETE') AS x(provider, model)
+    LOOP
+        IF TG_TABLE_NAME = 'model_prices' THEN
+            UPDATE recommend_candidates c SET cost_usd = v.cost_usd
+              FROM recommend_candidates_source v
+             WHERE c.provider = pair.provider AND c.model = pair.model
+               AND v.provider = c.provider AND v.model = c.model AND v.complexity_level = c.complexity_level
+               AND c.cost_usd IS DISTINCT FROM v.cost_usd;
+        ELSE
+            UPDATE recommend_candidates c SET capabilities = v.capabilities
+              FROM recommend_candidates_source v
+             WHERE c.provider = pair.provider AND c.model = pair.model
+               AND v.provider = c.provider AND v.model = c.model AND v.complexity_level = c.complexity_level
+               AND c.capabilities <> v.capabilities;
+        END IF;
+    END LOOP;
+    RETURN NULL;
+END
+$pair$;
+CREATE TRIGGER recommend_candidates AFTER INSERT OR UPDATE OR DELETE ON model_prices
+    FOR EACH ROW EXECUTE FUNCTION recommend_candidates_from_pair();
+-- Ingest's upsert of a known capability changes only its counters: no trigger.
+CREATE TRIGGER recommend_candidates AFTER INSERT OR DELETE OR UPDATE OF provider, model, capability, supported
+    ON model_capabilities FOR EACH ROW EXECUTE FUNCTION recommend_candidates_from_pair();
+COMMENT ON FUNCTION recommend_candidates_from_scores() IS 'Trigger: new, changed and removed scores into recommend_candidates.';
+COMMENT ON FUNCTION recommend_candidates_from_metrics() IS 'Trigger: each changed cell''s outcomes and percentiles into recommend_candidates.';
+COMMENT ON FUNCTION recommend_candidates_from_health() IS 'Trigger: new and removed pairs, and health changes of pairs and providers, into recommend_candidates.';
+COMMENT ON FUNCTION recommend_candidates_from_pair() IS 'Trigger: a pair''s cost (model_prices) or supported capabilities (model_capabilities) into recommend_candidates.';
+REVOKE ALL ON FUNCTION recommend_candidates_add(varchar[]), recommend_candidates_from_scores(),
+                       recommend_candidates_from_metrics(), recommend_candidates_from_health(),
+                       recommend_candidates_from_pair() FROM PUBLIC;

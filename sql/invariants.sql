@@ -130,7 +130,21 @@ BEGIN
       FROM model_routing_metrics m
      WHERE NOT EXISTS (SELECT 1 FROM model_complexity_scores s
                         WHERE s.model_name = m.model_name AND s.complexity_level = m.complexity_level);
+
+    -- recommend_model()'s table of candidates equals its sources.
+    RETURN QUERY
+    SELECT 'candidate', NULL::bigint,
+           format('%s/%s/%s: stored %s, from the sources %s', coalesce(c.complexity_level, v.complexity_level),
+                  coalesce(c.model, v.model), coalesce(c.provider, v.provider),
+                  (c.score, c.successes, c.failures, c.p50_ms, c.p95_ms, c.cost_usd, c.model_state, c.provider_state, c.capabilities),
+                  (v.score, v.successes, v.failures, v.p50_ms, v.p95_ms, v.cost_usd, v.model_state, v.provider_state, v.capabilities))
+      FROM recommend_candidates c
+      FULL JOIN recommend_candidates_source v
+        ON v.complexity_level = c.complexity_level AND v.model = c.model AND v.provider = c.provider
+     WHERE (c.score, c.successes, c.failures, c.p50_ms, c.p95_ms, c.cost_usd, c.model_state, c.provider_state, c.capabilities)
+           IS DISTINCT FROM
+           (v.score, v.successes, v.failures, v.p50_ms, v.p95_ms, v.cost_usd, v.model_state, v.provider_state, v.capabilities);
 END
 $check$;
 COMMENT ON FUNCTION check_invariants(regclass, text) IS
-  'The exact-accounting check: every message of the queue (this generation of it) is recorded, dead-lettered or still queued, exactly once; given published (a table with the msg_ids sent), each of those is somewhere and nothing else is; model_routing_metrics and routing_rollup_hourly equal a recount of routing_records (counts, sums, min, max, sketch sample count, p50/p99); learning watermarks never exceed the counts; every cell has a score. One row per difference, none when all holds. The missing check is skipped once retention has removed records or dead letters, the recount once it removed records. Runs with the caller''s rights (operators: centralcloud_operator). Take a quiet moment or a REPEATABLE READ snapshot for an exact answer while ingest runs.';
+  'The exact-accounting check: every message of the queue (this generation of it) is recorded, dead-lettered or still queued, exactly once; given published (a table with the msg_ids sent), each of those is somewhere and nothing else is; model_routing_metrics and routing_rollup_hourly equal a recount of routing_records (counts, sums, min, max, sketch sample count, p50/p99); learning watermarks never exceed the counts; every cell has a score; recommend_candidates equals its sources. One row per difference, none when all holds. The missing check is skipped once retention has removed records or dead letters, the recount once it removed records. Runs with the caller''s rights (operators: centralcloud_operator). Take a quiet moment or a REPEATABLE READ snapshot for an exact answer while ingest runs.';

@@ -575,8 +575,6 @@ COMMENT ON COLUMN model_prices.usd_per_million_output_tokens IS 'USD per million
 COMMENT ON COLUMN model_prices.typical_input_tokens IS 'Input tokens of a typical request.';
 COMMENT ON COLUMN model_prices.typical_output_tokens IS 'Output tokens of a typical request.';
 
--- recommend_model() reads a complexity's cells best score first.
-CREATE INDEX idx_model_complexity_scores_rank ON model_complexity_scores (complexity_level, score DESC, model_name);
 
 -- ---------------------------------------------------------------------------------------
 -- Running by itself: the background worker's status, and pg_cron scheduling.

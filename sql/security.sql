@@ -188,6 +188,10 @@ GRANT EXECUTE ON FUNCTION recommend_model(text, text[], text, text[]) TO central
 -- plans PostgreSQL would plan them again on every call (their estimates beat the generic
 -- plan's), which costs more than running them.
 ALTER FUNCTION recommend_model(text, text[], text, text[]) SET plan_cache_mode = force_generic_plan;
+-- Its generic plans misjudge how many candidates pass the request's filters (capabilities,
+-- exclusions) as about one, and would sort that one instead of reading an index in order and
+-- stopping after the rows it needs: with many candidates tied, the sort reads them all.
+ALTER FUNCTION recommend_model(text, text[], text, text[]) SET enable_sort = off;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO centralcloud_operator;
 GRANT EXECUTE ON FUNCTION ingest_routing_events(integer, integer), learn_complexity_scores(boolean),

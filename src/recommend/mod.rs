@@ -1,7 +1,8 @@
-//! `recommend_model()`: which model a router should use for a task, now. Reads the candidates
-//! best score first, a page at a time, until nothing unread could rank higher; leaves out the
-//! `down` ones (its own or its provider's health); ranks the rest (`rank`, pure). Statements are
-//! planned once per session: a router calls this on every request.
+//! `recommend_model()`: which model a router should use for a task, now. Reads from
+//! `recommend_candidates` the segments `rank` asks for (each about as many rows as it returns,
+//! through one index, however many candidates tie), never the `down` ones unless nothing else is
+//! left; ranks them (`rank`, pure). Statements are planned once per session: a router calls this
+//! on every request.
 
 pub mod rank;
 
@@ -13,7 +14,7 @@ use crate::spi_util::{error_with_hint, raise, FirstValue};
 use crate::stats::Counts;
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
-use rank::{Candidate, Prefer, Ranked, Ranking};
+use rank::{Candidate, Prefer, Ranked, Ranking, Segment};
 use std::cell::OnceCell;
 use std::mem::ManuallyDrop;
 
@@ -32,9 +33,24 @@ thread_local! {
 }
 
 struct Statements {
-    candidates: OwnedPreparedStatement,
+    by_score: OwnedPreparedStatement,
+    below: OwnedPreparedStatement,
+    by_p95: OwnedPreparedStatement,
+    without_p95: OwnedPreparedStatement,
+    by_cost: OwnedPreparedStatement,
+    without_cost: OwnedPreparedStatement,
     unknown_capabilities: OwnedPreparedStatement,
 }
+
+/// Each segment's condition and order, after `CANDIDATES_SQL`: ties on score go by the success
+/// bound, then name (`Ranking::by_quality`; names in byte order, as Rust compares them).
+const BY_QUALITY: &str = r#"c.score DESC, c.success_lower DESC NULLS LAST, c.model COLLATE "C", c.provider COLLATE "C" LIMIT $6"#;
+const BY_SCORE: &str = "ORDER BY";
+const BELOW: &str = "AND c.score < $5 ORDER BY";
+const BY_P95: &str = "AND c.p95_ms IS NOT NULL AND c.score >= $5 ORDER BY c.p95_ms,";
+const WITHOUT_P95: &str = "AND c.p95_ms IS NULL AND c.score >= $5 ORDER BY";
+const BY_COST: &str = "AND c.cost_usd IS NOT NULL AND c.score >= $5 ORDER BY c.cost_usd,";
+const WITHOUT_COST: &str = "AND c.cost_usd IS NULL AND c.score >= $5 ORDER BY";
 
 /// What the router asked for, checked.
 struct Request {
@@ -97,7 +113,6 @@ fn recommend_model(
     let ranking = Ranking {
         prefer: preference(prefer),
         tolerance: guc::RECOMMEND_TOLERANCE.get(),
-        z: guc::LEARNING_BOUND_Z.get(),
         limit: guc::RECOMMEND_MAX_CANDIDATES.get().max(1) as usize,
     };
     let (candidates, down) = Spi::connect(|client| {
@@ -117,19 +132,27 @@ fn recommend_model(
 fn prepare(client: &SpiClient<'_>) -> Statements {
     let text = PgOid::from(PgBuiltInOids::TEXTOID);
     let texts = PgOid::from(PgBuiltInOids::TEXTARRAYOID);
+    let float = PgOid::from(PgBuiltInOids::FLOAT8OID);
     let candidate_args = [
         text,
+        text,
         texts,
         texts,
-        PgBuiltInOids::FLOAT8OID.into(),
-        text,
-        text,
+        float,
         PgBuiltInOids::INT8OID.into(),
-        PgBuiltInOids::FLOAT8OID.into(),
     ];
+    let segment = |condition: &str| -> SpiResult<OwnedPreparedStatement> {
+        let sql = format!("{CANDIDATES_SQL}   {condition} {BY_QUALITY}");
+        Ok(client.prepare(sql.as_str(), &candidate_args)?.keep())
+    };
     let prepared = || -> SpiResult<Statements> {
         Ok(Statements {
-            candidates: client.prepare(CANDIDATES_SQL, &candidate_args)?.keep(),
+            by_score: segment(BY_SCORE)?,
+            below: segment(BELOW)?,
+            by_p95: segment(BY_P95)?,
+            without_p95: segment(WITHOUT_P95)?,
+            by_cost: segment(BY_COST)?,
+            without_cost: segment(WITHOUT_COST)?,
             unknown_capabilities: client.prepare(UNKNOWN_CAPABILITIES_SQL, &[texts])?.keep(),
         })
     };
@@ -207,59 +230,59 @@ fn require_known(
     )
 }
 
-/// A down candidate, for the message when nothing else is left.
-struct Down {
-    model: String,
-    provider: String,
-}
-
-/// Reads candidates, best score first, until the ranking is decided: a page at a time, except
-/// that with a preference, once the best healthy score is known, everything down to the
-/// tolerance floor comes in one statement (a crowded band must not cost a page each).
+/// Reads the candidates `rank` asks for, and when none is left, the down ones for the error.
 fn read(
     client: &SpiClient<'_>,
     statements: &Statements,
     request: &Request,
     ranking: &Ranking,
-) -> SpiResult<(Vec<Candidate>, Vec<Down>)> {
-    // Enough for the usual case (a few degraded or down ones among the best) in one page.
-    let page = (ranking.limit + ranking.limit / 2 + 2) as i64;
-    let (mut candidates, mut down) = (Vec::new(), Vec::new());
-    let mut last: Option<(f64, String, String)> = None;
-    let mut floor_read = false;
-    loop {
-        let floor = ranking.floor(&candidates).filter(|_| !floor_read);
-        floor_read |= floor.is_some();
-        let rows = client.select(
-            &statements.candidates,
-            None,
-            &[
-                request.complexity.into(),
-                request.capabilities.clone().into(),
-                request.exclude.clone().into(),
-                last.as_ref().map(|l| l.0).into(),
-                last.as_ref().map(|l| l.1.as_str()).into(),
-                last.as_ref().map(|l| l.2.as_str()).into(),
-                floor.is_none().then_some(page).into(),
-                floor.into(),
-            ],
-        )?;
-        let read = rows.len() as i64;
-        for row in rows {
-            let c = candidate(&row)?;
-            last = Some((c.score, c.model.clone(), c.provider.clone()));
-            match health(&row)? {
-                State::Down => down.push(Down {
-                    model: c.model,
-                    provider: c.provider,
-                }),
-                health => candidates.push(Candidate { health, ..c }),
-            }
-        }
-        let exhausted = floor.is_none() && read < page;
-        if exhausted || ranking.has_enough(&candidates, floor_read) {
-            return Ok((candidates, down));
-        }
+) -> SpiResult<(Vec<Candidate>, Vec<Candidate>)> {
+    let segment =
+        |health: State, segment: Segment, limit: Option<usize>| -> SpiResult<Vec<Candidate>> {
+            let (statement, floor) = match segment {
+                Segment::ByScore => (&statements.by_score, None),
+                Segment::Preferred { floor } => {
+                    (preferred_statement(statements, ranking, true), Some(floor))
+                }
+                Segment::Unpreferred { floor } => {
+                    (preferred_statement(statements, ranking, false), Some(floor))
+                }
+                Segment::Below { floor } => (&statements.below, Some(floor)),
+            };
+            let rows = client.select(
+                statement,
+                None,
+                &[
+                    request.complexity.into(),
+                    health.as_str().into(),
+                    request.capabilities.clone().into(),
+                    request.exclude.clone().into(),
+                    floor.into(),
+                    limit.map(|k| k as i64).into(),
+                ],
+            )?;
+            rows.map(|row| candidate(&row)).collect()
+        };
+    let candidates = ranking.read(|health, s, k| segment(health, s, Some(k)))?;
+    let down = if candidates.is_empty() {
+        segment(State::Down, Segment::ByScore, None)?
+    } else {
+        Vec::new()
+    };
+    Ok((candidates, down))
+}
+
+/// The statement of the segment within the floor, with or without the preferred value.
+fn preferred_statement<'a>(
+    statements: &'a Statements,
+    ranking: &Ranking,
+    known: bool,
+) -> &'a OwnedPreparedStatement {
+    match (ranking.prefer, known) {
+        (Some(Prefer::Cost), true) => &statements.by_cost,
+        (Some(Prefer::Cost), false) => &statements.without_cost,
+        (_, true) => &statements.by_p95,
+        (_, false) => &statements.without_p95,
     }
 }
 
@@ -276,23 +299,15 @@ fn candidate(row: &pgrx::spi::SpiHeapTupleData<'_>) -> SpiResult<Candidate> {
             s: row.get_by_name::<i64, _>("successes")?.unwrap_or_default(),
             f: row.get_by_name::<i64, _>("failures")?.unwrap_or_default(),
         },
+        success_lower: number("success_lower")?,
         p50_ms: number("p50_ms")?,
         p95_ms: number("p95_ms")?,
         cost_usd: number("cost_usd")?,
-        health: State::Healthy,
+        health: State::parse(&text("state")?).unwrap_or(State::Healthy),
     })
 }
 
-/// The worse of the model's and its provider's health.
-fn health(row: &pgrx::spi::SpiHeapTupleData<'_>) -> SpiResult<State> {
-    let state = |name: &str| -> SpiResult<State> {
-        let text = row.get_by_name::<String, _>(name)?.unwrap_or_default();
-        Ok(State::parse(&text).unwrap_or(State::Healthy))
-    };
-    Ok(state("model_state")?.max(state("provider_state")?))
-}
-
-fn every_candidate_down(request: &Request, down: &[Down]) -> ! {
+fn every_candidate_down(request: &Request, down: &[Candidate]) -> ! {
     let named: Vec<String> = down
         .iter()
         .take(DOWN_NAMED)

@@ -1,5 +1,5 @@
-//! Ranking the candidates of `recommend_model()`. Pure: no SPI; `recommend` (mod.rs) reads the
-//! candidates, best score first, with `down` ones already left out.
+//! Ranking the candidates of `recommend_model()`, and which of them to read. Pure: no SPI;
+//! `recommend` (mod.rs) reads the segments `read` asks for, `down` ones left out.
 //!
 //! 1. **Healthy first.** Every `healthy` candidate ranks before every `degraded` one: a degraded
 //!    model is failing more than its own norm right now. Each group is ranked alike.
@@ -12,7 +12,7 @@
 //!    of all may be the worst at the task.
 
 use crate::health::rules::State;
-use crate::stats::{pct, wilson_lower, Counts};
+use crate::stats::{pct, Counts};
 use std::cmp::Ordering;
 
 /// What the router prefers besides quality.
@@ -30,6 +30,8 @@ pub struct Candidate {
     pub score: f64,
     /// The cell's outcomes (all providers of the model, lifetime).
     pub outcomes: Counts,
+    /// Their success rate's lower bound (SQL `success_lower_bound`; None without outcomes).
+    pub success_lower: Option<f64>,
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
     pub cost_usd: Option<f64>,
@@ -53,34 +55,71 @@ pub struct Ranking {
     pub prefer: Option<Prefer>,
     /// Score points below the best within which a preference applies.
     pub tolerance: f64,
-    /// Conservativeness of the success-rate lower bound (standard deviations).
-    pub z: f64,
     /// Most candidates returned.
     pub limit: usize,
 }
 
+/// One read of a health group's candidates, in the order the ranking takes them; the reader
+/// returns at most the number asked for, filtered by the request and the group.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Segment {
+    /// Best score first (then the success bound, model, provider).
+    ByScore,
+    /// Score at least the floor, with the preferred value known: lowest value first, then by
+    /// score.
+    Preferred { floor: f64 },
+    /// Score at least the floor, without the preferred value: best score first.
+    Unpreferred { floor: f64 },
+    /// Score below the floor: best score first.
+    Below { floor: f64 },
+}
+
 impl Ranking {
-    /// Whether candidates read so far, best score first, decide the ranking: `limit` healthy
-    /// ones, and (with a preference) all of them down to the floor (`to_floor`: read in one
-    /// go, or one below it seen), so every candidate that could rank higher has been read.
-    pub fn has_enough(&self, read: &[Candidate], to_floor: bool) -> bool {
-        let healthy = read.iter().filter(|c| c.health == State::Healthy).count();
-        if healthy < self.limit {
-            return false;
-        }
-        match (self.floor(read), read.last()) {
-            (None, _) => true,
-            (Some(floor), Some(last)) => to_floor || last.score < floor,
-            (Some(_), None) => false,
-        }
+    /// Every candidate that can be among the first `limit`: the healthy group's, then as many
+    /// of the degraded group's as the healthy ones leave room for.
+    pub fn read<E>(
+        &self,
+        mut read: impl FnMut(State, Segment, usize) -> Result<Vec<Candidate>, E>,
+    ) -> Result<Vec<Candidate>, E> {
+        let mut candidates = self.read_group(self.limit, |s, k| read(State::Healthy, s, k))?;
+        let room = self.limit.saturating_sub(candidates.len());
+        candidates.extend(self.read_group(room, |s, k| read(State::Degraded, s, k))?);
+        Ok(candidates)
     }
 
-    /// With a preference, once a healthy candidate was read: the lowest score the preference
-    /// can reach (every candidate from it up must be read, however many share the band).
-    pub fn floor(&self, read: &[Candidate]) -> Option<f64> {
-        self.prefer?;
-        let best = read.iter().find(|c| c.health == State::Healthy)?;
-        Some(best.score - self.tolerance)
+    /// The candidates of one health group that can be among its first `k`, read segment by
+    /// segment in ranking order, so a call reads about `k` rows however many tie. With a
+    /// preference the group's best is read first (it sets the floor and, if slow or dear, is
+    /// kept as one more: `rank` needs it for the floor and the reasons).
+    fn read_group<E>(
+        &self,
+        k: usize,
+        mut read: impl FnMut(Segment, usize) -> Result<Vec<Candidate>, E>,
+    ) -> Result<Vec<Candidate>, E> {
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        if self.prefer.is_none() {
+            return read(Segment::ByScore, k);
+        }
+        let Some(best) = read(Segment::ByScore, 1)?.into_iter().next() else {
+            return Ok(Vec::new());
+        };
+        let floor = best.score - self.tolerance;
+        let mut group = read(Segment::Preferred { floor }, k)?;
+        for segment in [Segment::Unpreferred { floor }, Segment::Below { floor }] {
+            if group.len() >= k {
+                break;
+            }
+            group.extend(read(segment, k - group.len())?);
+        }
+        if !group
+            .iter()
+            .any(|c| c.model == best.model && c.provider == best.provider)
+        {
+            group.push(best);
+        }
+        Ok(group)
     }
 
     /// The candidates ranked, at most `limit`.
@@ -118,26 +157,19 @@ impl Ranking {
             compare_known(preferred(prefer, a), preferred(prefer, b))
                 .then_with(|| self.by_quality(a, b))
         });
-        let within_n = within.len();
-        let known = within
-            .iter()
-            .filter(|c| preferred(prefer, c).is_some())
-            .count();
+        let any_known = within.iter().any(|c| preferred(prefer, c).is_some());
         let mut out: Vec<Ranked> = within
             .into_iter()
             .enumerate()
             .map(|(i, c)| {
-                let among = format!(
-                    "of the {within_n} within {} of the best score {best:.2}",
-                    self.tolerance
-                );
-                let reason = preference_reason(prefer, &c, i + 1, known, &among);
+                let among = format!("within {} of the best score {best:.2}", self.tolerance);
+                let reason = preference_reason(prefer, &c, i + 1, any_known, &among);
                 self.ranked(c, reason)
             })
             .collect();
         out.extend(rest.into_iter().map(|c| {
             let reason = format!(
-                "score {:.2}, more than {} below the best ({best:.2}): after the {within_n} within it",
+                "score {:.2}, more than {} below the best ({best:.2}): after those within it",
                 c.score, self.tolerance
             );
             self.ranked(c, reason)
@@ -150,7 +182,7 @@ impl Ranking {
         b.score
             .total_cmp(&a.score)
             .then_with(|| {
-                let lower = |c: &Candidate| wilson_lower(c.outcomes, self.z).unwrap_or(-1.0);
+                let lower = |c: &Candidate| c.success_lower.unwrap_or(-1.0);
                 lower(b).total_cmp(&lower(a))
             })
             .then_with(|| a.model.cmp(&b.model))
@@ -164,7 +196,7 @@ impl Ranking {
         Ranked {
             rank: 0,
             success_rate: (c.outcomes.n() > 0).then(|| c.outcomes.rate()),
-            success_rate_lower: wilson_lower(c.outcomes, self.z),
+            success_rate_lower: c.success_lower,
             reason: why,
             candidate: c,
         }
@@ -210,19 +242,19 @@ fn preference_reason(
     prefer: Prefer,
     c: &Candidate,
     position: usize,
-    known: usize,
+    any_known: bool,
     among: &str,
 ) -> String {
     match (prefer, preferred(prefer, c)) {
         (Prefer::Speed, Some(p95)) => format!("p95 {p95:.0} ms, {} fastest {among}", ordinal(position)),
         (Prefer::Cost, Some(usd)) => format!("${usd:.6} per request, {} cheapest {among}", ordinal(position)),
-        (Prefer::Speed, None) => format!("no latency reported yet: after the {known} with a p95 {among}, by score"),
-        (Prefer::Cost, None) if known == 0 => format!(
+        (Prefer::Speed, None) => format!("no latency reported yet: after those with a p95 {among}, by score"),
+        (Prefer::Cost, None) if !any_known => format!(
             "no price known for any candidate (centralcloud.model_prices): by score {among}, score {:.2}",
             c.score
         ),
         (Prefer::Cost, None) => format!(
-            "no price known (centralcloud.model_prices): after the {known} priced {among}, by score"
+            "no price known (centralcloud.model_prices): after the priced ones {among}, by score"
         ),
     }
 }

@@ -1,4 +1,14 @@
 use super::*;
+use crate::stats::wilson_lower;
+
+/// What SQL's success_lower_bound stores (z = 1.645).
+fn with_outcomes(c: Candidate, outcomes: Counts) -> Candidate {
+    Candidate {
+        outcomes,
+        success_lower: wilson_lower(outcomes, 1.645),
+        ..c
+    }
+}
 
 fn candidate(model: &str, score: f64, p95: Option<f64>, cost: Option<f64>) -> Candidate {
     Candidate {
@@ -6,6 +16,7 @@ fn candidate(model: &str, score: f64, p95: Option<f64>, cost: Option<f64>) -> Ca
         provider: "p".into(),
         score,
         outcomes: Counts { s: 95, f: 5 },
+        success_lower: wilson_lower(Counts { s: 95, f: 5 }, 1.645),
         p50_ms: p95.map(|ms| ms / 2.0),
         p95_ms: p95,
         cost_usd: cost,
@@ -17,7 +28,6 @@ fn ranking(prefer: Option<Prefer>) -> Ranking {
     Ranking {
         prefer,
         tolerance: 0.25,
-        z: 1.645,
         limit: 10,
     }
 }
@@ -67,15 +77,15 @@ fn speed_picks_the_fastest_within_the_tolerance_never_a_much_worse_model() {
     );
     assert_eq!(
         ranked[0].reason,
-        "p95 400 ms, the fastest of the 3 within 0.25 of the best score 4.20"
+        "p95 400 ms, the fastest within 0.25 of the best score 4.20"
     );
     assert_eq!(
         ranked[2].reason,
-        "p95 3000 ms, 3rd fastest of the 3 within 0.25 of the best score 4.20"
+        "p95 3000 ms, 3rd fastest within 0.25 of the best score 4.20"
     );
     assert_eq!(
         ranked[3].reason,
-        "score 3.00, more than 0.25 below the best (4.20): after the 3 within it"
+        "score 3.00, more than 0.25 below the best (4.20): after those within it"
     );
 }
 
@@ -88,7 +98,7 @@ fn cost_picks_the_cheapest_within_the_tolerance() {
     );
     assert_eq!(
         ranked[0].reason,
-        "$0.001000 per request, the cheapest of the 3 within 0.25 of the best score 4.20"
+        "$0.001000 per request, the cheapest within 0.25 of the best score 4.20"
     );
 }
 
@@ -121,7 +131,7 @@ fn cost_without_prices_says_so_and_ranks_by_score() {
         models(&ranked),
         ["close-cheap", "best-slow", "close-fast", "far-fastest"]
     );
-    assert_eq!(ranked[2].reason, "no price known (centralcloud.model_prices): after the 2 priced of the 3 within 0.25 of the best score 4.20, by score");
+    assert_eq!(ranked[2].reason, "no price known (centralcloud.model_prices): after the priced ones within 0.25 of the best score 4.20, by score");
 }
 
 #[test]
@@ -158,9 +168,9 @@ fn equal_scores_order_by_the_success_bound_then_name() {
     let mut a = candidate("a", 3.0, None, None);
     let mut b = candidate("b", 3.0, None, None);
     let mut c = candidate("c", 3.0, None, None);
-    a.outcomes = Counts { s: 9, f: 1 };
-    c.outcomes = Counts { s: 85, f: 15 };
-    b.outcomes = Counts { s: 900, f: 100 };
+    a = with_outcomes(a, Counts { s: 9, f: 1 });
+    c = with_outcomes(c, Counts { s: 85, f: 15 });
+    b = with_outcomes(b, Counts { s: 900, f: 100 });
     let ranked = ranking(None).rank(vec![a, c, b]);
     assert_eq!(models(&ranked), ["b", "c", "a"]);
 }
@@ -176,36 +186,6 @@ fn the_limit_cuts_the_list() {
 }
 
 #[test]
-fn reading_stops_once_nothing_unread_can_rank_higher() {
-    let by_score = fleet();
-    let two = Ranking {
-        limit: 2,
-        ..ranking(None)
-    };
-    assert!(!two.has_enough(&by_score[..1], false));
-    assert!(two.has_enough(&by_score[..2], false));
-    let speed = Ranking {
-        limit: 2,
-        ..ranking(Some(Prefer::Speed))
-    };
-    assert!(
-        !speed.has_enough(&by_score[..3], false),
-        "all three within the tolerance must be read"
-    );
-    assert!(
-        speed.has_enough(&by_score[..3], true),
-        "read down to the floor"
-    );
-    assert!(speed.has_enough(&by_score[..4], false));
-    let mut degraded = by_score.clone();
-    degraded[1].health = State::Degraded;
-    assert!(
-        !two.has_enough(&degraded[..2], false),
-        "a degraded one does not count"
-    );
-}
-
-#[test]
 fn ordinals() {
     let got: Vec<String> = [1, 2, 3, 4, 11, 12, 13, 21, 22, 101]
         .iter()
@@ -217,12 +197,64 @@ fn ordinals() {
     );
 }
 
-#[test]
-fn the_floor_is_the_best_healthy_score_less_the_tolerance() {
-    let mut f = fleet();
-    assert_eq!(ranking(None).floor(&f), None);
-    assert_eq!(ranking(Some(Prefer::Cost)).floor(&f), Some(4.2 - 0.25));
-    f[0].health = State::Degraded;
-    assert_eq!(ranking(Some(Prefer::Speed)).floor(&f), Some(4.0 - 0.25));
-    assert_eq!(ranking(Some(Prefer::Speed)).floor(&[]), None);
+/// What the SQL of `recommend` returns for a segment: the group's candidates that match, in the
+/// segment's order, at most `k`.
+fn segment_of(
+    r: &Ranking,
+    all: &[Candidate],
+    health: State,
+    segment: Segment,
+    k: usize,
+) -> Vec<Candidate> {
+    let prefer = r.prefer.unwrap_or(Prefer::Speed);
+    let mut rows: Vec<Candidate> = all
+        .iter()
+        .filter(|c| c.health == health)
+        .filter(|c| match segment {
+            Segment::ByScore => true,
+            Segment::Preferred { floor } => c.score >= floor && preferred(prefer, c).is_some(),
+            Segment::Unpreferred { floor } => c.score >= floor && preferred(prefer, c).is_none(),
+            Segment::Below { floor } => c.score < floor,
+        })
+        .cloned()
+        .collect();
+    rows.sort_by(|a, b| match segment {
+        Segment::Preferred { .. } => compare_known(preferred(prefer, a), preferred(prefer, b))
+            .then_with(|| r.by_quality(a, b)),
+        _ => r.by_quality(a, b),
+    });
+    rows.truncate(k);
+    rows
+}
+
+proptest::proptest! {
+    /// Reading only the segments `read` asks for ranks exactly as ranking every candidate,
+    /// however many tie on score, latency or price.
+    #[test]
+    fn reading_segments_ranks_as_reading_everything(
+        cells in proptest::collection::vec((0u8..4, proptest::option::of(0u8..4), proptest::option::of(0u8..3), 0u8..3, 0i64..20), 0..30),
+        prefer in 0u8..3,
+        limit in 1usize..6,
+    ) {
+        let all: Vec<Candidate> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, &(score, p95, cost, health, s))| Candidate {
+                health: if health == 0 { State::Degraded } else { State::Healthy },
+                ..with_outcomes(
+                    candidate(&format!("m{i:02}"), 3.0 + f64::from(score) * 0.1, p95.map(|v| f64::from(v) * 100.0), cost.map(f64::from)),
+                    Counts { s: s % 4 * 5, f: s % 3 },
+                )
+            })
+            .collect();
+        let r = Ranking {
+            limit,
+            ..ranking([None, Some(Prefer::Speed), Some(Prefer::Cost)][prefer as usize])
+        };
+        let read = r
+            .read(|health, segment, k| Ok::<_, ()>(segment_of(&r, &all, health, segment, k)))
+            .unwrap();
+        proptest::prop_assert!(read.len() <= 2 * limit + 2, "read {} for a limit of {limit}", read.len());
+        proptest::prop_assert_eq!(r.rank(read), r.rank(all));
+    }
 }
