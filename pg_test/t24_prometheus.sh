@@ -54,6 +54,7 @@ scraped_at=$SECONDS
 # prints the same lines.
 # (The exporter adds a server label: the connection's host and port.)
 scraped="$(grep '^centralcloud_' <<<"$metrics" | sed -E 's/server="[^"]*",?//; s/,\}/}/; s/\{\}//' | sort)"
+[[ -z "${PRINT_METRICS:-}" ]] || echo "$scraped" >"$PRINT_METRICS"
 expected="$(cpsql -d "$db" -At <<'SQL' | sort
 SELECT format('centralcloud_events_ingested_total{outcome="%s"} %s', outcome, events) FROM centralcloud.events_by_outcome
 UNION ALL
