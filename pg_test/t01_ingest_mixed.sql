@@ -49,6 +49,14 @@ INSERT INTO test.published (msg)
 SELECT jsonb_set(test.event('singularity-9', 'gpt-4o', 'medium', 'success', 321), '{routing_decision,future_field}', '{"a": 1}')
        || '{"schema_version": 2}';
 
+-- Valid events with capabilities that need quoting in a text[], a preference and a request.
+INSERT INTO test.published (msg)
+SELECT jsonb_set(jsonb_set(jsonb_set(test.event('singularity-9', 'gpt-4o', 'complex', 'success', 50),
+                                     '{routing_decision,capabilities_required}', c),
+                           '{routing_decision,prefer}', '"speed"'),
+                 '{routing_decision,user_model_request}', '"gpt-4o, \"now\" {please}"')
+  FROM (VALUES ('["vision", "a\"b", "c\\d", "{x,y}", "NULL", " spaced ", "é"]'::jsonb), ('[]'), ('null')) AS v(c);
+
 SELECT test.eq(test.publish(), (SELECT count(*) FROM test.published), 'published');
 
 CREATE TEMP TABLE result AS SELECT * FROM centralcloud.ingest_routing_events(batch_size => 500);
@@ -66,19 +74,29 @@ SELECT test.empty($$
     (SELECT (msg->>'timestamp')::timestamptz, msg->>'instance_id',
             msg #>> '{routing_decision,complexity}', msg #>> '{routing_decision,selected_model}',
             msg #>> '{routing_decision,selected_provider}', (msg #>> '{routing_decision,complexity_score}')::float8,
-            msg #>> '{routing_decision,outcome}', (msg #>> '{routing_decision,response_time_ms}')::int
+            msg #>> '{routing_decision,outcome}', (msg #>> '{routing_decision,response_time_ms}')::int,
+            CASE WHEN jsonb_typeof(msg #> '{routing_decision,capabilities_required}') = 'array'
+                 THEN ARRAY(SELECT jsonb_array_elements_text(msg #> '{routing_decision,capabilities_required}'))
+                 ELSE '{}' END,
+            msg #>> '{routing_decision,prefer}', msg #>> '{routing_decision,user_model_request}'
        FROM test.published WHERE expected IS NULL
      EXCEPT ALL
-     SELECT "timestamp", instance_id, complexity, model, provider, score, outcome, response_time_ms
+     SELECT "timestamp", instance_id, complexity, model, provider, score, outcome, response_time_ms,
+            capabilities_required, preference, user_model_request
        FROM centralcloud.routing_records)
     UNION ALL
-    (SELECT "timestamp", instance_id, complexity, model, provider, score, outcome, response_time_ms
+    (SELECT "timestamp", instance_id, complexity, model, provider, score, outcome, response_time_ms,
+            capabilities_required, preference, user_model_request
        FROM centralcloud.routing_records
      EXCEPT ALL
      SELECT (msg->>'timestamp')::timestamptz, msg->>'instance_id',
             msg #>> '{routing_decision,complexity}', msg #>> '{routing_decision,selected_model}',
             msg #>> '{routing_decision,selected_provider}', (msg #>> '{routing_decision,complexity_score}')::float8,
-            msg #>> '{routing_decision,outcome}', (msg #>> '{routing_decision,response_time_ms}')::int
+            msg #>> '{routing_decision,outcome}', (msg #>> '{routing_decision,response_time_ms}')::int,
+            CASE WHEN jsonb_typeof(msg #> '{routing_decision,capabilities_required}') = 'array'
+                 THEN ARRAY(SELECT jsonb_array_elements_text(msg #> '{routing_decision,capabilities_required}'))
+                 ELSE '{}' END,
+            msg #>> '{routing_decision,prefer}', msg #>> '{routing_decision,user_model_request}'
        FROM test.published WHERE expected IS NULL)
 $$, 'routing_records = valid published events');
 SELECT test.eq((SELECT count(DISTINCT msg_id) FROM centralcloud.routing_records), (SELECT count(*) FROM centralcloud.routing_records), 'msg_ids unique');

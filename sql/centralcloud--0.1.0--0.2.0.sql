@@ -485,7 +485,7 @@ COMMENT ON FUNCTION check_invariants(regclass, text) IS
 -- Event timestamps are judged against a window around the server's time.
 -- ---------------------------------------------------------------------------------------
 COMMENT ON FUNCTION routing_event_verdict(text) IS
-  'Ingest''s verdict on one routing event (JSON text): {NULL, NULL, timestamp normalised to UTC, score, response_time_ms rounded to whole ms, whether the timestamp had no offset (read as UTC)} when valid (the values ingest stores), otherwise {reason_code, reason}. Timestamps are judged against the transaction''s start (centralcloud.max_event_age, centralcloud.max_event_clock_skew), like now().';
+  'Ingest''s verdict on one routing event (JSON text): {NULL, NULL, timestamp normalised to UTC, score, response_time_ms rounded to whole ms, whether the timestamp had no offset (read as UTC), instance_id, complexity, model, provider, outcome, capabilities as a text[] literal, prefer, user_model_request} when valid (the values ingest stores), otherwise {reason_code, reason}. Timestamps are judged against the transaction''s start (centralcloud.max_event_age, centralcloud.max_event_clock_skew), like now().';
 
 -- ---------------------------------------------------------------------------------------
 -- Learning policy bayes: each cell's prior (the reported or operator score) and regime start,

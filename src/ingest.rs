@@ -77,21 +77,9 @@ recorded AS (
            (msg_id, "timestamp", instance_id, complexity, model, provider, score, outcome,
             response_time_ms, capabilities_required, preference, user_model_request, received_at,
             enqueued_at, timestamp_without_offset)
-    SELECT msg_id, verdict[3]::timestamptz, message ->> 'instance_id',
-           message #>> '{routing_decision,complexity}',
-           message #>> '{routing_decision,selected_model}',
-           message #>> '{routing_decision,selected_provider}',
-           verdict[4]::float8,
-           message #>> '{routing_decision,outcome}',
-           verdict[5]::int,
-           CASE WHEN jsonb_typeof(message #> '{routing_decision,capabilities_required}') = 'array'
-                THEN ARRAY(SELECT jsonb_array_elements_text(message #> '{routing_decision,capabilities_required}'))
-                ELSE '{}' END,
-           message #>> '{routing_decision,prefer}',
-           message #>> '{routing_decision,user_model_request}',
-           now(),
-           enqueued_at,
-           verdict[6]::boolean
+    SELECT msg_id, verdict[3]::timestamptz, verdict[7], verdict[8], verdict[9], verdict[10],
+           verdict[4]::float8, verdict[11], verdict[5]::int, verdict[12]::text[], verdict[13],
+           verdict[14], now(), enqueued_at, verdict[6]::boolean
       FROM fresh
     %3$s
     RETURNING r.msg_id, r.model, r.complexity, r.outcome, r.response_time_ms, r.score,
@@ -232,7 +220,8 @@ const DELETE_RANGE: &str = "WHERE q.msg_id > $1 AND q.msg_id <= (SELECT last FRO
 /// Careful path: exactly the messages $1, already read (and locked) with `pgmq.read`.
 const CLAIM_READ: &str = "SELECT unnest($1::int8[]) AS msg_id";
 /// Whether this call is the queue's only ingest now (released at the end of the transaction).
-const SOLE_CONSUMER: &str = "SELECT pg_try_advisory_xact_lock(hashtext('centralcloud ingest: ' || $1))";
+const SOLE_CONSUMER: &str =
+    "SELECT pg_try_advisory_xact_lock(hashtext('centralcloud ingest: ' || $1))";
 
 /// What a call's batches add to the metrics cells and to the hourly rollups, in the key order
 /// upserts take.
@@ -371,11 +360,12 @@ fn ingest_routing_events(
 }
 
 /// Ingest's view of a message: `{NULL, NULL, timestamp, score, response_time_ms,
-/// timestamp_without_offset}` when it is a valid routing event, otherwise `{reason_code,
-/// reason}`. The timestamp (normalised to UTC), the score and the response time (rounded to
-/// whole ms) are the values the validator checked, so PostgreSQL never re-reads the instance's
-/// text: its rules differ at the edges (a score a hair above 5 that parses to 5.0, timestamp
-/// forms).
+/// timestamp_without_offset, instance_id, complexity, model, provider, outcome, capabilities
+/// (an array literal), prefer, user_model_request}` when it is a valid routing event, otherwise
+/// `{reason_code, reason}`. Every field is the value the validator checked (the timestamp
+/// normalised to UTC, the response time rounded to whole ms), so PostgreSQL neither re-reads
+/// the instance's text, whose rules differ at the edges (a score a hair above 5 that parses to
+/// 5.0, timestamp forms), nor looks each field up in the message again.
 /// Inside an ingest call, a valid event naming a model beyond the call's `Admission` is
 /// `too_many_models`.
 ///
@@ -401,7 +391,24 @@ fn routing_event_verdict(body: Option<&str>) -> Vec<Option<String>> {
         Some(event.score.to_string()),
         event.response_time_ms.map(|ms| ms.to_string()),
         Some(event.timestamp_without_offset.to_string()),
+        Some(event.instance_id),
+        Some(event.complexity.as_str().to_string()),
+        Some(event.model),
+        Some(event.provider),
+        Some(event.outcome.as_str().to_string()),
+        Some(text_array_literal(&event.capabilities)),
+        event.prefer.map(|p| p.as_str().to_string()),
+        event.user_model_request,
     ]
+}
+
+/// `{"a","b"}`: a text[] literal that reads back as exactly these strings.
+fn text_array_literal(items: &[String]) -> String {
+    let quoted: Vec<String> = items
+        .iter()
+        .map(|item| format!("\"{}\"", item.replace('\\', "\\\\").replace('"', "\\\"")))
+        .collect();
+    format!("{{{}}}", quoted.join(","))
 }
 
 thread_local! {
