@@ -8,7 +8,8 @@
 # publishing: what the run costs besides publishing), the time spent inside pgmq's topic sends
 # (send_topic or send_batch_topic, from pg_stat_xact_user_functions, track_functions = all) and
 # the messages per second of that time, and the backend's peak private memory (RssAnon, sampled
-# every 20 ms) and VmHWM (peak resident, shared buffers it touched included).
+# every 20 ms; also for the dry run, which holds the same result rows and evidence) and VmHWM
+# (peak resident, shared buffers it touched included).
 # Each run starts from a copy of a template database made once per fleet size.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -82,9 +83,10 @@ vm_hwm_kib="substring(pg_read_file('/proc/' || pg_backend_pid() || '/status') FR
 
 # one_run FLEET N: a fresh copy of the fleet's template, a dry run, then the learning run.
 one_run() {
-  local fleet="$1" n="$2" db="fanout_run" dry_ms result changed ms hwm sending peak messages wrong rate send_rate
+  local fleet="$1" n="$2" db="fanout_run" dry dry_ms dry_peak result changed ms hwm sending peak messages wrong rate send_rate
   cpsql -d postgres -q -c "DROP DATABASE IF EXISTS $db" -c "CREATE DATABASE $db TEMPLATE fanout_$fleet" 2>/dev/null
-  dry_ms="$(cpsql -d "$db" -At -c "SELECT $elapsed_ms FROM (SELECT count(*) FROM centralcloud.learn_complexity_scores(dry_run => true)) r")"
+  dry="$(with_peak_rss "$db" "SELECT $elapsed_ms FROM (SELECT count(*) FROM centralcloud.learn_complexity_scores(dry_run => true)) r;")"
+  dry_ms="$(sed -n 1p <<<"$dry")" dry_peak="$(sed -n 2p <<<"$dry")"
   result="$(with_peak_rss "$db" "BEGIN;
     SELECT count(*) FILTER (WHERE changed) AS changed, $elapsed_ms AS ms, $vm_hwm_kib AS hwm FROM centralcloud.learn_complexity_scores() \\gset
     SELECT :changed, :ms, :hwm, $send_ms;
@@ -98,8 +100,8 @@ one_run() {
      WHERE (queue_name LIKE 'cc_scores_%' OR queue_name = 'model_score_updates') AND queue_length <> $changed")"
   rate=$(echo "scale=0; $messages * 1000 / $ms" | bc)
   send_rate=$(echo "scale=0; $messages * 1000 / ($sending + 1)" | bc)
-  printf '  %3s instances, run %s: %5s cells changed in %6s ms (dry run %5s ms, in topic sends %6s ms): %7s messages queued, %7s/s over the run, %7s/s in the sends; peak RssAnon %6s KiB, VmHWM %7s KiB; queues with a wrong count: %s\n' \
-    "$fleet" "$n" "$changed" "$ms" "$dry_ms" "$sending" "$messages" "$rate" "$send_rate" "$peak" "$hwm" "$wrong"
+  printf '  %3s instances, run %s: %5s cells changed in %6s ms (dry run %5s ms, in topic sends %6s ms): %7s messages queued, %7s/s over the run, %7s/s in the sends; peak RssAnon %6s KiB (dry run %6s KiB), VmHWM %7s KiB; queues with a wrong count: %s\n' \
+    "$fleet" "$n" "$changed" "$ms" "$dry_ms" "$sending" "$messages" "$rate" "$send_rate" "$peak" "$dry_peak" "$hwm" "$wrong"
 }
 
 log "templates: $CELLS cells of evidence, fleets of $FLEETS subscribed instances"
