@@ -49,19 +49,22 @@ ticks_of() { local pid t=0; for pid in "$@"; do
   [[ -r /proc/$pid/stat ]] && t=$((t + $(awk '{print $14 + $15}' "/proc/$pid/stat" 2>/dev/null || echo 0))); done; echo "$t"; }
 # Busy ticks of the whole machine (every core).
 machine_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
-# "worker backends pgbench cluster machine" ticks now: the pgbench client backends are $3...,
-# the cluster is every child of the postmaster (the worker and those backends included).
+# "time worker backends pgbench rest machine" now: seconds since the epoch, then CPU ticks; the
+# pgbench client backends are $3..., the rest is every other child of the postmaster.
 snapshot() {
-  local worker="$1" bench="$2"; shift 2
-  echo "$(ticks_of "$worker") $(ticks_of "$@") $(ticks_of "$bench") $(ticks_of $(pgrep -P "$postmaster")) $(machine_ticks)"
+  local worker="$1" bench="$2" pid rest=(); shift 2
+  for pid in $(pgrep -P "$postmaster"); do
+    [[ " $worker $* " == *" $pid "* ]] || rest+=("$pid")
+  done
+  echo "$(date +%s.%N) $(ticks_of "$worker") $(ticks_of "$@") $(ticks_of "$bench") $(ticks_of "${rest[@]}") $(machine_ticks)"
 }
-pct() { echo "scale=0; 100 * $1 / $tck / $2" | bc; }
+pct() { echo "scale=0; 100 * $1 / $tck / $2" | bc -l | cut -d. -f1; }
 
 results="$CLUSTER_DIR/steps.txt"; : >"$results"
 
 # step RATE: one step; appends "rate pass line" to $results and prints the line.
 step() {
-  local rate="$1" tps worker from to out bench pids before after secs latency p50 p95 p99 max n achieved pass
+  local rate="$1" tps worker from to out bench pids before after secs t0 w0 b0 p0 r0 m0 t1 w1 b1 p1 r1 m1 latency p50 p95 p99 max n achieved pass
   tps=$((rate / PER_SEND))
   worker="$(q "SELECT pid FROM pg_stat_activity WHERE backend_type = 'centralcloud worker'")"
   from="$(q "SELECT clock_timestamp() + interval '2 seconds'")"
@@ -72,10 +75,14 @@ step() {
   sleep 2
   pids="$(q "SELECT string_agg(pid::text, ' ') FROM pg_stat_activity WHERE application_name = 'pgbench'")"
   before="$(snapshot "$worker" "$bench" $pids)" after="$before"
-  secs=0
-  # The last sample before pgbench exits (its backends go with it).
+  # The last sample while every pgbench backend is alive (they end with pgbench, their CPU
+  # with them).
   while kill -0 "$bench" 2>/dev/null; do
-    after="$(snapshot "$worker" "$bench" $pids)"; secs=$((secs + 1)); sleep 1
+    local sample alive=1 pid
+    sample="$(snapshot "$worker" "$bench" $pids)"
+    for pid in $pids; do [[ -r /proc/$pid/stat ]] || alive=0; done
+    ((alive)) && after="$sample"
+    sleep 1
   done
   wait "$bench" || true
   to="$(q "SELECT clock_timestamp()")"
@@ -89,13 +96,13 @@ step() {
   achieved="$(awk -v per="$PER_SEND" '/^tps = / { printf "%.0f", $3 * per }' "$out")"
   pass=0
   ((p99 < TARGET_P99_MS && achieved * 100 >= rate * 95)) && pass=1
-  read -r w0 b0 p0 c0 m0 <<<"$before"; read -r w1 b1 p1 c1 m1 <<<"$after"
-  ((secs > 0)) || secs=1
+  read -r t0 w0 b0 p0 r0 m0 <<<"$before"; read -r t1 w1 b1 p1 r1 m1 <<<"$after"
+  secs="$(echo "$t1 - $t0 + 0.001" | bc -l)"
   local line
   line="$(printf '  %6s events/s wanted, %6s achieved: latency p50 %5s ms, p95 %5s ms, p99 %5s ms, max %5s ms | CPU %% worker %3s, senders %3s (backends %3s), rest of cluster %3s, machine %3s of %s | %s' \
     "$rate" "$achieved" "$p50" "$p95" "$p99" "$max" "$(pct $((w1 - w0)) "$secs")" \
     "$(pct $((b1 - b0 + p1 - p0)) "$secs")" "$(pct $((b1 - b0)) "$secs")" \
-    "$(pct $((c1 - c0 - (w1 - w0) - (b1 - b0))) "$secs")" "$(pct $((m1 - m0)) "$secs")" "$(($(nproc) * 100))" \
+    "$(pct $((r1 - r0)) "$secs")" "$(pct $((m1 - m0)) "$secs")" "$(($(nproc) * 100))" \
     "$([[ $pass == 1 ]] && echo pass || echo FAIL)")"
   echo "$rate $pass $line" >>"$results"
   echo "$line"
