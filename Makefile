@@ -4,7 +4,7 @@
 SHELL := /bin/bash
 export PROFILE ?= release
 
-.PHONY: demo test setup install unit pgrx_test pg_test upgrade_test failover_test scaleout_test stress_quick stress failover bench bench-worker bench-dashboards bench-cardinality bench-scale bench-health bench-recommend learn-eval clean
+.PHONY: demo test setup install unit pgrx_test pg_test upgrade_test failover_test scaleout_test stress_quick stress failover bench bench-worker bench-dashboards bench-cardinality bench-scale bench-health bench-recommend bench-fanout bench-sustained learn-eval clean
 
 demo: setup install
 	scripts/demo.sh
@@ -84,6 +84,16 @@ bench-health: setup install
 # recommend_model() latency with pgbench, 1,000 models x 3 complexities in the catalog.
 bench-recommend: setup install
 	scripts/bench_recommend.sh
+
+# Batched fan-out: one learning run changing 10,000 cells with 10 and 100 subscribed instances:
+# messages queued per second, time, the backend's peak memory.
+bench-fanout: setup install
+	scripts/bench_fanout.sh
+
+# The highest steady publish rate (pgbench --rate) at which the worker keeps the event-to-metrics
+# p99 under 1 s, by doubling then bisecting; latency distribution and CPU per process per step.
+bench-sustained: setup install
+	scripts/bench_sustained.sh
 
 # One ingest call and one learning run over 100,000 distinct models: time and peak memory.
 bench-cardinality: setup install

@@ -2,13 +2,15 @@
 //!
 //! The seed sends each update to one queue "that all instances listen to", but a pgmq message
 //! is consumed by one reader only, so most instances would never see it. Here every update is
-//! sent with `pgmq.send_topic` under one routing key; each subscribed instance has its own
-//! queue bound to that key (so every instance gets every update, once, in order), and the
-//! seed's plain `model_score_updates` queue is bound too, for consumers written to the seed.
+//! sent under one routing key; each subscribed instance has its own queue bound to that key (so
+//! every instance gets every update, once, in order), and the seed's plain `model_score_updates`
+//! queue is bound too, for consumers written to the seed.
 //! Health events (`model_health_update`) go out the same way under their own key, which every
 //! subscribed instance's queue is bound to as well: each instance reads score and health events
 //! from one queue in the order they happened, and the seed's plain queue, whose consumers know
-//! score updates only, gets none.
+//! score updates only, gets none. The updates of one call go out together with
+//! `pgmq.send_batch_topic` (one INSERT per queue per batch, not one `send_topic` per update and
+//! a `pgmq.send` per queue inside it), in the transaction that makes the changes.
 
 use crate::event::Choice;
 use crate::spi_util::FirstValue;
@@ -185,16 +187,53 @@ fn fnv1a32(bytes: &[u8]) -> u32 {
     })
 }
 
-/// Sends one event (a score or a health update) under `routing_key` to every queue bound to
-/// it; returns how many queues received it.
-pub fn publish(routing_key: &str, event: &impl Serialize) -> i32 {
-    let message = serde_json::to_string(event).expect("events serialise");
-    Spi::get_one_with_args::<i32>(
-        "SELECT pgmq.send_topic($1, $2::jsonb)",
-        &[routing_key.into(), message.as_str().into()],
-    )
-    .unwrap_or_else(|e| error!("centralcloud: publishing an update: {e}"))
-    .unwrap_or(0)
+/// Messages per `pgmq.send_batch_topic` call (learning hands over at most one chunk of cells,
+/// 1,000, at a time anyway). What one call holds: the messages as Rust strings, as `text[]` and
+/// as `jsonb[]` (about 0.3 KiB each, three times: about 1 MiB), plus the (queue, msg_id) rows
+/// pgmq returns, one per message and queue (101,000 for 100 instances), which PL/pgSQL's
+/// RETURN QUERY and the calling function scan each keep in a tuplestore that spills to disk past
+/// `work_mem`: so about 1 MiB + 2 x `work_mem`, whatever the fleet's size and however many
+/// events a run publishes (measured: 10-14 MiB more than a dry run, 100 instances, 4 MB
+/// `work_mem`; docs/benchmarks.md).
+const PUBLISH_BATCH: usize = 1000;
+
+/// Sends events (score or health updates), in order, under `routing_key` to every queue bound
+/// to it, `PUBLISH_BATCH` per statement: each queue gets a batch's messages in one INSERT, in
+/// array order, so every instance reads them in the order given. Returns how many queues
+/// received each event (the published_to of its history row).
+pub fn publish_all(
+    client: &mut SpiClient<'_>,
+    routing_key: &str,
+    events: &[impl Serialize],
+) -> SpiResult<Vec<i32>> {
+    let mut published_to = Vec::with_capacity(events.len());
+    for batch in events.chunks(PUBLISH_BATCH) {
+        let queues = send_batch(client, routing_key, batch)?;
+        published_to.resize(published_to.len() + batch.len(), queues);
+    }
+    Ok(published_to)
+}
+
+/// One `pgmq.send_batch_topic` call; returns the number of queues the batch went to (pgmq sends
+/// every message of it to every matching queue: one row per message and queue).
+fn send_batch(
+    client: &mut SpiClient<'_>,
+    routing_key: &str,
+    batch: &[impl Serialize],
+) -> SpiResult<i32> {
+    let messages: Vec<String> = batch
+        .iter()
+        .map(|event| serde_json::to_string(event).expect("events serialise"))
+        .collect();
+    let rows = client
+        .update(
+            "SELECT count(*) FROM pgmq.send_batch_topic($1, $2::jsonb[])",
+            None,
+            &[routing_key.into(), messages.into()],
+        )?
+        .first_value::<i64>()?
+        .unwrap_or(0);
+    Ok(i32::try_from(rows / batch.len() as i64).unwrap_or(i32::MAX))
 }
 
 /// Creates the instance's own score-update queue (if missing) and binds it, so it receives

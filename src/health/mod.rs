@@ -8,7 +8,7 @@
 
 pub mod rules;
 
-use crate::publish::{publish, HealthUpdate, HEALTH_ROUTING_KEY};
+use crate::publish::{publish_all, HealthUpdate, HEALTH_ROUTING_KEY};
 use crate::spi_util::{isolation_level, require_read_committed, FirstValue};
 use crate::stats::Counts;
 use crate::{guc, subxact};
@@ -117,9 +117,7 @@ fn evaluate(wait: bool) -> Vec<Transition> {
         let cells = read_cells(client, now - policy.window_s)?;
         let providers = read_providers(client)?;
         let transitions = decide(&policy, &cells, &providers, now);
-        for t in &transitions {
-            record(client, t, now_us, &policy)?;
-        }
+        record(client, &transitions, now_us, &policy)?;
         Ok(transitions)
     })
     .unwrap_or_else(|e| error!("centralcloud: evaluating health: {e}"))
@@ -316,15 +314,43 @@ fn window_total(policy: &HealthPolicy, cell: &Cell, now: i64) -> Counts {
         .fold(Counts::default(), |c, s| c.plus(s.counts))
 }
 
-/// Stores the new state, publishes its event to every instance, and logs it.
+/// Stores each transition's new state, publishes their events to every instance (in batches,
+/// in order), and logs each with how many queues it went to.
 fn record(
     client: &mut SpiClient<'_>,
-    t: &Transition,
+    transitions: &[Transition],
     now_us: i64,
     policy: &HealthPolicy,
 ) -> SpiResult<()> {
+    for t in transitions {
+        store_state(client, t, now_us)?;
+    }
+    let window_s = i32::try_from(policy.window_s).unwrap_or(i32::MAX);
+    let since = DateTime::<Utc>::from_timestamp_micros(now_us).unwrap_or_default();
+    let events: Vec<HealthUpdate<'_>> = transitions
+        .iter()
+        .map(|t| {
+            let v = &t.verdict;
+            HealthUpdate::new(
+                &t.provider,
+                t.model.as_deref(),
+                (t.previous.as_str(), v.state.as_str()),
+                v.failure_rate,
+                window_s,
+                since,
+                &v.reason,
+            )
+        })
+        .collect();
+    let published_to = publish_all(client, HEALTH_ROUTING_KEY, &events)?;
+    for (t, queues) in transitions.iter().zip(published_to) {
+        log_transition(client, t, now_us, window_s, queues)?;
+    }
+    Ok(())
+}
+
+fn store_state(client: &mut SpiClient<'_>, t: &Transition, now_us: i64) -> SpiResult<()> {
     let v = &t.verdict;
-    let now = now_us as f64 / 1e6;
     let evidence_from = t
         .model
         .as_ref()
@@ -340,7 +366,7 @@ fn record(
             t.provider.as_str().into(),
             t.model.as_deref().into(),
             v.state.as_str().into(),
-            now.into(),
+            (now_us as f64 / 1e6).into(),
             evidence_from.into(),
             v.strikes.into(),
             v.last_recovered_at.map(|at| at as f64).into(),
@@ -349,20 +375,18 @@ fn record(
             v.reason.as_str().into(),
         ],
     )?;
-    let window_s = i32::try_from(policy.window_s).unwrap_or(i32::MAX);
-    let since = DateTime::<Utc>::from_timestamp_micros(now_us).unwrap_or_default();
-    let published_to = publish(
-        HEALTH_ROUTING_KEY,
-        &HealthUpdate::new(
-            &t.provider,
-            t.model.as_deref(),
-            (t.previous.as_str(), v.state.as_str()),
-            v.failure_rate,
-            window_s,
-            since,
-            &v.reason,
-        ),
-    );
+    Ok(())
+}
+
+/// The history row of a transition, published to `queues` queues.
+fn log_transition(
+    client: &mut SpiClient<'_>,
+    t: &Transition,
+    now_us: i64,
+    window_s: i32,
+    queues: i32,
+) -> SpiResult<()> {
+    let v = &t.verdict;
     client.update(
         "INSERT INTO centralcloud.health_history
                 (provider, model, state, previous_state, failure_rate, outcomes, window_s, since,
@@ -377,9 +401,9 @@ fn record(
             v.failure_rate.into(),
             v.outcomes.into(),
             window_s.into(),
-            now.into(),
+            (now_us as f64 / 1e6).into(),
             v.reason.as_str().into(),
-            published_to.into(),
+            queues.into(),
         ],
     )?;
     Ok(())

@@ -8,7 +8,7 @@ pub mod consensus;
 mod hourly;
 pub mod policy;
 
-use crate::publish::{complexity_or_error, publish, ScoreUpdate, ROUTING_KEY};
+use crate::publish::{complexity_or_error, publish_all, ScoreUpdate, ROUTING_KEY};
 use crate::spi_util::{error_with_hint, raise, require_read_committed, FirstValue};
 use crate::{event::Limits, guc};
 use anomalies::{CellConsensus, Views};
@@ -396,7 +396,7 @@ fn read_cells(client: &SpiClient<'_>, after: &(String, String)) -> SpiResult<Vec
 }
 
 /// Moves each learned cell's watermark past the evidence it consumed (one statement), then
-/// stores, records and publishes each change.
+/// stores, records and publishes the changes.
 fn apply(client: &mut SpiClient<'_>, decisions: &[Decision]) -> SpiResult<()> {
     let learned: Vec<&Decision> = decisions
         .iter()
@@ -436,8 +436,10 @@ fn apply(client: &mut SpiClient<'_>, decisions: &[Decision]) -> SpiResult<()> {
             column(|e| e.latency_sum_ms).into(),
         ],
     )?;
-    for d in learned.into_iter().filter(|d| d.changed()) {
-        let change = Change {
+    let changes: Vec<Change<'_>> = learned
+        .into_iter()
+        .filter(|d| d.changed())
+        .map(|d| Change {
             model: &d.cell.model,
             complexity: &d.cell.complexity,
             old_score: Some(d.cell.score),
@@ -445,10 +447,9 @@ fn apply(client: &mut SpiClient<'_>, decisions: &[Decision]) -> SpiResult<()> {
             source: "learned",
             reason: d.reason(),
             decision: Some(d),
-        };
-        record_change(client, &change)?;
-    }
-    Ok(())
+        })
+        .collect();
+    record_changes(client, &changes)
 }
 
 /// A score change, however it came about.
@@ -464,53 +465,90 @@ struct Change<'a> {
     decision: Option<&'a Decision>,
 }
 
-/// Stores the new score, publishes the seed's update event, and appends the history row.
-fn record_change(client: &mut SpiClient<'_>, c: &Change<'_>) -> SpiResult<()> {
+/// Stores the new scores (one statement), publishes the seed's update events in batches, and
+/// appends the history rows (one statement), all in the given order: the history's ids and
+/// each instance's queue follow it. The cells of `changes` are distinct (one chunk of cells, or
+/// one operator change).
+fn record_changes(client: &mut SpiClient<'_>, changes: &[Change<'_>]) -> SpiResult<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let models: Vec<&str> = changes.iter().map(|c| c.model).collect();
+    let complexities: Vec<&str> = changes.iter().map(|c| c.complexity).collect();
+    let new_scores: Vec<f64> = changes.iter().map(|c| c.new_score).collect();
+    let sources: Vec<&str> = changes.iter().map(|c| c.source).collect();
+    let reasons: Vec<&str> = changes.iter().map(|c| c.reason).collect();
     client.update(
-        "INSERT INTO centralcloud.model_complexity_scores AS s
-                (model_name, complexity_level, score, prior_score, change_source, change_reason)
-         VALUES ($1, $2, $3, $3, $4, $5)
-         ON CONFLICT (model_name, complexity_level) DO UPDATE
-            SET score = EXCLUDED.score, change_source = EXCLUDED.change_source,
-                change_reason = EXCLUDED.change_reason, changed_at = now(),
-                prior_score = CASE WHEN EXCLUDED.change_source = 'operator' THEN EXCLUDED.score
-                                   ELSE s.prior_score END",
+        include_str!("sql/store_scores.sql"),
         None,
         &[
-            c.model.into(),
-            c.complexity.into(),
-            c.new_score.into(),
-            c.source.into(),
-            c.reason.into(),
+            models.clone().into(),
+            complexities.clone().into(),
+            new_scores.clone().into(),
+            sources.into(),
+            reasons.clone().into(),
         ],
     )?;
-    let published_to = publish(
-        ROUTING_KEY,
-        &ScoreUpdate::new(c.model, c.complexity, c.old_score, c.new_score, c.reason),
-    );
-    let policy = if c.source == "learned" {
-        guc::learning_policy()
-    } else {
-        "operator".to_string()
-    };
-    client.update(
-        "INSERT INTO centralcloud.score_history
-                (model_name, complexity_level, old_score, new_score, samples, success_rate,
-                 avg_response_time_ms, policy, reason, published_to)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-        None,
-        &[
-            c.model.into(),
-            c.complexity.into(),
-            c.old_score.into(),
-            c.new_score.into(),
-            c.decision.map(|d| d.samples).into(),
-            c.decision.and_then(|d| d.success_rate).into(),
+    let events: Vec<ScoreUpdate<'_>> = changes
+        .iter()
+        .map(|c| ScoreUpdate::new(c.model, c.complexity, c.old_score, c.new_score, c.reason))
+        .collect();
+    let published_to = publish_all(client, ROUTING_KEY, &events)?;
+    append_history(
+        client,
+        changes,
+        (models, complexities, new_scores, reasons),
+        published_to,
+    )
+}
+
+/// The history rows of `changes`, in their order (ids ascending).
+fn append_history(
+    client: &mut SpiClient<'_>,
+    changes: &[Change<'_>],
+    (models, complexities, new_scores, reasons): (Vec<&str>, Vec<&str>, Vec<f64>, Vec<&str>),
+    published_to: Vec<i32>,
+) -> SpiResult<()> {
+    let learned_policy = guc::learning_policy();
+    let policies: Vec<&str> = changes
+        .iter()
+        .map(|c| {
+            if c.source == "learned" {
+                learned_policy.as_str()
+            } else {
+                "operator"
+            }
+        })
+        .collect();
+    let old_scores: Vec<Option<f64>> = changes.iter().map(|c| c.old_score).collect();
+    let samples: Vec<Option<i64>> = changes
+        .iter()
+        .map(|c| c.decision.map(|d| d.samples))
+        .collect();
+    let success_rates: Vec<Option<f64>> = changes
+        .iter()
+        .map(|c| c.decision.and_then(|d| d.success_rate))
+        .collect();
+    let avg_response_times: Vec<Option<f64>> = changes
+        .iter()
+        .map(|c| {
             c.decision
                 .and_then(|d| d.cell.evidence.avg_response_time_ms())
-                .into(),
-            policy.as_str().into(),
-            c.reason.into(),
+        })
+        .collect();
+    client.update(
+        include_str!("sql/append_history.sql"),
+        None,
+        &[
+            models.into(),
+            complexities.into(),
+            old_scores.into(),
+            new_scores.into(),
+            samples.into(),
+            success_rates.into(),
+            avg_response_times.into(),
+            policies.into(),
+            reasons.into(),
             published_to.into(),
         ],
     )?;
@@ -568,7 +606,7 @@ fn set_complexity_score(
             reason,
             decision: None,
         };
-        record_change(client, &change)?;
+        record_changes(client, &[change])?;
         Ok(true)
     })
     .unwrap_or_else(|e| error!("centralcloud: setting a score failed: {e}"))
