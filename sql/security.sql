@@ -22,6 +22,7 @@ COMMENT ON FUNCTION routing_event_rejection(text) IS
   'Validates one routing event (JSON text): NULL when valid, otherwise ARRAY[reason_code, reason]. Ingest calls it for every message; call it to check an event by hand.';
 COMMENT ON FUNCTION latency_sketch_merge(bytea, bytea) IS 'Merges two latency sketches (NULL = empty).';
 COMMENT ON FUNCTION latency_quantile(bytea, double precision) IS 'q-quantile (0..1) in ms from a latency sketch, within 1% relative error.';
+COMMENT ON FUNCTION latency_sketch_quantiles(bytea, double precision[]) IS 'Several quantiles of one latency sketch, decoded once: latency_quantile(sketch, q) for each q, in order.';
 COMMENT ON FUNCTION latency_sketch_count(bytea) IS 'Number of samples in a latency sketch.';
 
 COMMENT ON FUNCTION learn_complexity_scores(boolean) IS
