@@ -191,6 +191,29 @@ SELECT test.empty($$
                                             per_provider => true, per_instance => true)
      EXCEPT SELECT * FROM series_truth)
 $$, 'routing_timeseries = a recount');
+-- p50, p95 and p99 (read from one decode of the merged sketch) are each quantile of the union.
+CREATE TEMP TABLE series_quantiles AS
+SELECT date_bin('6 hours', hour, timestamptz '2000-01-01 00:00:00+00') AS "time", model::text, complexity::text,
+       round(centralcloud.latency_quantile(centralcloud.latency_sketch_union(latency_sketch), 0.50)::numeric, 1)::float8 AS p50_ms,
+       round(centralcloud.latency_quantile(centralcloud.latency_sketch_union(latency_sketch), 0.95)::numeric, 1)::float8 AS p95_ms,
+       round(centralcloud.latency_quantile(centralcloud.latency_sketch_union(latency_sketch), 0.99)::numeric, 1)::float8 AS p99_ms
+  FROM centralcloud.routing_rollup_hourly WHERE hour >= (SELECT t FROM series_from) GROUP BY 1, 2, 3;
+SELECT test.eq((SELECT count(*) FROM series_quantiles WHERE p99_ms > p50_ms) > 0, true, 'the series has spread latencies');
+SELECT test.empty($$
+    (SELECT * FROM series_quantiles
+     EXCEPT SELECT "time", model, complexity, p50_ms, p95_ms, p99_ms
+              FROM centralcloud.routing_timeseries((SELECT t FROM series_from), now() + interval '1 day', '6 hours'))
+    UNION ALL
+    (SELECT "time", model, complexity, p50_ms, p95_ms, p99_ms
+       FROM centralcloud.routing_timeseries((SELECT t FROM series_from), now() + interval '1 day', '6 hours')
+     EXCEPT SELECT * FROM series_quantiles)
+$$, 'routing_timeseries quantiles = latency_quantile of the merged sketches');
+SELECT test.eq(centralcloud.latency_sketch_quantiles(centralcloud.latency_sketch_agg(v), '{0, 0.5, NULL, 1, 1.5}'),
+               ARRAY[centralcloud.latency_quantile(centralcloud.latency_sketch_agg(v), 0),
+                     centralcloud.latency_quantile(centralcloud.latency_sketch_agg(v), 0.5), NULL,
+                     centralcloud.latency_quantile(centralcloud.latency_sketch_agg(v), 1), NULL]::float8[],
+               'latency_sketch_quantiles = latency_quantile for each q')
+  FROM generate_series(1, 1000) AS v;
 SELECT test.eq((SELECT sum(decisions + successes + failures) FROM centralcloud.routing_timeseries((SELECT t FROM series_from), now() + interval '1 day', '1 day', 'gpt-4o')),
                (SELECT count(*) FROM centralcloud.routing_records WHERE model = 'gpt-4o' AND "timestamp" >= (SELECT t FROM series_from))::numeric,
                'one model, daily buckets');

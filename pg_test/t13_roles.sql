@@ -75,6 +75,7 @@ INSERT INTO expected_privileges VALUES
     ('PUBLIC', 'function centralcloud.counter_summary(bigint,bigint,bigint,bigint,bigint,integer,integer,bytea)', 'EXECUTE'),
     ('PUBLIC', 'function centralcloud.dead_letter_body(jsonb)', 'EXECUTE'),
     ('PUBLIC', 'function centralcloud.latency_quantile(bytea,double precision)', 'EXECUTE'),
+    ('PUBLIC', 'function centralcloud.latency_sketch_quantiles(bytea,double precision[])', 'EXECUTE'),
     ('PUBLIC', 'function centralcloud.latency_sketch_add_trans(internal,integer)', 'EXECUTE'),
     ('PUBLIC', 'function centralcloud.latency_sketch_combine(internal,internal)', 'EXECUTE'),
     ('PUBLIC', 'function centralcloud.latency_sketch_count(bytea)', 'EXECUTE'),
@@ -335,7 +336,11 @@ SELECT test.empty($$
        AND p.proconfig IS DISTINCT FROM ARRAY['search_path=centralcloud, pg_catalog, pg_temp']
        AND NOT (p.oid = 'centralcloud.recommend_model(text,text[],text,text[])'::regprocedure
                 AND p.proconfig = ARRAY['search_path=centralcloud, pg_catalog, pg_temp', 'plan_cache_mode=force_generic_plan', 'enable_sort=off'])
-$$, 'SECURITY DEFINER functions pin search_path (recommend_model also keeps its plans, read in index order)');
+       AND NOT (p.oid = 'centralcloud.routing_timeseries(timestamptz,timestamptz,interval,text,text,boolean,boolean)'::regprocedure
+                AND p.proconfig = ARRAY['search_path=centralcloud, pg_catalog, pg_temp', 'plan_cache_mode=force_custom_plan'])
+       AND NOT (p.oid = 'centralcloud.ingest_routing_events(integer,integer)'::regprocedure
+                AND p.proconfig = ARRAY['search_path=centralcloud, pg_catalog, pg_temp', 'plan_cache_mode=force_generic_plan'])
+$$, 'SECURITY DEFINER functions pin search_path (recommend_model and ingest also keep their plans, recommend_model reads in index order, routing_timeseries plans each call)');
 SELECT test.eq((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regprocedure::text) FROM pg_proc p
                  WHERE p.pronamespace = 'centralcloud'::regnamespace AND p.prosecdef),
                ARRAY['centralcloud.add_routing_partition(date)', 'centralcloud.drop_expired_dead_letters(timestamp with time zone)',
@@ -355,13 +360,18 @@ SELECT test.eq((SELECT array_agg(p.oid::regprocedure::text ORDER BY p.oid::regpr
                'the entry points, the privileged read helpers and the candidates'' triggers run as the owner, nothing else');
 -- Everything else that is not pure C arithmetic pins search_path too (a superuser's job runs
 -- it with the superuser's rights); aggregates cannot, drain_routing_events pins it itself
--- (t13 below), and C functions without SPI resolve no names.
+-- (t13 below), C functions without SPI resolve no names, and neither do the unit functions
+-- with SQL-standard bodies (bound when created; unpinned so that they are inlined).
 SELECT test.empty($$
     SELECT p.oid::regprocedure FROM pg_proc p
      WHERE p.pronamespace = 'centralcloud'::regnamespace AND p.prokind IN ('f', 'p')
        AND p.prolang <> (SELECT oid FROM pg_language WHERE lanname = 'c')
        AND NOT coalesce(p.proconfig::text[] && ARRAY['search_path=centralcloud, pg_catalog, pg_temp', 'search_path=pg_catalog, pg_temp'], false)
        AND p.oid <> 'centralcloud.drain_routing_events(integer)'::regprocedure
+       AND NOT (p.prosqlbody IS NOT NULL AND p.proconfig IS NULL
+                AND p.oid IN ('centralcloud.ms(double precision)'::regprocedure,
+                              'centralcloud.percent(numeric,numeric)'::regprocedure,
+                              'centralcloud.score4(double precision)'::regprocedure))
 $$, 'every SQL and PL/pgSQL function pins search_path');
 
 -- ---------------------------------------------------------------------------------------

@@ -59,6 +59,7 @@ extension_sql_file!(
     requires = [
         "schema",
         sketch_sql::latency_quantile,
+        sketch_sql::latency_sketch_quantiles,
         sketch_sql::latency_sketch_union_trans,
         sketch_sql::latency_sketch_add_trans,
         sketch_sql::latency_sketch_combine,

@@ -9,8 +9,10 @@
 //! Encoded sketches come from callers (the SQL functions are PUBLIC), so `from_bytes` checks
 //! every decoded field before the crate uses it: see `wire`.
 
+mod merged;
 mod wire;
 
+pub use merged::MergedSketch;
 use sketches_ddsketch::{Config, DDSketch};
 pub use wire::{Rule, Side, MAX_ENCODED_LEN};
 
@@ -119,20 +121,30 @@ impl LatencySketch {
 
     /// Decodes what `to_bytes` wrote, refusing anything else before the crate uses it.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SketchError> {
-        let body = match bytes.split_first() {
-            None => return Err(SketchError::Empty),
-            Some((&FORMAT_V1, body)) => body,
-            Some((&v, _)) => return Err(SketchError::UnknownFormat(v)),
-        };
-        if bytes.len() > MAX_ENCODED_LEN {
-            return Err(SketchError::TooLong(bytes.len()));
-        }
+        let body = body_of(bytes)?;
         wire::check(body)?;
-        // The same bytes again, now known to hold a valid sketch of at most MAX_BINS bins.
+        Self::from_checked_body(body)
+    }
+
+    /// The crate's sketch from a body known to hold a valid sketch of at most MAX_BINS bins.
+    fn from_checked_body(body: &[u8]) -> Result<Self, SketchError> {
         postcard::from_bytes(body)
             .map(|inner| LatencySketch { inner })
             .map_err(|e| SketchError::Corrupt(e.to_string()))
     }
+}
+
+/// The bytes after the format byte, once the format and the length are known good.
+fn body_of(bytes: &[u8]) -> Result<&[u8], SketchError> {
+    let body = match bytes.split_first() {
+        None => return Err(SketchError::Empty),
+        Some((&FORMAT_V1, body)) => body,
+        Some((&v, _)) => return Err(SketchError::UnknownFormat(v)),
+    };
+    if bytes.len() > MAX_ENCODED_LEN {
+        return Err(SketchError::TooLong(bytes.len()));
+    }
+    Ok(body)
 }
 
 /// Merges two encoded sketches (either may be absent) into one encoded sketch.

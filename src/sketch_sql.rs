@@ -1,6 +1,6 @@
 //! SQL functions over encoded latency sketches (`bytea`), thin wrappers over `sketch`.
 
-use crate::sketch::{merge_encoded, LatencySketch, SketchError};
+use crate::sketch::{merge_encoded, LatencySketch, MergedSketch, SketchError};
 use pgrx::datum::Internal;
 use pgrx::prelude::*;
 use pgrx::PgMemoryContexts;
@@ -42,6 +42,16 @@ fn latency_quantile(sketch: &[u8], q: f64) -> Option<f64> {
     decode(sketch).quantile(q)
 }
 
+/// Several quantiles of one sketch, decoded once: `latency_quantile(sketch, q)` for each q
+/// (NULL for a NULL q or one outside [0, 1]).
+#[pg_extern(immutable, parallel_safe)]
+fn latency_sketch_quantiles(sketch: &[u8], qs: Vec<Option<f64>>) -> Vec<Option<f64>> {
+    let decoded = decode(sketch);
+    qs.into_iter()
+        .map(|q| q.and_then(|q| decoded.quantile(q)))
+        .collect()
+}
+
 /// Number of latency samples in a sketch.
 #[pg_extern(immutable, parallel_safe)]
 fn latency_sketch_count(sketch: &[u8]) -> i64 {
@@ -57,12 +67,67 @@ fn latency_sketch_count(sketch: &[u8]) -> i64 {
 // merge across shards the same way). CREATE AGGREGATE is in sql/schema.sql.
 // ---------------------------------------------------------------------------------------------
 
+/// The state of both aggregates. Stored sketches are merged in the checked wire form they are
+/// decoded into (`MergedSketch`: parsed once, not again into the crate's sketch); response
+/// times are added to the crate's sketch. Both forms hold the sketch the crate's merges and
+/// adds make, so either converts to the other when an aggregate mixes them (it never does).
+enum SketchState {
+    Merged(MergedSketch),
+    Added(LatencySketch),
+}
+
+impl Default for SketchState {
+    fn default() -> Self {
+        SketchState::Merged(MergedSketch::default())
+    }
+}
+
+impl SketchState {
+    fn merged(&mut self) -> &mut MergedSketch {
+        if let SketchState::Added(sketch) = self {
+            *self = SketchState::Merged(MergedSketch::from_sketch(sketch));
+        }
+        match self {
+            SketchState::Merged(merged) => merged,
+            SketchState::Added(_) => unreachable!("converted above"),
+        }
+    }
+
+    fn added(&mut self) -> &mut LatencySketch {
+        if let SketchState::Merged(merged) = self {
+            *self = SketchState::Added(merged.to_sketch());
+        }
+        match self {
+            SketchState::Added(sketch) => sketch,
+            SketchState::Merged(_) => unreachable!("converted above"),
+        }
+    }
+
+    fn merge(&mut self, other: &SketchState) -> Result<(), SketchError> {
+        match other {
+            SketchState::Merged(other) => self.merged().merge(other),
+            SketchState::Added(other) => self.added().merge(other),
+        }
+    }
+
+    fn count(&self) -> u64 {
+        match self {
+            SketchState::Merged(merged) => merged.count(),
+            SketchState::Added(sketch) => sketch.count(),
+        }
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        match self {
+            SketchState::Merged(merged) => merged.to_bytes(),
+            SketchState::Added(sketch) => sketch.to_bytes(),
+        }
+    }
+}
+
 /// The aggregate state, created empty on first use in the aggregate's memory context (and
 /// dropped with it).
-fn state_in_aggregate(
-    state: &mut Internal,
-    fcinfo: pg_sys::FunctionCallInfo,
-) -> &mut LatencySketch {
+fn state_in_aggregate(state: &mut Internal, fcinfo: pg_sys::FunctionCallInfo) -> &mut SketchState {
     let mut aggregate_context: pg_sys::MemoryContext = std::ptr::null_mut();
     // SAFETY: fcinfo is this call's own; AggCheckCallContext only reads it.
     if unsafe { pg_sys::AggCheckCallContext(fcinfo, &mut aggregate_context) } == 0 {
@@ -71,10 +136,10 @@ fn state_in_aggregate(
             "centralcloud: latency sketch state functions only run inside an aggregate",
         );
     }
-    // SAFETY: the state datum is only ever a LatencySketch, created here.
+    // SAFETY: the state datum is only ever a SketchState, created here.
     unsafe {
         PgMemoryContexts::For(aggregate_context)
-            .switch_to(|_| state.get_or_insert_default::<LatencySketch>())
+            .switch_to(|_| state.get_or_insert_default::<SketchState>())
     }
 }
 
@@ -85,9 +150,9 @@ fn latency_sketch_union_trans(
     sketch: Option<&[u8]>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal {
-    let into = state_in_aggregate(&mut state, fcinfo);
+    let into = state_in_aggregate(&mut state, fcinfo).merged();
     if let Some(bytes) = sketch {
-        into.merge(&decode(bytes)).unwrap_or_else(|e| raise(e));
+        into.merge_bytes(bytes).unwrap_or_else(|e| raise(e));
     }
     state
 }
@@ -99,7 +164,7 @@ fn latency_sketch_add_trans(
     response_time_ms: Option<i32>,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal {
-    let into = state_in_aggregate(&mut state, fcinfo);
+    let into = state_in_aggregate(&mut state, fcinfo).added();
     if let Some(ms) = response_time_ms {
         into.add(ms);
     }
@@ -113,8 +178,8 @@ fn latency_sketch_combine(
     other: Internal,
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal {
-    // SAFETY: partial states are LatencySketch values made by state_in_aggregate.
-    let Some(partial) = (unsafe { other.get::<LatencySketch>() }) else {
+    // SAFETY: partial states are SketchState values made by state_in_aggregate.
+    let Some(partial) = (unsafe { other.get::<SketchState>() }) else {
         return state;
     };
     let into = state_in_aggregate(&mut state, fcinfo);
@@ -126,8 +191,8 @@ fn latency_sketch_combine(
 #[pg_extern(immutable, parallel_safe, strict)]
 fn latency_sketch_serialize(state: Internal) -> Vec<u8> {
     // SAFETY: as above.
-    unsafe { state.get::<LatencySketch>() }
-        .map(LatencySketch::to_bytes)
+    unsafe { state.get::<SketchState>() }
+        .map(SketchState::to_bytes)
         .unwrap_or_default()
 }
 
@@ -139,7 +204,8 @@ fn latency_sketch_deserialize(
     fcinfo: pg_sys::FunctionCallInfo,
 ) -> Internal {
     let mut state = Internal::default();
-    *state_in_aggregate(&mut state, fcinfo) = decode(bytes);
+    let merged = MergedSketch::from_bytes(bytes).unwrap_or_else(|e| raise(e));
+    *state_in_aggregate(&mut state, fcinfo) = SketchState::Merged(merged);
     state
 }
 
@@ -147,6 +213,6 @@ fn latency_sketch_deserialize(
 #[pg_extern(immutable, parallel_safe)]
 fn latency_sketch_final(state: Internal) -> Option<Vec<u8>> {
     // SAFETY: as above.
-    let sketch = unsafe { state.get::<LatencySketch>() }?;
+    let sketch = unsafe { state.get::<SketchState>() }?;
     (sketch.count() > 0).then(|| sketch.to_bytes())
 }

@@ -155,6 +155,14 @@ pub(super) struct Bins {
     pub encoded: usize,
 }
 
+impl Bins {
+    /// More bins, the new ones empty (a merge's `Vec::resize`).
+    pub(super) fn grow(&mut self, len: usize) {
+        self.kept.resize(len, 0);
+        self.encoded = len;
+    }
+}
+
 impl Serialize for Bins {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.collect_seq(&self.kept)
@@ -197,8 +205,8 @@ impl<'de> Visitor<'de> for BinsVisitor {
 
 /// What a valid sketch is compared with, computed once.
 struct Expected {
-    /// The encoded config of `LatencySketch::default()`.
-    config: WireConfig,
+    /// `LatencySketch::default()`, decoded into the mirror: its config is every sketch's.
+    fresh: WireSketch,
     /// The same config, to map values to keys as the crate does.
     keys: Config,
     /// The largest key an i32 maps to: that of 2^31 (`-i32::MIN`, in the negative store).
@@ -212,7 +220,7 @@ fn expected() -> &'static Expected {
         let fresh = postcard::to_stdvec(&DDSketch::new(keys)).expect("sketch serialises");
         let fresh: WireSketch = postcard::from_bytes(&fresh).expect("mirror decodes the crate's");
         Expected {
-            config: fresh.config,
+            fresh,
             keys,
             max_key: keys.key(2_147_483_648.0),
         }
@@ -225,18 +233,29 @@ fn invalid(rule: Rule) -> SketchError {
 
 /// Decodes the body (the bytes after the format byte) into the mirror and checks every rule.
 pub(super) fn check(body: &[u8]) -> Result<(), SketchError> {
+    decode(body).map(drop)
+}
+
+/// The mirror of a body that passes every rule.
+pub(super) fn decode(body: &[u8]) -> Result<WireSketch, SketchError> {
     let (sketch, rest) = postcard::take_from_bytes::<WireSketch>(body)
         .map_err(|e| SketchError::Corrupt(e.to_string()))?;
     if !rest.is_empty() {
         return Err(invalid(Rule::TrailingBytes));
     }
-    sketch.validate().map_err(invalid)
+    sketch.validate().map_err(invalid)?;
+    Ok(sketch)
+}
+
+/// `LatencySketch::default()` in the mirror.
+pub(super) fn fresh() -> WireSketch {
+    expected().fresh.clone()
 }
 
 impl WireSketch {
     pub(super) fn validate(&self) -> Result<(), Rule> {
         let expected = expected();
-        if !self.config.same_bits(&expected.config) {
+        if !self.config.same_bits(&expected.fresh.config) {
             return Err(Rule::Config);
         }
         self.store.validate(Side::Positive, expected.max_key)?;
@@ -396,4 +415,4 @@ impl WireStore {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

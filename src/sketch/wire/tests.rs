@@ -6,27 +6,27 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::sample::Index;
 
-fn sketch_of(values: &[i32]) -> LatencySketch {
+pub(in crate::sketch) fn sketch_of(values: &[i32]) -> LatencySketch {
     let mut s = LatencySketch::default();
     values.iter().for_each(|&v| s.add(v));
     s
 }
 
 /// Zero, a cluster of ordinary latencies and the largest accepted one.
-fn sample() -> LatencySketch {
+pub(in crate::sketch) fn sample() -> LatencySketch {
     sketch_of(&[0, 3, 40, 41, 250, 1200, 3_600_000])
 }
 
 /// Samples on both sides of zero (`latency_sketch_agg` accepts negative integers).
-fn signed_sample() -> LatencySketch {
+pub(in crate::sketch) fn signed_sample() -> LatencySketch {
     sketch_of(&[-7, -300, 0, 12])
 }
 
-fn wire_of(s: &LatencySketch) -> WireSketch {
+pub(in crate::sketch) fn wire_of(s: &LatencySketch) -> WireSketch {
     postcard::from_bytes(&s.to_bytes()[1..]).unwrap()
 }
 
-fn encode(w: &WireSketch) -> Vec<u8> {
+pub(in crate::sketch) fn encode(w: &WireSketch) -> Vec<u8> {
     let mut out = vec![FORMAT_V1];
     out.extend(postcard::to_stdvec(w).unwrap());
     out
@@ -470,7 +470,7 @@ fn unusual_but_valid_layouts_stay_safe() {
     }
 }
 
-fn config(cases: u32) -> ProptestConfig {
+pub(in crate::sketch) fn config(cases: u32) -> ProptestConfig {
     ProptestConfig {
         cases,
         failure_persistence: None,
@@ -479,7 +479,7 @@ fn config(cases: u32) -> ProptestConfig {
 }
 
 /// Latencies as ingest sees them, and any i32 as `latency_sketch_agg` may.
-fn values() -> impl Strategy<Value = Vec<i32>> {
+pub(in crate::sketch) fn values() -> impl Strategy<Value = Vec<i32>> {
     prop_oneof![
         3 => vec(0..3_600_000i32, 0..60),
         1 => vec(any::<i32>(), 0..20),
@@ -487,7 +487,7 @@ fn values() -> impl Strategy<Value = Vec<i32>> {
 }
 
 #[derive(Debug, Clone)]
-enum Mutation {
+pub(in crate::sketch) enum Mutation {
     Flip(Index, u8),
     Replace(Index, u8),
     Insert(Index, u8),
@@ -495,7 +495,7 @@ enum Mutation {
     Truncate(Index),
 }
 
-fn mutation() -> impl Strategy<Value = Mutation> {
+pub(in crate::sketch) fn mutation() -> impl Strategy<Value = Mutation> {
     prop_oneof![
         (any::<Index>(), 0..8u8).prop_map(|(i, bit)| Mutation::Flip(i, bit)),
         (any::<Index>(), any::<u8>()).prop_map(|(i, b)| Mutation::Replace(i, b)),
@@ -505,7 +505,7 @@ fn mutation() -> impl Strategy<Value = Mutation> {
     ]
 }
 
-fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
+pub(in crate::sketch) fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
     if bytes.is_empty() {
         return;
     }
@@ -550,7 +550,7 @@ fn set_field(w: &mut WireSketch, field: u8, v: u64, at: &Index) {
 
 /// The same samples in bins of another length, at another offset: a layout the rules accept
 /// whether or not the crate would have made it.
-fn relayout(s: &mut WireStore, len: &Index, at: &Index) {
+pub(in crate::sketch) fn relayout(s: &mut WireStore, len: &Index, at: &Index) {
     if s.bins.kept.is_empty() {
         return;
     }
