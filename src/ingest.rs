@@ -55,7 +55,9 @@ use std::time::Instant;
 /// `received_at` is `now()`, the claim: the partition key comes from the server, never from a
 /// publisher. A message already recorded under the same (msg_id, enqueued_at), i.e. delivered
 /// again, is dead-lettered as a duplicate; `seen` finds those with one msg_id range scan per
-/// partition index, not a probe per message.
+/// partition index, not a probe per message (materialized: the generic plan inlined it into
+/// four index probes per message, 15% of the statement), checked through a hash (`NOT IN`; both
+/// columns are NOT NULL).
 const BATCH_SQL: &str = r#"
 WITH claim AS (%2$s),
 claimed AS (
@@ -63,14 +65,14 @@ claimed AS (
     RETURNING q.msg_id, q.read_ct, q.enqueued_at, q.message,
               centralcloud.routing_event_verdict(q.message::text) AS verdict
 ),
-seen AS (
+seen AS MATERIALIZED (
     SELECT r.msg_id, r.enqueued_at FROM centralcloud.routing_records r
      WHERE r.msg_id BETWEEN (SELECT min(msg_id) FROM claimed) AND (SELECT max(msg_id) FROM claimed)
 ),
 fresh AS (
     SELECT * FROM claimed c
      WHERE c.verdict[1] IS NULL
-       AND NOT EXISTS (SELECT 1 FROM seen s WHERE s.msg_id = c.msg_id AND s.enqueued_at = c.enqueued_at)
+       AND (c.msg_id, c.enqueued_at) NOT IN (SELECT s.msg_id, s.enqueued_at FROM seen s)
 ),
 recorded AS (
     INSERT INTO centralcloud.routing_records AS r
