@@ -4,9 +4,8 @@
 //! `event` (validation) and `aggregate`.
 //!
 //! Per batch, in a subtransaction of the caller's transaction, one statement (`BATCH_SQL`)
-//! claims up to `batch_size` visible messages (in msg_id order after the last one this call
-//! took: the queue's only ingest by one delete of their range, with other ingests running by
-//! SKIP LOCKED), deletes them from the queue, validates each with
+//! claims up to `batch_size` visible messages (SKIP LOCKED, in msg_id order after the last one
+//! this call took), deletes them from the queue, validates each with
 //! `routing_event_verdict()`, inserts the valid ones into `routing_records` and dead-letters the
 //! others with their reason. The recorded events come back to Rust and are aggregated per
 //! (model, complexity) and per hourly rollup row. The deltas of the call's batches are merged
@@ -48,9 +47,9 @@ use std::collections::BTreeMap;
 use std::time::Instant;
 
 /// The batch statement. `%1$I` is the queue table (quoted by `format()`); `%2$s` is one of the
-/// claim clauses below and `%4$s` the delete's condition that goes with it; `%3$s` is the
-/// careful path's `ON CONFLICT (msg_id, received_at) DO NOTHING`, or nothing on the fast paths
-/// (speculative insertion costs a third of the insert).
+/// two claim clauses below, which yield the msg_ids to take; `%3$s` is the careful path's
+/// `ON CONFLICT (msg_id, received_at) DO NOTHING`, or nothing on the fast path (speculative
+/// insertion costs a third of the insert).
 ///
 /// `received_at` is `now()`, the claim: the partition key comes from the server, never from a
 /// publisher. A message already recorded under the same (msg_id, enqueued_at), i.e. delivered
@@ -61,7 +60,8 @@ use std::time::Instant;
 const BATCH_SQL: &str = r#"
 WITH claim AS (%2$s),
 claimed AS (
-    DELETE FROM pgmq.%1$I AS q %4$s
+    DELETE FROM pgmq.%1$I AS q USING claim
+     WHERE q.msg_id = claim.msg_id
     RETURNING q.msg_id, q.read_ct, q.enqueued_at, q.message,
               centralcloud.routing_event_verdict(q.message::text) AS verdict
 ),
@@ -209,21 +209,8 @@ const CAPABILITIES_SQL: &str = "INSERT INTO centralcloud.model_capabilities AS c
 const CLAIM_NEXT: &str = "SELECT msg_id FROM pgmq.%1$I
                            WHERE msg_id > $1 AND vt <= clock_timestamp()
                            ORDER BY msg_id LIMIT $2 FOR UPDATE SKIP LOCKED";
-/// Deletes the claimed msg_ids (fast and careful paths).
-const DELETE_CLAIMED: &str = "USING claim WHERE q.msg_id = claim.msg_id";
-/// Sole consumer's fast path: the msg_id of the last of the next $2 visible messages, and one
-/// delete of the visible ones up to it. Neither locks rows first: locking then deleting wrote
-/// each queue row twice (a lock and a delete record) and found each row again by index.
-const CLAIM_RANGE: &str = "SELECT max(msg_id) AS last FROM (SELECT msg_id FROM pgmq.%1$I
-                                 WHERE msg_id > $1 AND vt <= clock_timestamp()
-                                 ORDER BY msg_id LIMIT $2) AS next";
-const DELETE_RANGE: &str = "WHERE q.msg_id > $1 AND q.msg_id <= (SELECT last FROM claim)
-                              AND q.vt <= clock_timestamp()";
 /// Careful path: exactly the messages $1, already read (and locked) with `pgmq.read`.
 const CLAIM_READ: &str = "SELECT unnest($1::int8[]) AS msg_id";
-/// Whether this call is the queue's only ingest now (released at the end of the transaction).
-const SOLE_CONSUMER: &str =
-    "SELECT pg_try_advisory_xact_lock(hashtext('centralcloud ingest: ' || $1))";
 
 /// What a call's batches add to the metrics cells and to the hourly rollups, in the key order
 /// upserts take.
@@ -327,17 +314,12 @@ fn ingest_routing_events(
     ensure_queue_exists(&config.queue);
     ensure_partitions();
     let statements = Statements::prepare(&config.queue);
-    let claim = if sole_consumer(&config.queue) {
-        &statements.range
-    } else {
-        &statements.next
-    };
     let _admission = begin_admission();
 
     let mut total = Counts::default();
     let mut deltas = Deltas::default();
     while max_batches.is_none_or(|max| total.batches < max) {
-        let batch = ingest_batch(&config, &statements, claim, total.last_msg_id, &mut deltas);
+        let batch = ingest_batch(&config, &statements, total.last_msg_id, &mut deltas);
         total.add(batch);
         if batch.read < i64::from(config.batch_size) {
             break;
@@ -517,10 +499,9 @@ fn ensure_queue_exists(queue: &str) {
     }
 }
 
-/// This call's statements, planned once: the three batch variants and the four upserts.
+/// This call's statements, planned once: the two batch variants and the four upserts.
 struct Statements {
     next: OwnedPreparedStatement,
-    range: OwnedPreparedStatement,
     read: OwnedPreparedStatement,
     upsert: OwnedPreparedStatement,
     rollup: OwnedPreparedStatement,
@@ -532,7 +513,6 @@ impl Statements {
     fn prepare(queue: &str) -> Self {
         Spi::connect(|client| -> SpiResult<Self> {
             let prepare = |claim: &str,
-                           delete: &str,
                            on_conflict: &str,
                            args: &[PgOid]|
              -> SpiResult<OwnedPreparedStatement> {
@@ -540,14 +520,13 @@ impl Statements {
                 let sql = client
                     .select(
                         "SELECT format($1, pgmq.format_table_name($2, 'q'),
-                                       format($3, pgmq.format_table_name($2, 'q')), $4::text, $5::text)",
+                                       format($3, pgmq.format_table_name($2, 'q')), $4::text)",
                         None,
                         &[
                             BATCH_SQL.into(),
                             queue.into(),
                             claim.into(),
                             on_conflict.into(),
-                            delete.into(),
                         ],
                     )?
                     .first_value::<String>()?
@@ -556,11 +535,9 @@ impl Statements {
             };
             let keyset = [PgBuiltInOids::INT8OID.into(), PgBuiltInOids::INT4OID.into()];
             Ok(Statements {
-                next: prepare(CLAIM_NEXT, DELETE_CLAIMED, "", &keyset)?,
-                range: prepare(CLAIM_RANGE, DELETE_RANGE, "", &keyset)?,
+                next: prepare(CLAIM_NEXT, "", &keyset)?,
                 read: prepare(
                     CLAIM_READ,
-                    DELETE_CLAIMED,
                     "ON CONFLICT (msg_id, received_at) DO NOTHING",
                     &[PgBuiltInOids::INT8ARRAYOID.into()],
                 )?,
@@ -622,26 +599,15 @@ fn capabilities_arg_types() -> Vec<PgOid> {
         .collect()
 }
 
-/// The queue's only ingest now may delete a range without locking rows first; with others
-/// running, each claims with SKIP LOCKED. (The only one can still wait for rows another caller
-/// claimed, until that caller's transaction ends: it then finds them gone and goes on.)
-fn sole_consumer(queue: &str) -> bool {
-    Spi::get_one_with_args::<bool>(SOLE_CONSUMER, &[queue.into()])
-        .unwrap_or_else(|e| error!("centralcloud: {e}"))
-        .unwrap_or(false)
-}
-
-/// One batch on the fast path (`claim`: by range or SKIP LOCKED); if it fails, the careful path
-/// over the next `batch_size`.
+/// One batch on the fast path; if it fails, the careful path over the next `batch_size`.
 fn ingest_batch(
     config: &IngestConfig,
     statements: &Statements,
-    claim: &OwnedPreparedStatement,
     after: i64,
     deltas: &mut Deltas,
 ) -> Counts {
     let args = [after.into(), config.batch_size.into()];
-    match subxact::run_unless_transient(|| apply(claim, &args)) {
+    match subxact::run_unless_transient(|| apply(&statements.next, &args)) {
         Ok((counts, batch_deltas)) => {
             deltas.merge(batch_deltas);
             counts
