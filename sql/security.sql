@@ -193,9 +193,6 @@ ALTER FUNCTION recommend_model(text, text[], text, text[]) SET plan_cache_mode =
 -- exclusions) as about one, and would sort that one instead of reading an index in order and
 -- stopping after the rows it needs: with many candidates tied, the sort reads them all.
 ALTER FUNCTION recommend_model(text, text[], text, text[]) SET enable_sort = off;
--- Ingest runs its batch statement once per batch with new keyset values: custom plans were
--- planned again each time (0.8 ms a batch of 1,000, 4% of the call) and ran no faster.
-ALTER FUNCTION ingest_routing_events(integer, integer) SET plan_cache_mode = force_generic_plan;
 
 GRANT SELECT ON ALL TABLES IN SCHEMA @extschema@ TO centralcloud_operator;
 GRANT EXECUTE ON FUNCTION ingest_routing_events(integer, integer), learn_complexity_scores(boolean),

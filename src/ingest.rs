@@ -54,9 +54,9 @@ use std::time::Instant;
 /// `received_at` is `now()`, the claim: the partition key comes from the server, never from a
 /// publisher. A message already recorded under the same (msg_id, enqueued_at), i.e. delivered
 /// again, is dead-lettered as a duplicate; `seen` finds those with one msg_id range scan per
-/// partition index, not a probe per message (materialized: the generic plan inlined it into
-/// four index probes per message, 15% of the statement), checked through a hash (`NOT IN`; both
-/// columns are NOT NULL).
+/// partition index, not a probe per message (materialized: a plan may inline it into an index
+/// probe per message and partition), checked through a hash (`NOT IN`; both columns are NOT
+/// NULL).
 const BATCH_SQL: &str = r#"
 WITH claim AS (%2$s),
 claimed AS (
