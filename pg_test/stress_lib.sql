@@ -88,7 +88,8 @@ END $$;
 -- Learning under concurrency: every score change is published exactly once to the plain
 -- model_score_updates queue (which nobody reads here), in the order of score_history; each
 -- learned change used at least min_samples new outcomes, and no cell learned from more
--- outcomes in total than it has (no evidence used twice).
+-- outcomes in total than it has (seed: no evidence used twice; bayes: no assessment of more
+-- than there is).
 CREATE VIEW test.learning_problems AS
 WITH changes AS (
     SELECT row_number() OVER (ORDER BY id) AS n, model_name, complexity_level, new_score
@@ -110,9 +111,19 @@ SELECT 'evidence used twice', NULL, sum(h.samples)::bigint, h.model_name || '/' 
   FROM centralcloud.score_history h
   JOIN centralcloud.model_routing_metrics m
     ON m.model_name = h.model_name AND m.complexity_level = h.complexity_level
- WHERE h.policy <> 'operator'
+ WHERE h.policy = 'seed'
  GROUP BY h.model_name, h.complexity_level, m.success_count, m.failure_count
-HAVING sum(h.samples) > m.success_count + m.failure_count;
+HAVING sum(h.samples) > m.success_count + m.failure_count
+UNION ALL
+-- bayes assesses all of a cell's evidence in its regime at each run: each change's samples are
+-- a total, not what is new since the last change, so only each one is bounded.
+SELECT 'assessed more evidence than there is', NULL, max(h.samples)::bigint, h.model_name || '/' || h.complexity_level
+  FROM centralcloud.score_history h
+  JOIN centralcloud.model_routing_metrics m
+    ON m.model_name = h.model_name AND m.complexity_level = h.complexity_level
+ WHERE h.policy = 'bayes'
+ GROUP BY h.model_name, h.complexity_level, m.success_count, m.failure_count
+HAVING max(h.samples) > m.success_count + m.failure_count;
 
 -- Generated events (pg_test/malformed_events.py, one JSON line each), sent in chunks,
 -- remembering each one's msg_id.

@@ -20,6 +20,10 @@
 --   model_health and health_updates_recent, evaluate_model_health()), published to every
 --   subscribed instance; capabilities and prices; each cell's p50/p95; recommend_model() and
 --   the table of its candidates (recommend_candidates, kept by triggers).
+-- - Consensus across instances (instance_anomaly_episodes, view instance_anomalies), a snapshot
+--   for new subscribers, instance_sync; dashboards in one unit per quantity (percent(), ms(),
+--   score4()), time series (routing_hourly, routing_timeseries(), latency_sketch_quantiles()),
+--   dead letters counted per reason (dead_letter_counts) for Prometheus.
 \echo Use "ALTER EXTENSION centralcloud UPDATE TO '0.2.0'" to load this file. \quit
 
 -- ---------------------------------------------------------------------------------------
