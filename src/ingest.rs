@@ -533,9 +533,12 @@ impl Statements {
                     .unwrap_or_default();
                 Ok(client.prepare_mut(sql.as_str(), args)?.keep())
             };
-            let keyset = [PgBuiltInOids::INT8OID.into(), PgBuiltInOids::INT4OID.into()];
             Ok(Statements {
-                next: prepare(CLAIM_NEXT, "", &keyset)?,
+                next: prepare(
+                    CLAIM_NEXT,
+                    "",
+                    &[PgBuiltInOids::INT8OID.into(), PgBuiltInOids::INT4OID.into()],
+                )?,
                 read: prepare(
                     CLAIM_READ,
                     "ON CONFLICT (msg_id, received_at) DO NOTHING",

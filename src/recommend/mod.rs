@@ -348,3 +348,31 @@ fn row(r: Ranked) -> Row {
         r.reason,
     )
 }
+
+#[cfg(any(test, feature = "pg_test"))]
+#[pgrx::pg_schema]
+mod tests {
+    use crate::stats::{wilson_lower, Counts};
+    use pgrx::prelude::*;
+
+    /// The bound recommend_candidates stores and ranks ties by is stats::wilson_lower at z =
+    /// 1.645, to the bit, and NULL without outcomes.
+    #[pg_test]
+    fn the_stored_success_bound_is_wilson_at_1_645() {
+        for s in [0_i64, 1, 2, 7, 19, 95, 100, 950, 12_345, 999_999] {
+            for f in [0_i64, 1, 3, 5, 50, 1_000, 77_777] {
+                let stored = Spi::get_one_with_args::<f64>(
+                    "SELECT centralcloud.success_lower_bound($1, $2)",
+                    &[s.into(), f.into()],
+                )
+                .unwrap();
+                let expected = wilson_lower(Counts { s, f }, 1.645);
+                assert_eq!(
+                    stored.map(f64::to_bits),
+                    expected.map(f64::to_bits),
+                    "{s} successes, {f} failures: {stored:?} against {expected:?}"
+                );
+            }
+        }
+    }
+}
