@@ -34,6 +34,23 @@ SELECT test.empty($$
     UNION ALL
     (SELECT 'central', * FROM central EXCEPT SELECT 'central', * FROM summed)$$,
     'central metrics = the sum of the regions''');
+-- So is its fleet rollup the regions' rollup rows summed over instances.
+SELECT test.empty($$
+    WITH summed AS (
+        SELECT model, complexity, hour, provider, sum(usage_count)::bigint, sum(success_count)::bigint,
+               sum(failure_count)::bigint, sum(response_time_count)::bigint, sum(response_time_sum)::bigint,
+               min(response_time_min), max(response_time_max)
+          FROM test.regional_rollup GROUP BY 1, 2, 3, 4),
+    central AS (
+        SELECT model::text, complexity::text, hour, provider::text, usage_count, success_count, failure_count,
+               response_time_count, response_time_sum, response_time_min, response_time_max
+          FROM centralcloud.routing_rollup_hourly_fleet)
+    (SELECT 'regions', * FROM summed EXCEPT SELECT 'regions', * FROM central)
+    UNION ALL
+    (SELECT 'central', * FROM central EXCEPT SELECT 'central', * FROM summed)$$,
+    'central fleet rollup = the regions'' rollup summed over instances');
+SELECT test.empty($$SELECT * FROM centralcloud.check_invariants() WHERE problem = 'fleet'$$,
+                  'central fleet rollup sketches = the rollup''s merged');
 SELECT test.empty($$SELECT m.model_name FROM centralcloud.model_routing_metrics m
                      WHERE NOT EXISTS (SELECT 1 FROM centralcloud.model_complexity_scores s
                                         WHERE (s.model_name, s.complexity_level) = (m.model_name, m.complexity_level))$$,

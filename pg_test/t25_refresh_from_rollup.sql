@@ -1,7 +1,8 @@
 -- refresh_metrics_from_rollup(), the central server's step (docs/scale-out.md), on one server:
 -- after ingest it changes nothing; it repairs metrics to the rollup's recount; rollup rows that
--- arrive without ingest (as logical replication writes them) get their metrics and a score at
--- 2.5, which learning then uses; it refuses REPEATABLE READ; operators may run it.
+-- arrive without ingest (as logical replication writes them) get their metrics, fleet rollup rows
+-- (deleted ones leave it) and a score at 2.5, which learning then uses; it refuses REPEATABLE
+-- READ; operators may run it.
 \ir lib.sql
 INSERT INTO test.published (msg) SELECT test.events(900);
 SELECT test.publish();
@@ -22,8 +23,22 @@ INSERT INTO centralcloud.routing_rollup_hourly
 SELECT date_trunc('hour', now()) - make_interval(hours => h), 'eu-' || i, 'regional-model', 'complex', 'p',
        10, 9, 1, 10, 10 * (100 + h), 100 + h, 100 + h, (SELECT centralcloud.latency_sketch_agg(100 + h + 0 * g) FROM generate_series(1, 10) g)
   FROM generate_series(0, 5) h, generate_series(1, 3) i;
+SELECT test.eq((SELECT count(*) FROM centralcloud.check_invariants() WHERE problem = 'fleet'), 6::bigint,
+               'until the refresh, the fleet rollup lacks the six regional hours (and the check says so)');
 SELECT test.eq((SELECT (cells_added, cells_changed)::text FROM centralcloud.refresh_metrics_from_rollup()), '(1,1)',
                'the regional cell enters');
+SELECT test.empty($$SELECT * FROM centralcloud.check_invariants() WHERE problem = 'fleet'$$,
+                  'the refresh recounts the fleet rollup');
+SELECT test.eq((SELECT string_agg((usage_count, success_count, failure_count, response_time_min,
+                                   centralcloud.latency_sketch_count(latency_sketch))::text, ' ' ORDER BY hour)
+                  FROM centralcloud.routing_rollup_hourly_fleet WHERE model = 'regional-model'),
+               '(30,27,3,105,30) (30,27,3,104,30) (30,27,3,103,30) (30,27,3,102,30) (30,27,3,101,30) (30,27,3,100,30)',
+               'each regional hour summed over its three instances');
+SELECT test.eq((SELECT string_agg((decisions, successes, p50_ms)::text, ' ' ORDER BY "time")
+                  FROM centralcloud.routing_timeseries(now() - interval '6 hours', now() + interval '1 hour',
+                                                       model_name => 'regional-model')),
+               '(30,27,105) (30,27,104) (30,27,103) (30,27,102) (30,27,101) (30,27,100)',
+               'the time series reads them');
 SELECT test.eq((SELECT (usage_count, success_count, failure_count, response_time_count, response_time_min, response_time_max)::text
                   FROM centralcloud.model_routing_metrics WHERE model_name = 'regional-model'),
                '(180,162,18,180,100,105)', 'its metrics: the sum of its rollup rows');
@@ -34,6 +49,16 @@ SELECT test.eq((SELECT (score, prior_score, change_source)::text FROM centralclo
 SET centralcloud.min_samples_for_learning = 50;
 SELECT test.eq((SELECT samples FROM centralcloud.learn_complexity_scores(true) WHERE model = 'regional-model'), 180::bigint,
                'learning sees its 180 outcomes');
+
+-- A region's rows deleted (a replicated DELETE): its share leaves the fleet rollup.
+DELETE FROM centralcloud.routing_rollup_hourly WHERE instance_id = 'eu-1' AND model = 'regional-model';
+DELETE FROM centralcloud.routing_rollup_hourly
+ WHERE model = 'regional-model' AND hour = date_trunc('hour', now()) - interval '5 hours';
+SELECT count(*) FROM centralcloud.refresh_metrics_from_rollup();
+SELECT test.eq((SELECT string_agg(usage_count::text, ' ' ORDER BY hour)
+                  FROM centralcloud.routing_rollup_hourly_fleet WHERE model = 'regional-model'),
+               '20 20 20 20 20', 'deleted rollup rows leave the fleet rollup, an hour with none goes');
+SELECT test.empty($$SELECT * FROM centralcloud.check_invariants() WHERE problem = 'fleet'$$, 'the fleet check after the deletes');
 
 BEGIN ISOLATION LEVEL REPEATABLE READ;
 SELECT test.fails_with('SELECT * FROM centralcloud.refresh_metrics_from_rollup()', '25000', 'REPEATABLE READ refused');

@@ -85,6 +85,13 @@ SELECT date_trunc('hour', "timestamp", 'UTC'), instance_id, model, complexity, p
        coalesce(sum(response_time_ms), 0), min(response_time_ms), max(response_time_ms),
        centralcloud.latency_sketch_agg(response_time_ms)
   FROM centralcloud.routing_records GROUP BY 1, 2, 3, 4, 5;
+INSERT INTO centralcloud.routing_rollup_hourly_fleet
+       (model, complexity, hour, provider, usage_count, success_count, failure_count,
+        response_time_count, response_time_sum, response_time_min, response_time_max, latency_sketch)
+SELECT model, complexity, hour, provider, sum(usage_count), sum(success_count), sum(failure_count),
+       sum(response_time_count), sum(response_time_sum), min(response_time_min), max(response_time_max),
+       centralcloud.latency_sketch_union(latency_sketch)
+  FROM centralcloud.routing_rollup_hourly GROUP BY 1, 2, 3, 4;
 SQL
 log "bulk load and aggregation: $((SECONDS - start)) s"
 
@@ -110,6 +117,9 @@ SELECT centralcloud.set_complexity_score('model-1', 'simple', 4.2, 'operator: be
 VACUUM ANALYZE;
 SELECT pg_size_pretty(pg_total_relation_size('centralcloud.routing_records_p' || to_char((now() AT TIME ZONE 'UTC')::date - 1, 'YYYYMMDD'))) AS one_day_partition,
        (SELECT count(*) FROM centralcloud.routing_rollup_hourly) AS rollup_rows,
+       (SELECT count(*) FROM centralcloud.routing_rollup_hourly_fleet) AS fleet_rollup_rows,
+       (SELECT sum(usage_count + success_count + failure_count) FROM centralcloud.routing_rollup_hourly_fleet)
+         = (SELECT sum(usage_count + success_count + failure_count) FROM centralcloud.routing_rollup_hourly) AS fleet_totals_equal,
        (SELECT sum(usage_count + success_count + failure_count) FROM centralcloud.model_routing_metrics) AS events_in_metrics,
        (SELECT count(*) FROM centralcloud.routing_events_rejected) AS dead_letters;
 SQL

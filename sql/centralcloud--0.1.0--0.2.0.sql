@@ -450,6 +450,31 @@ BEGIN
          WHERE x.stored IS DISTINCT FROM x.recounted;
     END IF;
 
+    -- The fleet rollup is the rollup summed over instances (on a central server of the
+    -- scale-out: as of its last refresh_metrics_from_rollup()).
+    RETURN QUERY
+    WITH summed AS (
+        SELECT r.model, r.complexity, r.hour, r.provider,
+               counter_summary(sum(r.usage_count)::bigint, sum(r.success_count)::bigint,
+                               sum(r.failure_count)::bigint, sum(r.response_time_count)::bigint,
+                               sum(r.response_time_sum)::bigint, min(r.response_time_min),
+                               max(r.response_time_max), latency_sketch_union(r.latency_sketch)) AS summary
+          FROM routing_rollup_hourly r
+         GROUP BY r.model, r.complexity, r.hour, r.provider)
+    SELECT 'fleet', NULL::bigint,
+           format('%s %s/%s/%s: stored %s, summed over instances %s', coalesce(f.hour, s.hour),
+                  coalesce(f.model, s.model), coalesce(f.complexity, s.complexity),
+                  coalesce(f.provider, s.provider),
+                  counter_summary(f.usage_count, f.success_count, f.failure_count, f.response_time_count,
+                                  f.response_time_sum, f.response_time_min, f.response_time_max,
+                                  f.latency_sketch),
+                  s.summary)
+      FROM routing_rollup_hourly_fleet f
+      FULL JOIN summed s ON (s.model, s.complexity, s.hour, s.provider) = (f.model, f.complexity, f.hour, f.provider)
+     WHERE counter_summary(f.usage_count, f.success_count, f.failure_count, f.response_time_count,
+                           f.response_time_sum, f.response_time_min, f.response_time_max, f.latency_sketch)
+           IS DISTINCT FROM s.summary;
+
     -- Learning never consumed more evidence than there is, and every cell has a score.
     RETURN QUERY
     SELECT 'watermark', NULL::bigint,
@@ -482,7 +507,7 @@ END
 $check$;
 
 COMMENT ON FUNCTION check_invariants(regclass, text) IS
-  'The exact-accounting check: every message of the queue (this generation of it) is recorded, dead-lettered or still queued, exactly once; given published (a table with the msg_ids sent), each of those is somewhere and nothing else is; model_routing_metrics and routing_rollup_hourly equal a recount of routing_records (counts, sums, min, max, sketch sample count, p50/p99); learning watermarks never exceed the counts; every cell has a score; recommend_candidates equals its sources. One row per difference, none when all holds. The missing check is skipped once retention has removed records or dead letters, the recount once it removed records. Runs with the caller''s rights (operators: centralcloud_operator). Take a quiet moment or a REPEATABLE READ snapshot for an exact answer while ingest runs.';
+  'The exact-accounting check: every message of the queue (this generation of it) is recorded, dead-lettered or still queued, exactly once; given published (a table with the msg_ids sent), each of those is somewhere and nothing else is; model_routing_metrics and routing_rollup_hourly equal a recount of routing_records (counts, sums, min, max, sketch sample count, p50/p99); routing_rollup_hourly_fleet equals the rollup summed over instances; learning watermarks never exceed the counts; every cell has a score; recommend_candidates equals its sources. One row per difference, none when all holds. The missing check is skipped once retention has removed records or dead letters, the recount once it removed records. Runs with the caller''s rights (operators: centralcloud_operator). Take a quiet moment or a REPEATABLE READ snapshot for an exact answer while ingest runs.';
 
 
 -- ---------------------------------------------------------------------------------------
@@ -1271,6 +1296,58 @@ COMMENT ON COLUMN learning_changes_recent.after_value IS 'After the change, in t
 COMMENT ON COLUMN learning_changes_recent.statistic IS 'Log-likelihood ratio (success rate) or p50 ratio (latency), 1 decimal.';
 
 -- ---------------------------------------------------------------------------------------
+-- The rollup summed over instances, for fleet-wide time series and windows (a twentieth of the
+-- rows with twenty instances), filled here from the rollup as it stands.
+-- ---------------------------------------------------------------------------------------
+CREATE TABLE routing_rollup_hourly_fleet (
+    hour                TIMESTAMPTZ NOT NULL,
+    model               VARCHAR NOT NULL,
+    complexity          VARCHAR NOT NULL,
+    provider            VARCHAR NOT NULL,
+    usage_count         BIGINT NOT NULL DEFAULT 0,
+    success_count       BIGINT NOT NULL DEFAULT 0,
+    failure_count       BIGINT NOT NULL DEFAULT 0,
+    response_time_count BIGINT NOT NULL DEFAULT 0,
+    response_time_sum   BIGINT NOT NULL DEFAULT 0,
+    response_time_min   INTEGER,
+    response_time_max   INTEGER,
+    latency_sketch      BYTEA,
+    updated_at          TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (model, complexity, hour, provider)
+);
+COMMENT ON TABLE routing_rollup_hourly_fleet IS
+  'routing_rollup_hourly summed over instances: one row per (hour, model, complexity, provider), the same counters and the merged sketch. Written by ingest with the rollup; on a central server that receives rollups by replication, refresh_metrics_from_rollup() recounts it. check_invariants() compares it with the rollup.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.hour IS 'Start of the hour (UTC) of the events'' own timestamp.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.model IS 'Model.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.complexity IS 'Task complexity.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.provider IS 'Provider of the model.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.usage_count IS 'Routing decisions (outcome routed), all instances.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.success_count IS 'Outcome events with outcome success, all instances.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.failure_count IS 'Outcome events with outcome failure, all instances.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.response_time_count IS 'Events that reported response_time_ms.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.response_time_sum IS 'Sum of reported response_time_ms.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.response_time_min IS 'Smallest reported response_time_ms.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.response_time_max IS 'Largest reported response_time_ms.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.latency_sketch IS 'The instances'' sketches of the hour, merged.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.updated_at IS 'Last batch or recount that changed the row.';
+SELECT pg_catalog.pg_extension_config_dump('routing_rollup_hourly_fleet', '');
+GRANT SELECT ON routing_rollup_hourly_fleet TO centralcloud_operator;
+DO $fill_fleet$
+BEGIN
+    INSERT INTO routing_rollup_hourly_fleet
+           (model, complexity, hour, provider, usage_count, success_count, failure_count,
+            response_time_count, response_time_sum, response_time_min, response_time_max,
+            latency_sketch, updated_at)
+    SELECT r.model, r.complexity, r.hour, r.provider, sum(r.usage_count), sum(r.success_count),
+           sum(r.failure_count), sum(r.response_time_count), sum(r.response_time_sum),
+           min(r.response_time_min), max(r.response_time_max), latency_sketch_union(r.latency_sketch),
+           max(r.updated_at)
+      FROM routing_rollup_hourly r
+     GROUP BY r.model, r.complexity, r.hour, r.provider;
+END
+$fill_fleet$;
+
+-- ---------------------------------------------------------------------------------------
 -- Any window, from the rollup.
 -- ---------------------------------------------------------------------------------------
 CREATE FUNCTION latency_quantiles(model text, complexity text, since timestamptz,
@@ -1288,7 +1365,7 @@ AS $quantiles$
                    min(r.response_time_min) AS min_ms,
                    max(r.response_time_max) AS max_ms,
                    latency_sketch_union(r.latency_sketch) AS sketch
-              FROM routing_rollup_hourly r
+              FROM routing_rollup_hourly_fleet r
              WHERE (latency_quantiles.model IS NULL OR r.model = latency_quantiles.model)
                AND (latency_quantiles.complexity IS NULL OR r.complexity = latency_quantiles.complexity)
                AND r.hour >= date_trunc('hour', latency_quantiles.since, 'UTC')
@@ -1367,7 +1444,19 @@ BEGIN
                    sum(h.failure_count) AS failures, sum(h.success_count + h.failure_count) AS outcomes,
                    sum(h.response_time_sum) AS latency_sum, sum(h.response_time_count) AS latency_samples,
                    latency_sketch_quantiles(latency_sketch_union(h.latency_sketch), '{0.50, 0.95, 0.99}') AS quantiles
-              FROM routing_rollup_hourly h
+              -- Per instance from the rollup, otherwise from its sum over instances (a custom
+              -- plan keeps only the branch the call needs).
+              FROM (SELECT r.hour, r.model, r.complexity, r.provider, r.instance_id, r.usage_count,
+                           r.success_count, r.failure_count, r.response_time_sum,
+                           r.response_time_count, r.latency_sketch
+                      FROM routing_rollup_hourly r
+                     WHERE per_instance
+                    UNION ALL
+                    SELECT f.hour, f.model, f.complexity, f.provider, NULL, f.usage_count,
+                           f.success_count, f.failure_count, f.response_time_sum,
+                           f.response_time_count, f.latency_sketch
+                      FROM routing_rollup_hourly_fleet f
+                     WHERE NOT per_instance) h
              WHERE h.hour >= date_bin(bucket, since, timestamptz '2000-01-01 00:00:00+00') AND h.hour < until
                AND (model_name IS NULL OR h.model = model_name)
                AND (complexity_level IS NULL OR h.complexity = complexity_level)
@@ -1542,11 +1631,44 @@ BEGIN
         ON CONFLICT (model_name, complexity_level) DO NOTHING
         RETURNING 1)
     SELECT (SELECT count(*) FROM entered), (SELECT count(*) FROM refreshed) INTO added, changed;
+    -- The fleet rollup likewise, under the same kind of lock, taken second as ingest writes it
+    -- after the metrics.
+    LOCK TABLE routing_rollup_hourly_fleet IN SHARE ROW EXCLUSIVE MODE;
+    WITH recount AS (
+        SELECT r.model, r.complexity, r.hour, r.provider,
+               sum(r.usage_count)::bigint AS routed, sum(r.success_count)::bigint AS success,
+               sum(r.failure_count)::bigint AS failure, sum(r.response_time_count)::bigint AS lat_count,
+               sum(r.response_time_sum)::bigint AS lat_sum, min(r.response_time_min) AS lat_min,
+               max(r.response_time_max) AS lat_max, latency_sketch_union(r.latency_sketch) AS sketch
+          FROM routing_rollup_hourly r
+         GROUP BY r.model, r.complexity, r.hour, r.provider),
+    refreshed AS (
+        INSERT INTO routing_rollup_hourly_fleet AS f
+               (model, complexity, hour, provider, usage_count, success_count, failure_count,
+                response_time_count, response_time_sum, response_time_min, response_time_max,
+                latency_sketch, updated_at)
+        SELECT c.model, c.complexity, c.hour, c.provider, c.routed, c.success, c.failure, c.lat_count,
+               c.lat_sum, c.lat_min, c.lat_max, c.sketch, now()
+          FROM recount c
+         ORDER BY c.model, c.complexity, c.hour, c.provider
+        ON CONFLICT (model, complexity, hour, provider) DO UPDATE SET
+               usage_count = EXCLUDED.usage_count, success_count = EXCLUDED.success_count,
+               failure_count = EXCLUDED.failure_count, response_time_count = EXCLUDED.response_time_count,
+               response_time_sum = EXCLUDED.response_time_sum, response_time_min = EXCLUDED.response_time_min,
+               response_time_max = EXCLUDED.response_time_max, latency_sketch = EXCLUDED.latency_sketch,
+               updated_at = now()
+         WHERE (f.usage_count, f.success_count, f.failure_count, f.response_time_count, f.response_time_sum)
+               IS DISTINCT FROM (EXCLUDED.usage_count, EXCLUDED.success_count, EXCLUDED.failure_count,
+                                 EXCLUDED.response_time_count, EXCLUDED.response_time_sum))
+    -- Rows whose rollup rows were deleted (replicated deletes) go too.
+    DELETE FROM routing_rollup_hourly_fleet f
+     WHERE NOT EXISTS (SELECT 1 FROM recount c
+                        WHERE (c.model, c.complexity, c.hour, c.provider) = (f.model, f.complexity, f.hour, f.provider));
     RETURN QUERY SELECT added, changed;
 END
 $refresh$;
 COMMENT ON FUNCTION refresh_metrics_from_rollup() IS
-  'For a central server whose routing_rollup_hourly receives regional rollups by logical replication (docs/scale-out.md): makes model_routing_metrics equal a recount of the rollup (counters, min, max, merged sketch) and enters each cell seen for the first time in the score catalog at 2.5. Returns the cells added and the metrics rows changed. Schedule it like learning (e.g. every minute with pg_cron); policy bayes reads the rollup itself, so new evidence of known cells needs no refresh.';
+  'For a central server whose routing_rollup_hourly receives regional rollups by logical replication (docs/scale-out.md): makes model_routing_metrics and routing_rollup_hourly_fleet equal a recount of the rollup (counters, min, max, merged sketch) and enters each cell seen for the first time in the score catalog at 2.5. Returns the cells added and the metrics rows changed. Schedule it like learning (e.g. every minute with pg_cron); policy bayes reads the rollup itself, so new evidence of known cells needs no refresh.';
 REVOKE ALL ON FUNCTION refresh_metrics_from_rollup() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION refresh_metrics_from_rollup() TO centralcloud_operator;
 
@@ -1970,3 +2092,13 @@ REVOKE ALL ON FUNCTION recommend_candidates_add(varchar[]), recommend_candidates
 -- The candidates of the catalog as the upgrade leaves it.
 SELECT recommend_candidates_add(ARRAY(SELECT DISTINCT model FROM health_states WHERE model IS NOT NULL));
 GRANT SELECT ON recommend_candidates, recommend_candidates_source TO centralcloud_operator;
+
+-- ---------------------------------------------------------------------------------------
+-- No JIT for ingest, learning and health: past a few weeks of data their statements are
+-- estimated past jit_above_cost, and compiling cost more than running (security.sql).
+-- ---------------------------------------------------------------------------------------
+ALTER FUNCTION ingest_routing_events(integer, integer) SET jit = off;
+ALTER FUNCTION learn_complexity_scores(boolean) SET jit = off;
+ALTER FUNCTION evaluate_model_health() SET jit = off;
+COMMENT ON FUNCTION ingest_routing_events(integer, integer) IS
+  'Drains the routing-event queue (centralcloud.queue_name) batch by batch: valid events go to routing_records, model_routing_metrics, routing_rollup_hourly and routing_rollup_hourly_fleet, invalid ones to routing_events_rejected, all in the caller''s transaction (each batch in a subtransaction). batch_size NULL = centralcloud.batch_size; max_batches NULL = until the queue has no visible message. Returns what it did.';

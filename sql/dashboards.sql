@@ -354,7 +354,7 @@ AS $quantiles$
                    min(r.response_time_min) AS min_ms,
                    max(r.response_time_max) AS max_ms,
                    latency_sketch_union(r.latency_sketch) AS sketch
-              FROM routing_rollup_hourly r
+              FROM routing_rollup_hourly_fleet r
              WHERE (latency_quantiles.model IS NULL OR r.model = latency_quantiles.model)
                AND (latency_quantiles.complexity IS NULL OR r.complexity = latency_quantiles.complexity)
                AND r.hour >= date_trunc('hour', latency_quantiles.since, 'UTC')
@@ -535,7 +535,19 @@ BEGIN
                    sum(h.failure_count) AS failures, sum(h.success_count + h.failure_count) AS outcomes,
                    sum(h.response_time_sum) AS latency_sum, sum(h.response_time_count) AS latency_samples,
                    latency_sketch_quantiles(latency_sketch_union(h.latency_sketch), '{0.50, 0.95, 0.99}') AS quantiles
-              FROM routing_rollup_hourly h
+              -- Per instance from the rollup, otherwise from its sum over instances (a custom
+              -- plan keeps only the branch the call needs).
+              FROM (SELECT r.hour, r.model, r.complexity, r.provider, r.instance_id, r.usage_count,
+                           r.success_count, r.failure_count, r.response_time_sum,
+                           r.response_time_count, r.latency_sketch
+                      FROM routing_rollup_hourly r
+                     WHERE per_instance
+                    UNION ALL
+                    SELECT f.hour, f.model, f.complexity, f.provider, NULL, f.usage_count,
+                           f.success_count, f.failure_count, f.response_time_sum,
+                           f.response_time_count, f.latency_sketch
+                      FROM routing_rollup_hourly_fleet f
+                     WHERE NOT per_instance) h
              WHERE h.hour >= date_bin(bucket, since, timestamptz '2000-01-01 00:00:00+00') AND h.hour < until
                AND (model_name IS NULL OR h.model = model_name)
                AND (complexity_level IS NULL OR h.complexity = complexity_level)

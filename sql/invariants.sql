@@ -116,6 +116,31 @@ BEGIN
          WHERE x.stored IS DISTINCT FROM x.recounted;
     END IF;
 
+    -- The fleet rollup is the rollup summed over instances (on a central server of the
+    -- scale-out: as of its last refresh_metrics_from_rollup()).
+    RETURN QUERY
+    WITH summed AS (
+        SELECT r.model, r.complexity, r.hour, r.provider,
+               counter_summary(sum(r.usage_count)::bigint, sum(r.success_count)::bigint,
+                               sum(r.failure_count)::bigint, sum(r.response_time_count)::bigint,
+                               sum(r.response_time_sum)::bigint, min(r.response_time_min),
+                               max(r.response_time_max), latency_sketch_union(r.latency_sketch)) AS summary
+          FROM routing_rollup_hourly r
+         GROUP BY r.model, r.complexity, r.hour, r.provider)
+    SELECT 'fleet', NULL::bigint,
+           format('%s %s/%s/%s: stored %s, summed over instances %s', coalesce(f.hour, s.hour),
+                  coalesce(f.model, s.model), coalesce(f.complexity, s.complexity),
+                  coalesce(f.provider, s.provider),
+                  counter_summary(f.usage_count, f.success_count, f.failure_count, f.response_time_count,
+                                  f.response_time_sum, f.response_time_min, f.response_time_max,
+                                  f.latency_sketch),
+                  s.summary)
+      FROM routing_rollup_hourly_fleet f
+      FULL JOIN summed s ON (s.model, s.complexity, s.hour, s.provider) = (f.model, f.complexity, f.hour, f.provider)
+     WHERE counter_summary(f.usage_count, f.success_count, f.failure_count, f.response_time_count,
+                           f.response_time_sum, f.response_time_min, f.response_time_max, f.latency_sketch)
+           IS DISTINCT FROM s.summary;
+
     -- Learning never consumed more evidence than there is, and every cell has a score.
     RETURN QUERY
     SELECT 'watermark', NULL::bigint,
@@ -147,4 +172,4 @@ BEGIN
 END
 $check$;
 COMMENT ON FUNCTION check_invariants(regclass, text) IS
-  'The exact-accounting check: every message of the queue (this generation of it) is recorded, dead-lettered or still queued, exactly once; given published (a table with the msg_ids sent), each of those is somewhere and nothing else is; model_routing_metrics and routing_rollup_hourly equal a recount of routing_records (counts, sums, min, max, sketch sample count, p50/p99); learning watermarks never exceed the counts; every cell has a score; recommend_candidates equals its sources. One row per difference, none when all holds. The missing check is skipped once retention has removed records or dead letters, the recount once it removed records. Runs with the caller''s rights (operators: centralcloud_operator). Take a quiet moment or a REPEATABLE READ snapshot for an exact answer while ingest runs.';
+  'The exact-accounting check: every message of the queue (this generation of it) is recorded, dead-lettered or still queued, exactly once; given published (a table with the msg_ids sent), each of those is somewhere and nothing else is; model_routing_metrics and routing_rollup_hourly equal a recount of routing_records (counts, sums, min, max, sketch sample count, p50/p99); routing_rollup_hourly_fleet equals the rollup summed over instances; learning watermarks never exceed the counts; every cell has a score; recommend_candidates equals its sources. One row per difference, none when all holds. The missing check is skipped once retention has removed records or dead letters, the recount once it removed records. Runs with the caller''s rights (operators: centralcloud_operator). Take a quiet moment or a REPEATABLE READ snapshot for an exact answer while ingest runs.';

@@ -205,6 +205,41 @@ COMMENT ON COLUMN routing_rollup_hourly.response_time_max IS 'Largest reported r
 COMMENT ON COLUMN routing_rollup_hourly.latency_sketch IS 'DDSketch of the hour''s response times; merge with latency_sketch_union().';
 COMMENT ON COLUMN routing_rollup_hourly.updated_at IS 'Last batch that changed the row.';
 
+-- The rollup summed over instances: what a fleet-wide time series or window reads, a twentieth
+-- of the rows with twenty instances. Ingest adds to it with the rollup; a central server of the
+-- scale-out, whose rollup arrives by replication, recounts it (refresh_metrics_from_rollup()).
+CREATE TABLE routing_rollup_hourly_fleet (
+    hour                TIMESTAMPTZ NOT NULL,
+    model               VARCHAR NOT NULL,
+    complexity          VARCHAR NOT NULL,
+    provider            VARCHAR NOT NULL,
+    usage_count         BIGINT NOT NULL DEFAULT 0,
+    success_count       BIGINT NOT NULL DEFAULT 0,
+    failure_count       BIGINT NOT NULL DEFAULT 0,
+    response_time_count BIGINT NOT NULL DEFAULT 0,
+    response_time_sum   BIGINT NOT NULL DEFAULT 0,
+    response_time_min   INTEGER,
+    response_time_max   INTEGER,
+    latency_sketch      BYTEA,
+    updated_at          TIMESTAMPTZ NOT NULL DEFAULT now(),
+    PRIMARY KEY (model, complexity, hour, provider)
+);
+COMMENT ON TABLE routing_rollup_hourly_fleet IS
+  'routing_rollup_hourly summed over instances: one row per (hour, model, complexity, provider), the same counters and the merged sketch. Written by ingest with the rollup; on a central server that receives rollups by replication, refresh_metrics_from_rollup() recounts it. check_invariants() compares it with the rollup.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.hour IS 'Start of the hour (UTC) of the events'' own timestamp.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.model IS 'Model.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.complexity IS 'Task complexity.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.provider IS 'Provider of the model.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.usage_count IS 'Routing decisions (outcome routed), all instances.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.success_count IS 'Outcome events with outcome success, all instances.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.failure_count IS 'Outcome events with outcome failure, all instances.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.response_time_count IS 'Events that reported response_time_ms.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.response_time_sum IS 'Sum of reported response_time_ms.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.response_time_min IS 'Smallest reported response_time_ms.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.response_time_max IS 'Largest reported response_time_ms.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.latency_sketch IS 'The instances'' sketches of the hour, merged.';
+COMMENT ON COLUMN routing_rollup_hourly_fleet.updated_at IS 'Last batch or recount that changed the row.';
+
 -- ---------------------------------------------------------------------------------------
 -- Dead letters: every message ingest could not turn into a record, with the reason.
 -- ---------------------------------------------------------------------------------------
@@ -954,6 +989,7 @@ COMMENT ON FUNCTION drop_expired_dead_letters(timestamptz) IS
 
 -- pg_dump keeps the data of extension tables only when they are registered.
 SELECT pg_catalog.pg_extension_config_dump('routing_rollup_hourly', '');
+SELECT pg_catalog.pg_extension_config_dump('routing_rollup_hourly_fleet', '');
 SELECT pg_catalog.pg_extension_config_dump('retention_log', '');
 SELECT pg_catalog.pg_extension_config_dump('retention_log_id_seq', '');
 SELECT pg_catalog.pg_extension_config_dump('model_routing_metrics', '');

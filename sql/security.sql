@@ -15,7 +15,14 @@
 -- The Rust functions, documented.
 -- ---------------------------------------------------------------------------------------
 COMMENT ON FUNCTION ingest_routing_events(integer, integer) IS
-  'Drains the routing-event queue (centralcloud.queue_name) batch by batch: valid events go to routing_records, model_routing_metrics and routing_rollup_hourly, invalid ones to routing_events_rejected, all in the caller''s transaction (each batch in a subtransaction). batch_size NULL = centralcloud.batch_size; max_batches NULL = until the queue has no visible message. Returns what it did.';
+  'Drains the routing-event queue (centralcloud.queue_name) batch by batch: valid events go to routing_records, model_routing_metrics, routing_rollup_hourly and routing_rollup_hourly_fleet, invalid ones to routing_events_rejected, all in the caller''s transaction (each batch in a subtransaction). batch_size NULL = centralcloud.batch_size; max_batches NULL = until the queue has no visible message. Returns what it did.';
+-- No JIT for the periodic entry points: their statements are estimated past jit_above_cost once
+-- the tables hold weeks of data (ingest's duplicate check scans a msg_id range in every daily
+-- partition), and compiling cost more than running: ~90 ms per 1,000-message batch, 7x the batch
+-- itself; 80 of learning's 175 ms (docs/benchmarks.md).
+ALTER FUNCTION ingest_routing_events(integer, integer) SET jit = off;
+ALTER FUNCTION learn_complexity_scores(boolean) SET jit = off;
+ALTER FUNCTION evaluate_model_health() SET jit = off;
 COMMENT ON FUNCTION routing_event_verdict(text) IS
   'Ingest''s verdict on one routing event (JSON text): {NULL, NULL, timestamp normalised to UTC, score, response_time_ms rounded to whole ms, whether the timestamp had no offset (read as UTC), instance_id, complexity, model, provider, outcome, capabilities as a text[] literal, prefer, user_model_request} when valid (the values ingest stores), otherwise {reason_code, reason}. Timestamps are judged against the transaction''s start (centralcloud.max_event_age, centralcloud.max_event_clock_skew), like now().';
 COMMENT ON FUNCTION routing_event_rejection(text) IS

@@ -33,6 +33,17 @@ pub struct RollupKey {
     pub provider: String,
 }
 
+/// A row of the rollup summed over instances. Ordered like that table's primary key, for the
+/// same reason as [`CellKey`].
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct FleetKey {
+    pub model: String,
+    pub complexity: &'static str,
+    /// Start of the hour (UTC), in seconds since the Unix epoch.
+    pub hour: i64,
+    pub provider: String,
+}
+
 /// What aggregation needs of one recorded event.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Sample {
@@ -161,6 +172,26 @@ pub fn aggregate_rollups<'a>(
         complexity: e.complexity.as_str(),
         provider: e.provider.clone(),
     })
+}
+
+/// Sums rollup deltas over instances, in the fleet rollup's key order.
+pub fn fleet_of(rollups: &BTreeMap<RollupKey, CellDelta>) -> BTreeMap<FleetKey, CellDelta> {
+    let mut fleet: BTreeMap<FleetKey, CellDelta> = BTreeMap::new();
+    for (key, delta) in rollups {
+        let key = FleetKey {
+            model: key.model.clone(),
+            complexity: key.complexity,
+            hour: key.hour,
+            provider: key.provider.clone(),
+        };
+        match fleet.get_mut(&key) {
+            Some(total) => total.merge(delta),
+            None => {
+                fleet.insert(key, delta.clone());
+            }
+        }
+    }
+    fleet
 }
 
 /// Folds a batch into per-pair outcome counts, in key order.
@@ -492,5 +523,61 @@ mod tests {
             .map(|(_, d)| d.routed + d.success + d.failure)
             .sum();
         assert_eq!(in_hour_0, 120);
+    }
+
+    #[test]
+    fn the_fleet_rollup_equals_folding_the_events_without_the_instance() {
+        let batch: Vec<Sample> = (0..900_i64)
+            .map(|i| {
+                let mut e = event(
+                    &format!("m{}", i % 3),
+                    Complexity::ALL[(i % 2) as usize],
+                    Outcome::ALL[(i % 3) as usize],
+                    (i % 5 != 0).then_some((i * 7 % 1000) as i32),
+                );
+                e.hour = 3600 * (i % 4);
+                e.instance_id = format!("inst-{}", i % 7);
+                e.provider = format!("prov-{}", i % 2);
+                e
+            })
+            .collect();
+        let fleet = fleet_of(&aggregate_rollups(&batch));
+        let want = fold(&batch, |e| FleetKey {
+            model: e.model.clone(),
+            complexity: e.complexity.as_str(),
+            hour: e.hour,
+            provider: e.provider.clone(),
+        });
+        assert_eq!(
+            fleet.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>()
+        );
+        for (key, got) in &fleet {
+            let w = &want[key];
+            assert_eq!(
+                (
+                    got.routed,
+                    got.success,
+                    got.failure,
+                    got.latency_count,
+                    got.latency_sum
+                ),
+                (
+                    w.routed,
+                    w.success,
+                    w.failure,
+                    w.latency_count,
+                    w.latency_sum
+                )
+            );
+            assert_eq!(
+                (got.latency_min, got.latency_max),
+                (w.latency_min, w.latency_max)
+            );
+            assert_eq!(got.sketch.count(), w.sketch.count());
+            for q in [0.0, 0.5, 0.95, 0.99, 1.0] {
+                assert_eq!(got.sketch.quantile(q), w.sketch.quantile(q), "{key:?} {q}");
+            }
+        }
     }
 }

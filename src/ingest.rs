@@ -1,7 +1,7 @@
 //! `centralcloud.ingest_routing_events()`: the pgmq queue becomes the audit trail
 //! (`routing_records`), per-cell metrics (`model_routing_metrics`), hourly rollups
-//! (`routing_rollup_hourly`) and dead letters (`routing_events_rejected`). Thin SPI layer over
-//! `event` (validation) and `aggregate`.
+//! (`routing_rollup_hourly`, and summed over instances `routing_rollup_hourly_fleet`) and dead
+//! letters (`routing_events_rejected`). Thin SPI layer over `event` (validation) and `aggregate`.
 //!
 //! Per batch, in a subtransaction of the caller's transaction, one statement (`BATCH_SQL`)
 //! claims up to `batch_size` visible messages (SKIP LOCKED, in msg_id order after the last one
@@ -32,9 +32,9 @@
 
 use crate::admission::Admission;
 use crate::aggregate::{
-    aggregate, aggregate_capabilities, aggregate_outcomes, aggregate_rollups, merge_capabilities,
-    merge_cells, merge_outcomes, CapabilityKey, CellDelta, CellKey, OutcomeDelta, PairKey,
-    RollupKey, Sample,
+    aggregate, aggregate_capabilities, aggregate_outcomes, aggregate_rollups, fleet_of,
+    merge_capabilities, merge_cells, merge_outcomes, CapabilityKey, CellDelta, CellKey, FleetKey,
+    OutcomeDelta, PairKey, RollupKey, Sample,
 };
 use crate::event::{parse_event, Choice, Complexity, Limits, Outcome};
 use crate::spi_util::{error_with_hint, FirstValue};
@@ -177,6 +177,30 @@ const ROLLUP_SQL: &str = "INSERT INTO centralcloud.routing_rollup_hourly AS h
                 response_time_min = LEAST(h.response_time_min, EXCLUDED.response_time_min),
                 response_time_max = GREATEST(h.response_time_max, EXCLUDED.response_time_max),
                 latency_sketch = centralcloud.latency_sketch_merge(h.latency_sketch, EXCLUDED.latency_sketch),
+                updated_at = now()";
+
+/// The same rows summed over instances ($1.. parallel arrays in that table's key order): what
+/// fleet-wide time series read.
+const FLEET_SQL: &str = "INSERT INTO centralcloud.routing_rollup_hourly_fleet AS f
+               (model, complexity, hour, provider, usage_count, success_count, failure_count,
+                response_time_count, response_time_sum, response_time_min, response_time_max,
+                latency_sketch, updated_at)
+         SELECT d.model, d.complexity, to_timestamp(d.hour), d.provider, d.routed, d.success,
+                d.failure, d.lat_count, d.lat_sum, d.lat_min, d.lat_max, d.sketch, now()
+           FROM unnest($1::text[], $2::text[], $3::int8[], $4::text[], $5::int8[], $6::int8[],
+                       $7::int8[], $8::int8[], $9::int8[], $10::int4[], $11::int4[], $12::bytea[])
+                WITH ORDINALITY AS d(model, complexity, hour, provider, routed, success, failure,
+                                     lat_count, lat_sum, lat_min, lat_max, sketch, position)
+          ORDER BY d.position
+         ON CONFLICT (model, complexity, hour, provider) DO UPDATE SET
+                usage_count = f.usage_count + EXCLUDED.usage_count,
+                success_count = f.success_count + EXCLUDED.success_count,
+                failure_count = f.failure_count + EXCLUDED.failure_count,
+                response_time_count = f.response_time_count + EXCLUDED.response_time_count,
+                response_time_sum = f.response_time_sum + EXCLUDED.response_time_sum,
+                response_time_min = LEAST(f.response_time_min, EXCLUDED.response_time_min),
+                response_time_max = GREATEST(f.response_time_max, EXCLUDED.response_time_max),
+                latency_sketch = centralcloud.latency_sketch_merge(f.latency_sketch, EXCLUDED.latency_sketch),
                 updated_at = now()";
 
 /// Per (provider, model) pair, the outcomes of the call, in the second of server time it
@@ -505,6 +529,7 @@ struct Statements {
     read: OwnedPreparedStatement,
     upsert: OwnedPreparedStatement,
     rollup: OwnedPreparedStatement,
+    fleet: OwnedPreparedStatement,
     outcomes: OwnedPreparedStatement,
     capabilities: OwnedPreparedStatement,
 }
@@ -546,6 +571,7 @@ impl Statements {
                 )?,
                 upsert: client.prepare_mut(UPSERT_SQL, &upsert_arg_types())?.keep(),
                 rollup: client.prepare_mut(ROLLUP_SQL, &rollup_arg_types())?.keep(),
+                fleet: client.prepare_mut(FLEET_SQL, &fleet_arg_types())?.keep(),
                 outcomes: client
                     .prepare_mut(OUTCOMES_SQL, &outcomes_arg_types())?
                     .keep(),
@@ -584,6 +610,19 @@ fn rollup_arg_types() -> Vec<PgOid> {
         .into_iter()
         .chain([PgBuiltInOids::TEXTARRAYOID; 4]);
     keys.chain(COUNTER_ARG_TYPES).map(PgOid::from).collect()
+}
+
+fn fleet_arg_types() -> Vec<PgOid> {
+    let keys = [
+        PgBuiltInOids::TEXTARRAYOID,
+        PgBuiltInOids::TEXTARRAYOID,
+        PgBuiltInOids::INT8ARRAYOID,
+        PgBuiltInOids::TEXTARRAYOID,
+    ];
+    keys.into_iter()
+        .chain(COUNTER_ARG_TYPES)
+        .map(PgOid::from)
+        .collect()
 }
 
 fn outcomes_arg_types() -> Vec<PgOid> {
@@ -905,7 +944,37 @@ fn upsert_deltas(
     ];
     args.extend(CounterColumns::of(rollups.values()).into_args());
     client.update(&statements.rollup, None, &args)?;
+    upsert_fleet(client, statements, &fleet_of(rollups))?;
     upsert_pairs(client, statements, deltas)
+}
+
+/// The rollup rows of the call summed over instances, after the rollup (in every session).
+fn upsert_fleet(
+    client: &mut SpiClient<'_>,
+    statements: &Statements,
+    fleet: &BTreeMap<FleetKey, CellDelta>,
+) -> SpiResult<()> {
+    let mut args: Vec<DatumWithOid<'_>> = vec![
+        fleet
+            .keys()
+            .map(|k| k.model.as_str())
+            .collect::<Vec<_>>()
+            .into(),
+        fleet
+            .keys()
+            .map(|k| k.complexity)
+            .collect::<Vec<_>>()
+            .into(),
+        fleet.keys().map(|k| k.hour).collect::<Vec<_>>().into(),
+        fleet
+            .keys()
+            .map(|k| k.provider.as_str())
+            .collect::<Vec<_>>()
+            .into(),
+    ];
+    args.extend(CounterColumns::of(fleet.values()).into_args());
+    client.update(&statements.fleet, None, &args)?;
+    Ok(())
 }
 
 /// The health evidence and the learned capabilities of the pending pairs, in key order (after
