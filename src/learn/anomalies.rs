@@ -3,13 +3,14 @@
 //! ends, and the advisory each episode sends its instance. SPI; what is decided is
 //! `consensus`'s.
 
+use super::bayes::{merge_into, HourEvidence};
 use super::consensus::{advisory_message, ConsensusPolicy, Outlier, Slice, Source, Verdict};
 use super::hourly::{self, LeftOut};
 use super::Cell;
 use crate::publish::{timestamp_now, InstanceAdvisory};
 use chrono::{DateTime, SecondsFormat, Utc};
 use pgrx::spi::{SpiClient, SpiResult};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// An episode open before this run.
 pub struct OpenEpisode {
@@ -23,8 +24,11 @@ pub struct OpenEpisode {
 pub struct CellConsensus {
     /// The newest event hour of the run.
     pub now_hour: i64,
-    /// Its rollup rows in the window (ended episodes' hours left out).
+    /// Its rollup rows in the window with outcomes (ended episodes' hours left out).
     pub window: Vec<Slice>,
+    /// Its rollup rows in the window without outcomes: nothing to consensus, but part of
+    /// policy bayes's evidence of those hours, as in the table.
+    pub idle: Vec<Slice>,
     pub open: Vec<OpenEpisode>,
     pub verdict: Verdict,
 }
@@ -38,12 +42,37 @@ impl CellConsensus {
         let left_out: Vec<_> = self.left_out().collect();
         self.window
             .iter()
-            .filter(|s| {
-                !left_out.iter().any(|&(i, p, since, until)| {
-                    s.instance == i && s.provider == p && s.hour >= since && s.hour <= until
-                })
-            })
+            .filter(|s| !is_left_out(s, &left_out))
             .cloned()
+            .collect()
+    }
+
+    /// Policy bayes's evidence of the window's hours from `first_hour` on, hours ascending:
+    /// the rows summed per hour over instances and providers, sketches merged, none of a source
+    /// left out in this run; what `read_hours.sql` makes of the hours before the window, from
+    /// the rows already read (an hour's sketch is None when no row has samples, as the
+    /// aggregate's NULL).
+    pub fn hours_from(&self, first_hour: i64) -> Vec<HourEvidence> {
+        let left_out: Vec<_> = self.left_out().collect();
+        let mut by_hour: BTreeMap<i64, HourEvidence> = BTreeMap::new();
+        let rows = self.window.iter().chain(&self.idle);
+        for s in rows.filter(|s| s.hour >= first_hour && !is_left_out(s, &left_out)) {
+            let h = by_hour.entry(s.hour).or_insert_with(|| HourEvidence {
+                hour: s.hour,
+                successes: 0,
+                failures: 0,
+                latency: None,
+            });
+            h.successes += s.successes;
+            h.failures += s.failures;
+            merge_into(&mut h.latency, s.latency.as_ref());
+        }
+        by_hour
+            .into_values()
+            .map(|mut h| {
+                h.latency = h.latency.filter(|l| l.count() > 0);
+                h
+            })
             .collect()
     }
 
@@ -109,6 +138,14 @@ impl CellConsensus {
     }
 }
 
+/// Whether a row is of a source left out, in one of its hours: (instance, provider, first
+/// hour, last hour).
+fn is_left_out(s: &Slice, left_out: &[(&str, &str, i64, i64)]) -> bool {
+    left_out.iter().any(|&(i, p, since, until)| {
+        s.instance == i && s.provider == p && s.hour >= since && s.hour <= until
+    })
+}
+
 /// Reads the chunk's consensus windows and open episodes and runs the outlier test.
 pub fn judge(
     client: &SpiClient<'_>,
@@ -121,7 +158,11 @@ pub fn judge(
     let mut views = Views::new();
     for c in cells {
         let key = (c.model.clone(), c.complexity.clone());
-        let window = windows.remove(&key).unwrap_or_default();
+        let (window, idle): (Vec<Slice>, Vec<Slice>) = windows
+            .remove(&key)
+            .unwrap_or_default()
+            .into_iter()
+            .partition(|s| s.successes + s.failures > 0);
         let open = open.remove(&key).unwrap_or_default();
         let sources: Vec<Source> = open.iter().map(|e| e.source.clone()).collect();
         let verdict = policy.judge(&window, &sources);
@@ -130,6 +171,7 @@ pub fn judge(
             CellConsensus {
                 now_hour,
                 window,
+                idle,
                 open,
                 verdict,
             },

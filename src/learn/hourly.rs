@@ -26,18 +26,31 @@ pub fn newest_hour(client: &SpiClient<'_>) -> SpiResult<Option<i64>> {
         .first_value::<i64>()
 }
 
-/// Each cell's hourly evidence since its regime start (or the last HALF_LIVES_READ half-lives),
-/// up to `now_hour`, keyed by (model, complexity), without the evidence consensus leaves out
-/// (`left_out`: each cell's sources left out in this run and their hours; ended episodes' hours
-/// are left out by the statement).
+/// The first hour of a cell's evidence: its regime start, or the last HALF_LIVES_READ
+/// half-lives when that is later (or there is none).
+pub fn first_evidence_hour(regime_start: Option<i64>, now_hour: i64, half_life_hours: f64) -> i64 {
+    let oldest_hour = now_hour - (half_life_hours * HALF_LIVES_READ).ceil() as i64;
+    regime_start.map_or(oldest_hour, |h| h.max(oldest_hour))
+}
+
+/// The first hour of the consensus window ending at `now_hour`.
+pub fn window_first_hour(now_hour: i64, window_hours: i64) -> i64 {
+    now_hour.saturating_sub(window_hours.max(1) - 1)
+}
+
+/// Each cell's hourly evidence from its `first_evidence_hour` up to, not including,
+/// `before_hour` (the consensus window's first hour: the window's hours come from the rows
+/// consensus read), keyed by (model, complexity), hours ascending, without the evidence
+/// consensus leaves out (`left_out`: each cell's sources left out in this run and their hours;
+/// ended episodes' hours are left out by the statement).
 pub fn read(
     client: &SpiClient<'_>,
     cells: &[Cell],
-    now_hour: i64,
+    (before_hour, now_hour): (i64, i64),
     half_life_hours: f64,
     left_out: &[LeftOut<'_>],
 ) -> SpiResult<HashMap<(String, String), Vec<HourEvidence>>> {
-    let oldest_hour = now_hour - (half_life_hours * HALF_LIVES_READ).ceil() as i64;
+    let oldest_hour = first_evidence_hour(None, now_hour, half_life_hours);
     let rows = client.select(
         include_str!("sql/read_hours.sql"),
         None,
@@ -50,7 +63,7 @@ pub fn read(
                 .collect::<Vec<_>>()
                 .into(),
             oldest_hour.into(),
-            now_hour.into(),
+            before_hour.into(),
             left_out.iter().map(|x| x.model).collect::<Vec<_>>().into(),
             left_out
                 .iter()
@@ -80,20 +93,20 @@ pub fn read(
         ],
     )?;
     let mut by_cell: HashMap<(String, String), Vec<HourEvidence>> = HashMap::new();
+    // Columns by position (the statement's order): by name costs a lookup per column and row.
     for row in rows {
         let key = (
-            row.get_by_name::<String, _>("model")?.unwrap_or_default(),
-            row.get_by_name::<String, _>("complexity")?
-                .unwrap_or_default(),
+            row.get::<String>(1)?.unwrap_or_default(),
+            row.get::<String>(2)?.unwrap_or_default(),
         );
         // Stored sketches were checked when they were written and are checked again here.
         let latency = row
-            .get_by_name::<Vec<u8>, _>("sketch")?
+            .get::<Vec<u8>>(6)?
             .and_then(|bytes| LatencySketch::from_bytes(&bytes).ok());
         by_cell.entry(key).or_default().push(HourEvidence {
-            hour: row.get_by_name::<i64, _>("hour")?.unwrap_or_default(),
-            successes: row.get_by_name::<i64, _>("successes")?.unwrap_or_default(),
-            failures: row.get_by_name::<i64, _>("failures")?.unwrap_or_default(),
+            hour: row.get::<i64>(3)?.unwrap_or_default(),
+            successes: row.get::<i64>(4)?.unwrap_or_default(),
+            failures: row.get::<i64>(5)?.unwrap_or_default(),
             latency,
         });
     }
@@ -109,6 +122,11 @@ pub fn complexities(cells: &[Cell]) -> Vec<&str> {
     cells.iter().map(|c| c.complexity.as_str()).collect()
 }
 
+/// The first and last model of a chunk (its cells are in key order), None for no cells.
+fn model_range(cells: &[Cell]) -> Option<(&str, &str)> {
+    Some((cells.first()?.model.as_str(), cells.last()?.model.as_str()))
+}
+
 /// A source whose evidence for a cell is left out of learning in hours `since_hour ..=
 /// until_hour`.
 pub struct LeftOut<'a> {
@@ -120,15 +138,18 @@ pub struct LeftOut<'a> {
     pub until_hour: i64,
 }
 
-/// The consensus window of each cell, hours `now_hour - window_hours + 1 ..= now_hour`: one
-/// slice per (hour, instance, provider) with outcomes, keyed by (model, complexity).
+/// The consensus window of each cell, hours `window_first_hour ..= now_hour`: one slice per
+/// (hour, instance, provider), with outcomes or not, keyed by (model, complexity).
 pub fn read_window(
     client: &SpiClient<'_>,
     cells: &[Cell],
     now_hour: i64,
     window_hours: i64,
 ) -> SpiResult<HashMap<(String, String), Vec<Slice>>> {
-    let first_hour = now_hour.saturating_sub(window_hours.max(1) - 1);
+    let first_hour = window_first_hour(now_hour, window_hours);
+    let Some(model_range) = model_range(cells) else {
+        return Ok(HashMap::new());
+    };
     let rows = client.select(
         include_str!("sql/read_window.sql"),
         None,
@@ -137,30 +158,30 @@ pub fn read_window(
             complexities(cells).into(),
             first_hour.into(),
             now_hour.into(),
+            model_range.0.into(),
+            model_range.1.into(),
         ],
     )?;
     let mut by_cell: HashMap<(String, String), Vec<Slice>> = HashMap::new();
+    // Columns by position (the statement's order): by name costs a lookup per column and row.
     for row in rows {
-        let text = |name: &str| -> SpiResult<String> {
-            Ok(row.get_by_name::<String, _>(name)?.unwrap_or_default())
-        };
-        let count = |name: &str| -> SpiResult<i64> {
-            Ok(row.get_by_name::<i64, _>(name)?.unwrap_or_default())
-        };
+        let text =
+            |n: usize| -> SpiResult<String> { Ok(row.get::<String>(n)?.unwrap_or_default()) };
+        let count = |n: usize| -> SpiResult<i64> { Ok(row.get::<i64>(n)?.unwrap_or_default()) };
         let latency = row
-            .get_by_name::<Vec<u8>, _>("sketch")?
+            .get::<Vec<u8>>(10)?
             .and_then(|bytes| LatencySketch::from_bytes(&bytes).ok());
         by_cell
-            .entry((text("model")?, text("complexity")?))
+            .entry((text(1)?, text(2)?))
             .or_default()
             .push(Slice {
-                instance: text("instance")?,
-                provider: text("provider")?,
-                hour: count("hour")?,
-                successes: count("successes")?,
-                failures: count("failures")?,
-                latency_count: count("latency_count")?,
-                latency_sum_ms: count("latency_sum")?,
+                instance: text(3)?,
+                provider: text(4)?,
+                hour: count(5)?,
+                successes: count(6)?,
+                failures: count(7)?,
+                latency_count: count(8)?,
+                latency_sum_ms: count(9)?,
                 latency,
             });
     }

@@ -296,13 +296,29 @@ fn learn_chunk(
                 return Ok(None);
             };
             let left_out = anomalies::left_out(&views);
-            let mut hours =
-                hourly::read(client, &cells, now_hour, policy.half_life_hours, &left_out)?;
+            // The hours before the window from the table, the window's from the rows consensus
+            // read: each rollup row is read once.
+            let window_first = hourly::window_first_hour(now_hour, consensus.window_hours);
+            let mut hours = hourly::read(
+                client,
+                &cells,
+                (window_first, now_hour),
+                policy.half_life_hours,
+                &left_out,
+            )?;
             cells
                 .into_iter()
                 .map(|c| {
-                    let evidence = hours.remove(&key(&c)).unwrap_or_default();
+                    let mut evidence = hours.remove(&key(&c)).unwrap_or_default();
                     let view = views.get(&key(&c));
+                    if let Some(v) = view {
+                        let first = hourly::first_evidence_hour(
+                            c.regime_start,
+                            now_hour,
+                            policy.half_life_hours,
+                        );
+                        evidence.extend(v.hours_from(first));
+                    }
                     Decision::bayes(policy, *min_change, consensus, c, &evidence, now_hour, view)
                 })
                 .collect()
