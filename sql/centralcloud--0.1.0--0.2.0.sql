@@ -24,6 +24,8 @@
 --   for new subscribers, instance_sync; dashboards in one unit per quantity (percent(), ms(),
 --   score4()), time series (routing_hourly, routing_timeseries(), latency_sketch_quantiles()),
 --   dead letters counted per reason (dead_letter_counts) for Prometheus.
+-- - Ingest's batch statement judges each message once and inserts the validator's values as
+--   typed columns (routing_event_check(), routing_event_rows(): internal, not PUBLIC).
 \echo Use "ALTER EXTENSION centralcloud UPDATE TO '0.2.0'" to load this file. \quit
 
 -- ---------------------------------------------------------------------------------------
@@ -515,6 +517,46 @@ COMMENT ON FUNCTION check_invariants(regclass, text) IS
 -- ---------------------------------------------------------------------------------------
 COMMENT ON FUNCTION routing_event_verdict(text) IS
   'Ingest''s verdict on one routing event (JSON text): {NULL, NULL, timestamp normalised to UTC, score, response_time_ms rounded to whole ms, whether the timestamp had no offset (read as UTC), instance_id, complexity, model, provider, outcome, capabilities as a text[] literal, prefer, user_model_request} when valid (the values ingest stores), otherwise {reason_code, reason}. Timestamps are judged against the transaction''s start (centralcloud.max_event_age, centralcloud.max_event_clock_skew), like now().';
+
+-- ---------------------------------------------------------------------------------------
+-- Ingest judges each message once (routing_event_check) and hands the valid ones to the
+-- INSERT as typed columns (routing_event_rows): no text array PostgreSQL parses again.
+-- ---------------------------------------------------------------------------------------
+CREATE FUNCTION routing_event_check(
+	"msg_id" bigint,
+	"enqueued_at" timestamp with time zone,
+	"body" TEXT
+) RETURNS TEXT[]
+VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'routing_event_check_wrapper';
+CREATE FUNCTION routing_event_rows(
+	"msg_ids" bigint[]
+) RETURNS TABLE (
+	"msg_id" bigint,
+	"timestamp" timestamp with time zone,
+	"instance_id" TEXT,
+	"complexity" TEXT,
+	"model" TEXT,
+	"provider" TEXT,
+	"score" double precision,
+	"outcome" TEXT,
+	"response_time_ms" INT,
+	"capabilities_required" TEXT[],
+	"preference" TEXT,
+	"user_model_request" TEXT,
+	"enqueued_at" timestamp with time zone,
+	"timestamp_without_offset" bool
+)
+STRICT VOLATILE PARALLEL UNSAFE
+LANGUAGE c
+AS 'MODULE_PATHNAME', 'routing_event_rows_wrapper';
+COMMENT ON FUNCTION routing_event_check(bigint, timestamptz, text) IS
+  'Internal to ingest''s batch statement: NULL when the message is a valid routing event, otherwise {reason_code, reason} (as routing_event_verdict()); inside a batch it keeps the valid event in the backend for routing_event_rows(). Not executable by PUBLIC.';
+COMMENT ON FUNCTION routing_event_rows(bigint[]) IS
+  'Internal to ingest''s batch statement: the events routing_event_check() kept in this batch for these msg_ids, as the typed columns of routing_records (the validator''s values). Not executable by PUBLIC.';
+-- Internal to ingest's batch statement (they keep and hand over this backend's judged events).
+REVOKE ALL ON FUNCTION routing_event_check(bigint, timestamptz, text), routing_event_rows(bigint[]) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------------------
 -- Learning policy bayes: each cell's prior (the reported or operator score) and regime start,

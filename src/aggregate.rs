@@ -155,7 +155,17 @@ pub fn merge_cells<K: Ord>(total: &mut BTreeMap<K, CellDelta>, batch: BTreeMap<K
 
 /// Folds a batch into per-cell deltas, in key order.
 pub fn aggregate<'a>(events: impl IntoIterator<Item = &'a Sample>) -> BTreeMap<CellKey, CellDelta> {
-    fold(events, |e| CellKey {
+    let mut cells = BTreeMap::new();
+    add_cells(&mut cells, events);
+    cells
+}
+
+/// Adds events to per-cell deltas.
+pub fn add_cells<'a>(
+    cells: &mut BTreeMap<CellKey, CellDelta>,
+    events: impl IntoIterator<Item = &'a Sample>,
+) {
+    fold_into(cells, events, |e| CellKey {
         model: e.model.clone(),
         complexity: e.complexity.as_str(),
     })
@@ -165,7 +175,17 @@ pub fn aggregate<'a>(events: impl IntoIterator<Item = &'a Sample>) -> BTreeMap<C
 pub fn aggregate_rollups<'a>(
     events: impl IntoIterator<Item = &'a Sample>,
 ) -> BTreeMap<RollupKey, CellDelta> {
-    fold(events, |e| RollupKey {
+    let mut rollups = BTreeMap::new();
+    add_rollups(&mut rollups, events);
+    rollups
+}
+
+/// Adds events to hourly rollup deltas.
+pub fn add_rollups<'a>(
+    rollups: &mut BTreeMap<RollupKey, CellDelta>,
+    events: impl IntoIterator<Item = &'a Sample>,
+) {
+    fold_into(rollups, events, |e| RollupKey {
         hour: e.hour,
         instance_id: e.instance_id.clone(),
         model: e.model.clone(),
@@ -198,7 +218,16 @@ pub fn fleet_of(rollups: &BTreeMap<RollupKey, CellDelta>) -> BTreeMap<FleetKey, 
 pub fn aggregate_outcomes<'a>(
     events: impl IntoIterator<Item = &'a Sample>,
 ) -> BTreeMap<PairKey, OutcomeDelta> {
-    let mut out: BTreeMap<PairKey, OutcomeDelta> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    add_outcomes(&mut out, events);
+    out
+}
+
+/// Adds events to per-pair outcome counts.
+pub fn add_outcomes<'a>(
+    out: &mut BTreeMap<PairKey, OutcomeDelta>,
+    events: impl IntoIterator<Item = &'a Sample>,
+) {
     for e in events {
         let key = PairKey {
             provider: e.provider.clone(),
@@ -211,14 +240,22 @@ pub fn aggregate_outcomes<'a>(
             Outcome::Failure => d.failure += 1,
         }
     }
-    out
 }
 
 /// Folds a batch into the number of successful requests per pair and capability, in key order.
 pub fn aggregate_capabilities<'a>(
     events: impl IntoIterator<Item = &'a Sample>,
 ) -> BTreeMap<CapabilityKey, i64> {
-    let mut out: BTreeMap<CapabilityKey, i64> = BTreeMap::new();
+    let mut out = BTreeMap::new();
+    add_capabilities(&mut out, events);
+    out
+}
+
+/// Adds the successful events to the counts per pair and capability.
+pub fn add_capabilities<'a>(
+    out: &mut BTreeMap<CapabilityKey, i64>,
+    events: impl IntoIterator<Item = &'a Sample>,
+) {
     for e in events.into_iter().filter(|e| e.outcome == Outcome::Success) {
         for capability in &e.capabilities {
             let key = CapabilityKey {
@@ -229,7 +266,6 @@ pub fn aggregate_capabilities<'a>(
             *out.entry(key).or_default() += 1;
         }
     }
-    out
 }
 
 /// Adds the per-key counts of a later batch.
@@ -255,15 +291,14 @@ pub fn merge_capabilities(
     }
 }
 
-fn fold<'a, K: Ord>(
+fn fold_into<'a, K: Ord>(
+    deltas: &mut BTreeMap<K, CellDelta>,
     events: impl IntoIterator<Item = &'a Sample>,
     key: impl Fn(&Sample) -> K,
-) -> BTreeMap<K, CellDelta> {
-    let mut deltas: BTreeMap<K, CellDelta> = BTreeMap::new();
+) {
     for e in events {
         deltas.entry(key(e)).or_default().add(e);
     }
-    deltas
 }
 
 #[cfg(test)]
@@ -542,7 +577,8 @@ mod tests {
             })
             .collect();
         let fleet = fleet_of(&aggregate_rollups(&batch));
-        let want = fold(&batch, |e| FleetKey {
+        let mut want = BTreeMap::new();
+        fold_into(&mut want, &batch, |e| FleetKey {
             model: e.model.clone(),
             complexity: e.complexity.as_str(),
             hour: e.hour,

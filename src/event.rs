@@ -166,6 +166,8 @@ fn duration_text(seconds: i64) -> String {
 pub struct RoutingEvent {
     /// RFC 3339 in UTC with microseconds, ready for a `timestamptz` cast.
     pub timestamp: String,
+    /// The same instant in microseconds since 1970-01-01T00:00:00Z (what ingest stores).
+    pub micros: i64,
     /// The instance wrote no offset: the timestamp was read as UTC.
     pub timestamp_without_offset: bool,
     pub instance_id: String,
@@ -305,13 +307,14 @@ pub fn validate_event(root: &Value, limits: &Limits) -> Result<RoutingEvent, Rej
     )?;
     let s = Strings { limits };
 
-    let (timestamp, timestamp_without_offset) = timestamp(
+    let (timestamp, timestamp_without_offset, micros) = timestamp(
         required(root, "timestamp", "timestamp")?,
         "timestamp",
         limits,
     )?;
     Ok(RoutingEvent {
         timestamp,
+        micros,
         timestamp_without_offset,
         instance_id: s.name(required(root, "instance_id", "instance_id")?, "instance_id")?,
         complexity: one_of(
@@ -565,7 +568,11 @@ fn response_time(v: Option<&Value>, limits: &Limits) -> Result<Option<i32>, Reje
 ///
 /// Last, the window around the server time ([`Limits::now`]), if any: far-future events would
 /// otherwise sit in every "last 24 hours" view for good.
-fn timestamp(v: &Value, path: &'static str, limits: &Limits) -> Result<(String, bool), Rejection> {
+fn timestamp(
+    v: &Value,
+    path: &'static str,
+    limits: &Limits,
+) -> Result<(String, bool, i64), Rejection> {
     let text = string(v, path)?;
     if text.len() > MAX_TIMESTAMP_CHARS {
         let chars = text.chars().count();
@@ -618,6 +625,7 @@ fn timestamp(v: &Value, path: &'static str, limits: &Limits) -> Result<(String, 
     Ok((
         utc.to_rfc3339_opts(SecondsFormat::Micros, true),
         without_offset,
+        micros,
     ))
 }
 
@@ -1790,6 +1798,9 @@ mod props {
         ValidEvent {
             value: Value::Object(root),
             expected: RoutingEvent {
+                micros: DateTime::parse_from_rfc3339(&ts_norm)
+                    .expect("a normalised timestamp")
+                    .timestamp_micros(),
                 timestamp: ts_norm,
                 timestamp_without_offset: false,
                 instance_id: instance,

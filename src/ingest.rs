@@ -5,11 +5,12 @@
 //!
 //! Per batch, in a subtransaction of the caller's transaction, one statement (`BATCH_SQL`)
 //! claims up to `batch_size` visible messages (SKIP LOCKED, in msg_id order after the last one
-//! this call took), deletes them from the queue, validates each with
-//! `routing_event_verdict()`, inserts the valid ones into `routing_records` and dead-letters the
-//! others with their reason. The recorded events come back to Rust and are aggregated per
-//! (model, complexity) and per hourly rollup row. The deltas of the call's batches are merged
-//! and each metrics and rollup row is upserted once, in key order (so concurrent callers cannot
+//! this call took), deletes them from the queue, judges each with `routing_event_check()`
+//! (which keeps the valid events in this backend), inserts the valid ones into
+//! `routing_records` as typed columns (`routing_event_rows()`) and dead-letters the others with
+//! their reason. Only the msg_ids come back; Rust aggregates the kept events of the recorded
+//! ones per (model, complexity) and per hourly rollup row, straight into the call's totals, and
+//! each metrics and rollup row is upserted once, in key order (so concurrent callers cannot
 //! deadlock, and a long drain writes each metrics row once instead of once per batch): at the
 //! end of the call, or earlier when more than `centralcloud.ingest_max_pending_rows` rows are
 //! pending, which bounds the memory of one call. Records, dead letters, queue deletes and
@@ -32,24 +33,30 @@
 
 use crate::admission::Admission;
 use crate::aggregate::{
-    aggregate, aggregate_capabilities, aggregate_outcomes, aggregate_rollups, fleet_of,
-    merge_capabilities, merge_cells, merge_outcomes, CapabilityKey, CellDelta, CellKey, FleetKey,
-    OutcomeDelta, PairKey, RollupKey, Sample,
+    add_capabilities, add_cells, add_outcomes, add_rollups, fleet_of, CapabilityKey, CellDelta,
+    CellKey, FleetKey, OutcomeDelta, PairKey, RollupKey, Sample,
 };
-use crate::event::{parse_event, Choice, Complexity, Limits, Outcome};
+use crate::event::{parse_event, Choice, Limits, Outcome, RoutingEvent};
 use crate::spi_util::{error_with_hint, FirstValue};
 use crate::{guc, subxact};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
 use pgrx::spi::{OwnedPreparedStatement, SpiClient, SpiResult};
-use std::cell::RefCell;
-use std::collections::BTreeMap;
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 /// The batch statement. `%1$I` is the queue table (quoted by `format()`); `%2$s` is one of the
 /// two claim clauses below, which yield the msg_ids to take; `%3$s` is the careful path's
 /// `ON CONFLICT (msg_id, received_at) DO NOTHING`, or nothing on the fast path (speculative
 /// insertion costs a third of the insert).
+///
+/// The claimed rows are deleted by index (`= ANY`), whatever the plan's estimate of the claim:
+/// a join let a generic plan hash the whole queue. `routing_event_check()` judges each message
+/// and keeps the valid ones in this backend; `routing_event_rows()` hands them to the INSERT as
+/// typed columns (no text PostgreSQL parses again), once the last message is judged (its
+/// argument is the whole of `fresh`). Only msg_ids come back to Rust, which aggregates the
+/// events it kept.
 ///
 /// `received_at` is `now()`, the claim: the partition key comes from the server, never from a
 /// publisher. A message already recorded under the same (msg_id, enqueued_at), i.e. delivered
@@ -60,18 +67,18 @@ use std::time::Instant;
 const BATCH_SQL: &str = r#"
 WITH claim AS (%2$s),
 claimed AS (
-    DELETE FROM pgmq.%1$I AS q USING claim
-     WHERE q.msg_id = claim.msg_id
+    DELETE FROM pgmq.%1$I AS q
+     WHERE q.msg_id = ANY (ARRAY(SELECT msg_id FROM claim))
     RETURNING q.msg_id, q.read_ct, q.enqueued_at, q.message,
-              centralcloud.routing_event_verdict(q.message::text) AS verdict
+              centralcloud.routing_event_check(q.msg_id, q.enqueued_at, q.message::text) AS rejection
 ),
 seen AS MATERIALIZED (
     SELECT r.msg_id, r.enqueued_at FROM centralcloud.routing_records r
      WHERE r.msg_id BETWEEN (SELECT min(msg_id) FROM claimed) AND (SELECT max(msg_id) FROM claimed)
 ),
 fresh AS (
-    SELECT * FROM claimed c
-     WHERE c.verdict[1] IS NULL
+    SELECT c.msg_id FROM claimed c
+     WHERE c.rejection IS NULL
        AND (c.msg_id, c.enqueued_at) NOT IN (SELECT s.msg_id, s.enqueued_at FROM seen s)
 ),
 recorded AS (
@@ -79,15 +86,12 @@ recorded AS (
            (msg_id, "timestamp", instance_id, complexity, model, provider, score, outcome,
             response_time_ms, capabilities_required, preference, user_model_request, received_at,
             enqueued_at, timestamp_without_offset)
-    SELECT msg_id, verdict[3]::timestamptz, verdict[7], verdict[8], verdict[9], verdict[10],
-           verdict[4]::float8, verdict[11], verdict[5]::int, verdict[12]::text[], verdict[13],
-           verdict[14], now(), enqueued_at, verdict[6]::boolean
-      FROM fresh
+    SELECT e.msg_id, e."timestamp", e.instance_id, e.complexity, e.model, e.provider, e.score,
+           e.outcome, e.response_time_ms, e.capabilities_required, e.preference,
+           e.user_model_request, now(), e.enqueued_at, e.timestamp_without_offset
+      FROM centralcloud.routing_event_rows(ARRAY(SELECT msg_id FROM fresh)) AS e
     %3$s
-    RETURNING r.msg_id, r.model, r.complexity, r.outcome, r.response_time_ms, r.score,
-              r.instance_id, r.provider,
-              extract(epoch FROM date_trunc('hour', r."timestamp", 'UTC'))::int8 AS hour,
-              CASE WHEN r.outcome = 'success' THEN r.capabilities_required END AS capabilities
+    RETURNING r.msg_id
 ),
 rejected AS (
     INSERT INTO centralcloud.routing_events_rejected AS x
@@ -95,25 +99,22 @@ rejected AS (
             message_bytes, message_sha256)
     SELECT d.msg_id, b.kept, d.reason_code, d.reason, d.read_ct, d.enqueued_at, b.prefix, b.bytes,
            b.sha256
-      FROM (SELECT msg_id, message, verdict[1] AS reason_code, verdict[2] AS reason, read_ct,
+      FROM (SELECT msg_id, message, rejection[1] AS reason_code, rejection[2] AS reason, read_ct,
                    enqueued_at
               FROM claimed
-             WHERE verdict[1] IS NOT NULL
+             WHERE rejection IS NOT NULL
             UNION ALL
             SELECT msg_id, message, 'duplicate',
                    'msg_id ' || msg_id || ' is already in routing_records (delivered twice)',
                    read_ct, enqueued_at
               FROM claimed
-             WHERE verdict[1] IS NULL AND msg_id NOT IN (SELECT msg_id FROM recorded)) AS d,
+             WHERE rejection IS NULL AND msg_id NOT IN (SELECT msg_id FROM recorded)) AS d,
            LATERAL centralcloud.dead_letter_body(d.message) AS b
     RETURNING x.msg_id, x.reason_code
 )
-SELECT msg_id, model::text, complexity::text, outcome::text, response_time_ms, score, NULL::text,
-       instance_id::text, provider::text, hour, capabilities
-  FROM recorded
+SELECT msg_id, NULL::text AS reason_code FROM recorded
 UNION ALL
-SELECT msg_id, NULL, NULL, NULL, NULL, NULL, reason_code, NULL, NULL, NULL, NULL
-  FROM rejected
+SELECT msg_id, reason_code FROM rejected
 "#;
 
 /// One upsert per cell: $1.. are parallel arrays in key order; counters add up, sketches merge.
@@ -229,10 +230,13 @@ const CAPABILITIES_SQL: &str = "INSERT INTO centralcloud.model_capabilities AS c
          ON CONFLICT (provider, model, capability) DO UPDATE SET
                 successes = c.successes + EXCLUDED.successes, last_seen_at = now()";
 
-/// Fast path: the next visible messages after msg_id $1, at most $2, skipping locked ones.
+/// Fast path: the next visible messages after msg_id $1, at most the call's batch size
+/// (`%2$s`), skipping locked ones. The limit is a constant, not a parameter, so the statement
+/// can keep one generic plan for the whole call (planning it cost 0.6 ms a batch of 1,000):
+/// with `LIMIT $2` the generic plan assumed a tenth of the queue and deleted by scanning it.
 const CLAIM_NEXT: &str = "SELECT msg_id FROM pgmq.%1$I
                            WHERE msg_id > $1 AND vt <= clock_timestamp()
-                           ORDER BY msg_id LIMIT $2 FOR UPDATE SKIP LOCKED";
+                           ORDER BY msg_id LIMIT %2$s FOR UPDATE SKIP LOCKED";
 /// Careful path: exactly the messages $1, already read (and locked) with `pgmq.read`.
 const CLAIM_READ: &str = "SELECT unnest($1::int8[]) AS msg_id";
 
@@ -247,20 +251,13 @@ struct Deltas {
 }
 
 impl Deltas {
-    fn of(samples: &[Sample]) -> Self {
-        Deltas {
-            cells: aggregate(samples),
-            rollups: aggregate_rollups(samples),
-            outcomes: aggregate_outcomes(samples),
-            capabilities: aggregate_capabilities(samples),
-        }
-    }
-
-    fn merge(&mut self, batch: Deltas) {
-        merge_cells(&mut self.cells, batch.cells);
-        merge_cells(&mut self.rollups, batch.rollups);
-        merge_outcomes(&mut self.outcomes, batch.outcomes);
-        merge_capabilities(&mut self.capabilities, batch.capabilities);
+    /// Adds a batch's recorded events (each sample straight into the call's sketches: no
+    /// per-batch maps to merge).
+    fn add(&mut self, samples: &[Sample]) {
+        add_cells(&mut self.cells, samples);
+        add_rollups(&mut self.rollups, samples);
+        add_outcomes(&mut self.outcomes, samples);
+        add_capabilities(&mut self.capabilities, samples);
     }
 
     fn pending_rows(&self) -> usize {
@@ -337,7 +334,7 @@ fn ingest_routing_events(
     let config = IngestConfig::current(batch_size);
     ensure_queue_exists(&config.queue);
     ensure_partitions();
-    let statements = Statements::prepare(&config.queue);
+    let statements = Statements::prepare(&config.queue, config.batch_size);
     let _admission = begin_admission();
 
     let mut total = Counts::default();
@@ -381,16 +378,10 @@ fn ingest_routing_events(
 /// (the window around the server time), both fixed within a statement, like `now()`.
 #[pg_extern(stable, parallel_safe)]
 fn routing_event_verdict(body: Option<&str>) -> Vec<Option<String>> {
-    let limits: Limits = guc::limits();
-    let event = match parse_event(body, &limits) {
+    let event = match judge(body) {
         Ok(event) => event,
-        Err(why) => return vec![Some(why.code().to_string()), Some(why.to_string())],
+        Err([code, reason]) => return vec![Some(code), Some(reason)],
     };
-    if let Err(why) =
-        ADMISSION.with_borrow_mut(|a| a.as_mut().map_or(Ok(()), |a| a.admit(&event.model)))
-    {
-        return vec![Some("too_many_models".to_string()), Some(why)];
-    }
     // f64's Display is the shortest text that reads back as the same double.
     vec![
         None,
@@ -410,6 +401,146 @@ fn routing_event_verdict(body: Option<&str>) -> Vec<Option<String>> {
     ]
 }
 
+/// The validator's judgement of one message, under the running ingest call's admission:
+/// the event, or `[reason_code, reason]`.
+fn judge(body: Option<&str>) -> Result<RoutingEvent, [String; 2]> {
+    let limits: Limits = guc::limits();
+    let event =
+        parse_event(body, &limits).map_err(|why| [why.code().to_string(), why.to_string()])?;
+    ADMISSION
+        .with_borrow_mut(|a| a.as_mut().map_or(Ok(()), |a| a.admit(&event.model)))
+        .map_err(|why| ["too_many_models".to_string(), why])?;
+    Ok(event)
+}
+
+/// Ingest's judgement of one message in its batch statement: NULL when it is a valid routing
+/// event, otherwise `{reason_code, reason}` (as `routing_event_verdict()`). Inside a batch, the
+/// valid event is kept in this backend for `routing_event_rows()`; elsewhere nothing is kept.
+/// Volatile: it has that side effect.
+#[pg_extern(volatile, parallel_unsafe)]
+fn routing_event_check(
+    msg_id: i64,
+    enqueued_at: TimestampWithTimeZone,
+    body: Option<&str>,
+) -> Option<Vec<String>> {
+    match judge(body) {
+        Ok(event) => {
+            if JUDGING.get() {
+                JUDGED.with_borrow_mut(|j| j.insert(msg_id, Judged { enqueued_at, event }));
+            }
+            None
+        }
+        Err(rejection) => Some(rejection.into()),
+    }
+}
+
+/// The events `routing_event_check()` kept in this batch for these msg_ids, as the columns of
+/// `routing_records` (the validator's values, typed). A msg_id it did not keep is an error.
+#[pg_extern(volatile, parallel_unsafe)]
+fn routing_event_rows(
+    msg_ids: Vec<i64>,
+) -> TableIterator<
+    'static,
+    (
+        name!(msg_id, i64),
+        name!(timestamp, TimestampWithTimeZone),
+        name!(instance_id, String),
+        name!(complexity, &'static str),
+        name!(model, String),
+        name!(provider, String),
+        name!(score, f64),
+        name!(outcome, &'static str),
+        name!(response_time_ms, Option<i32>),
+        name!(capabilities_required, Vec<String>),
+        name!(preference, Option<&'static str>),
+        name!(user_model_request, Option<String>),
+        name!(enqueued_at, TimestampWithTimeZone),
+        name!(timestamp_without_offset, bool),
+    ),
+> {
+    let rows: Vec<_> = JUDGED.with_borrow(|judged| {
+        msg_ids
+            .iter()
+            .map(|id| match judged.get(id) {
+                Some(j) => row_of(*id, j),
+                None => error!("centralcloud: msg_id {id} was not judged in this batch"),
+            })
+            .collect()
+    });
+    TableIterator::new(rows)
+}
+
+type RecordRow = (
+    i64,
+    TimestampWithTimeZone,
+    String,
+    &'static str,
+    String,
+    String,
+    f64,
+    &'static str,
+    Option<i32>,
+    Vec<String>,
+    Option<&'static str>,
+    Option<String>,
+    TimestampWithTimeZone,
+    bool,
+);
+
+fn row_of(msg_id: i64, judged: &Judged) -> RecordRow {
+    let e = &judged.event;
+    (
+        msg_id,
+        timestamptz_of(e.micros),
+        e.instance_id.clone(),
+        e.complexity.as_str(),
+        e.model.clone(),
+        e.provider.clone(),
+        e.score,
+        e.outcome.as_str(),
+        e.response_time_ms,
+        e.capabilities.clone(),
+        e.prefer.map(|p| p.as_str()),
+        e.user_model_request.clone(),
+        judged.enqueued_at,
+        e.timestamp_without_offset,
+    )
+}
+
+/// Microseconds since 1970 as a timestamptz (PostgreSQL counts from 2000).
+fn timestamptz_of(unix_micros: i64) -> TimestampWithTimeZone {
+    const PG_EPOCH_UNIX_MICROS: i64 = 946_684_800_000_000;
+    TimestampWithTimeZone::try_from(unix_micros - PG_EPOCH_UNIX_MICROS)
+        .unwrap_or_else(|e| error!("centralcloud: timestamp {unix_micros} µs: {e:?}"))
+}
+
+/// A valid event of the running batch, judged and waiting for the INSERT and aggregation.
+struct Judged {
+    enqueued_at: TimestampWithTimeZone,
+    event: RoutingEvent,
+}
+
+/// While alive, `routing_event_check()` keeps what it judges valid; dropped at the end of a
+/// batch statement's reading, or while an error unwinds it. The map keeps its capacity for the
+/// call's next batch (growing it again each batch cost 3% of a call); the call frees it at its
+/// end (`AdmissionScope`).
+struct JudgedScope;
+
+impl JudgedScope {
+    fn begin() -> Self {
+        JUDGED.with_borrow_mut(HashMap::clear);
+        JUDGING.set(true);
+        JudgedScope
+    }
+}
+
+impl Drop for JudgedScope {
+    fn drop(&mut self) {
+        JUDGING.set(false);
+        JUDGED.with_borrow_mut(HashMap::clear);
+    }
+}
+
 /// `{"a","b"}`: a text[] literal that reads back as exactly these strings.
 fn text_array_literal(items: &[String]) -> String {
     let quoted: Vec<String> = items
@@ -420,18 +551,23 @@ fn text_array_literal(items: &[String]) -> String {
 }
 
 thread_local! {
+    /// The valid events of the running batch statement, by msg_id (kept only while JUDGING).
+    static JUDGED: RefCell<HashMap<i64, Judged>> = RefCell::new(HashMap::new());
+    static JUDGING: Cell<bool> = const { Cell::new(false) };
     /// The models the running ingest call admits (None outside ingest: routing_event_verdict
     /// called by hand judges the event alone).
     static ADMISSION: RefCell<Option<Admission>> = const { RefCell::new(None) };
 }
 
 /// While alive, this call's admission is in force; dropped at the end of the call, or while an
-/// error unwinds it, so a later routing_event_verdict() by hand never sees a stale one.
+/// error unwinds it, so a later routing_event_verdict() by hand never sees a stale one. It also
+/// frees the judged events' map, which kept its capacity from batch to batch.
 struct AdmissionScope;
 
 impl Drop for AdmissionScope {
     fn drop(&mut self) {
         ADMISSION.set(None);
+        JUDGED.take();
     }
 }
 
@@ -535,7 +671,7 @@ struct Statements {
 }
 
 impl Statements {
-    fn prepare(queue: &str) -> Self {
+    fn prepare(queue: &str, batch_size: i32) -> Self {
         Spi::connect(|client| -> SpiResult<Self> {
             let prepare = |claim: &str,
                            on_conflict: &str,
@@ -545,13 +681,14 @@ impl Statements {
                 let sql = client
                     .select(
                         "SELECT format($1, pgmq.format_table_name($2, 'q'),
-                                       format($3, pgmq.format_table_name($2, 'q')), $4::text)",
+                                       format($3, pgmq.format_table_name($2, 'q'), $5), $4::text)",
                         None,
                         &[
                             BATCH_SQL.into(),
                             queue.into(),
                             claim.into(),
                             on_conflict.into(),
+                            batch_size.into(),
                         ],
                     )?
                     .first_value::<String>()?
@@ -559,11 +696,7 @@ impl Statements {
                 Ok(client.prepare_mut(sql.as_str(), args)?.keep())
             };
             Ok(Statements {
-                next: prepare(
-                    CLAIM_NEXT,
-                    "",
-                    &[PgBuiltInOids::INT8OID.into(), PgBuiltInOids::INT4OID.into()],
-                )?,
+                next: prepare(CLAIM_NEXT, "", &[PgBuiltInOids::INT8OID.into()])?,
                 read: prepare(
                     CLAIM_READ,
                     "ON CONFLICT (msg_id, received_at) DO NOTHING",
@@ -648,10 +781,10 @@ fn ingest_batch(
     after: i64,
     deltas: &mut Deltas,
 ) -> Counts {
-    let args = [after.into(), config.batch_size.into()];
+    let args = [after.into()];
     match subxact::run_unless_transient(|| apply(&statements.next, &args)) {
-        Ok((counts, batch_deltas)) => {
-            deltas.merge(batch_deltas);
+        Ok((counts, samples)) => {
+            deltas.add(&samples);
             counts
         }
         Err(failure) => {
@@ -661,45 +794,61 @@ fn ingest_batch(
     }
 }
 
-/// Runs a batch statement; returns what it did and the deltas of what it recorded.
-fn apply(batch: &OwnedPreparedStatement, args: &[DatumWithOid<'_>]) -> (Counts, Deltas) {
-    Spi::connect_mut(|client| -> SpiResult<(Counts, Deltas)> {
+/// Runs a batch statement; returns what it did and the events it recorded.
+fn apply(batch: &OwnedPreparedStatement, args: &[DatumWithOid<'_>]) -> (Counts, Vec<Sample>) {
+    let _judged = JudgedScope::begin();
+    Spi::connect_mut(|client| -> SpiResult<(Counts, Vec<Sample>)> {
         let mut counts = Counts::default();
         let mut samples = Vec::new();
         for row in client.update(batch, None, args)? {
             let msg_id = row.get::<i64>(1)?.unwrap_or_default();
             counts.read += 1;
             counts.last_msg_id = counts.last_msg_id.max(msg_id);
-            match row.get::<String>(7)? {
+            match row.get::<String>(2)? {
                 Some(code) if code == "duplicate" => counts.duplicates += 1,
                 Some(_) => counts.rejected += 1,
                 None => {
                     counts.ingested += 1;
-                    samples.push(sample(&row)?);
+                    samples.push(recorded_sample(msg_id));
                 }
             }
         }
         counts.batches = i32::from(counts.read > 0);
-        Ok((counts, Deltas::of(&samples)))
+        Ok((counts, samples))
     })
     .unwrap_or_else(|e| error!("centralcloud: {e}"))
 }
 
-fn sample(row: &pgrx::spi::SpiHeapTupleData<'_>) -> SpiResult<Sample> {
-    let text = |i: usize| -> SpiResult<String> { Ok(row.get::<String>(i)?.unwrap_or_default()) };
-    Ok(Sample {
-        hour: row.get::<i64>(10)?.unwrap_or_default(),
-        instance_id: text(8)?,
-        provider: text(9)?,
-        model: text(2)?,
-        // The table's CHECK constraints guarantee these parse.
-        complexity: Complexity::parse(&text(3)?).unwrap_or(Complexity::Simple),
-        outcome: Outcome::parse(&text(4)?).unwrap_or(Outcome::Routed),
-        response_time_ms: row.get::<i32>(5)?,
-        score: row.get::<f64>(6)?.unwrap_or_default(),
-        capabilities: row.get::<Vec<String>>(11)?.unwrap_or_default(),
-    })
+/// The sample of a recorded message: the event routing_event_check() kept for it, i.e. the
+/// values routing_event_rows() gave the INSERT.
+fn recorded_sample(msg_id: i64) -> Sample {
+    let judged = JUDGED.with_borrow_mut(|j| j.remove(&msg_id));
+    match judged {
+        Some(judged) => sample_of(judged.event),
+        None => error!("centralcloud: msg_id {msg_id} was recorded but not judged in its batch"),
+    }
 }
+
+/// What aggregation needs of a recorded event (the capabilities only of a success: the pair
+/// supports them).
+fn sample_of(event: RoutingEvent) -> Sample {
+    Sample {
+        hour: event.micros.div_euclid(MICROS_PER_HOUR) * 3600,
+        capabilities: match event.outcome {
+            Outcome::Success => event.capabilities,
+            _ => Vec::new(),
+        },
+        instance_id: event.instance_id,
+        provider: event.provider,
+        model: event.model,
+        complexity: event.complexity,
+        outcome: event.outcome,
+        response_time_ms: event.response_time_ms,
+        score: event.score,
+    }
+}
+
+const MICROS_PER_HOUR: i64 = 3_600_000_000;
 
 /// One message as `pgmq.read` returned it on the careful path.
 struct ReadMessage {
@@ -716,10 +865,8 @@ fn ingest_carefully(config: &IngestConfig, statements: &Statements, deltas: &mut
     let messages = read_batch(config);
     let ids: Vec<i64> = messages.iter().map(|m| m.msg_id).collect();
     let all = [ids.into()];
-    if let Ok((counts, read_deltas)) =
-        subxact::run_unless_transient(|| apply(&statements.read, &all))
-    {
-        deltas.merge(read_deltas);
+    if let Ok((counts, samples)) = subxact::run_unless_transient(|| apply(&statements.read, &all)) {
+        deltas.add(&samples);
         return counts;
     }
     let mut counts = Counts {
@@ -729,8 +876,8 @@ fn ingest_carefully(config: &IngestConfig, statements: &Statements, deltas: &mut
     for message in &messages {
         let one = [vec![message.msg_id].into()];
         match subxact::run_unless_transient(|| apply(&statements.read, &one)) {
-            Ok((applied, message_deltas)) => {
-                deltas.merge(message_deltas);
+            Ok((applied, samples)) => {
+                deltas.add(&samples);
                 counts.add(Counts {
                     batches: 0,
                     ..applied
@@ -1051,4 +1198,49 @@ fn upsert_capabilities(
         ],
     )?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{parse_event, Limits};
+
+    fn event(timestamp: &str, outcome: &str) -> RoutingEvent {
+        let body = format!(
+            r#"{{"timestamp": "{timestamp}", "instance_id": "i-1",
+                 "routing_decision": {{"complexity": "simple", "selected_model": "m",
+                   "selected_provider": "p", "complexity_score": 1.5, "outcome": "{outcome}",
+                   "response_time_ms": 120, "capabilities_required": ["vision"]}}}}"#
+        );
+        parse_event(Some(&body), &Limits::default()).expect("a valid event")
+    }
+
+    #[test]
+    fn sample_hour_is_the_start_of_the_utc_hour() {
+        // 2025-10-27T06:59:59.999999Z and 06:00:00Z fall in the hour of 06:00:00Z.
+        let six = 1_761_544_800;
+        assert_eq!(
+            sample_of(event("2025-10-27T06:59:59.999999Z", "routed")).hour,
+            six
+        );
+        assert_eq!(sample_of(event("2025-10-27T06:00:00Z", "routed")).hour, six);
+        assert_eq!(
+            sample_of(event("2025-10-27T08:30:00+02:00", "routed")).hour,
+            six
+        );
+        assert_eq!(sample_of(event("1970-01-01T00:00:00Z", "routed")).hour, 0);
+    }
+
+    #[test]
+    fn sample_keeps_capabilities_of_successes_only() {
+        let success = sample_of(event("2025-10-27T06:00:00Z", "success"));
+        assert_eq!(success.capabilities, vec!["vision".to_string()]);
+        assert_eq!(success.response_time_ms, Some(120));
+        assert_eq!(success.score, 1.5);
+        for outcome in ["routed", "failure"] {
+            assert!(sample_of(event("2025-10-27T06:00:00Z", outcome))
+                .capabilities
+                .is_empty());
+        }
+    }
 }
