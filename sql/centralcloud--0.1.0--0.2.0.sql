@@ -2142,5 +2142,8 @@ GRANT SELECT ON recommend_candidates, recommend_candidates_source TO centralclou
 ALTER FUNCTION ingest_routing_events(integer, integer) SET jit = off;
 ALTER FUNCTION learn_complexity_scores(boolean) SET jit = off;
 ALTER FUNCTION evaluate_model_health() SET jit = off;
+-- What ingest writes, and how it judges events, changed.
 COMMENT ON FUNCTION ingest_routing_events(integer, integer) IS
   'Drains the routing-event queue (centralcloud.queue_name) batch by batch: valid events go to routing_records, model_routing_metrics, routing_rollup_hourly and routing_rollup_hourly_fleet, invalid ones to routing_events_rejected, all in the caller''s transaction (each batch in a subtransaction). batch_size NULL = centralcloud.batch_size; max_batches NULL = until the queue has no visible message. Returns what it did.';
+COMMENT ON FUNCTION routing_event_rejection(text) IS
+  'Validates one routing event (JSON text) against the event schema and limits ingest applies: NULL when valid, otherwise ARRAY[reason_code, reason]. For checking an event by hand (ingest itself judges with routing_event_check(), which also applies a call''s admission of new models).';

@@ -30,7 +30,7 @@ COMMENT ON FUNCTION routing_event_check(bigint, timestamptz, text) IS
 COMMENT ON FUNCTION routing_event_rows(bigint[]) IS
   'Internal to ingest''s batch statement: the events routing_event_check() kept in this batch for these msg_ids, as the typed columns of routing_records (the validator''s values). Not executable by PUBLIC.';
 COMMENT ON FUNCTION routing_event_rejection(text) IS
-  'Validates one routing event (JSON text): NULL when valid, otherwise ARRAY[reason_code, reason]. Ingest calls it for every message; call it to check an event by hand.';
+  'Validates one routing event (JSON text) against the event schema and limits ingest applies: NULL when valid, otherwise ARRAY[reason_code, reason]. For checking an event by hand (ingest itself judges with routing_event_check(), which also applies a call''s admission of new models).';
 COMMENT ON FUNCTION latency_sketch_merge(bytea, bytea) IS 'Merges two latency sketches (NULL = empty).';
 COMMENT ON FUNCTION latency_quantile(bytea, double precision) IS 'q-quantile (0..1) in ms from a latency sketch, within 1% relative error.';
 COMMENT ON FUNCTION latency_sketch_quantiles(bytea, double precision[]) IS 'Several quantiles of one latency sketch, decoded once: latency_quantile(sketch, q) for each q, in order.';

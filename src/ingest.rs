@@ -594,8 +594,8 @@ fn begin_admission() -> AdmissionScope {
     AdmissionScope
 }
 
-/// NULL when the message body is a valid routing event; otherwise `{reason_code, reason}`.
-/// Ingest calls it for every message; operators can call it to check an event by hand.
+/// NULL when the message body is a valid routing event; otherwise `{reason_code, reason}`: for
+/// operators checking an event by hand (ingest judges with `routing_event_check()`).
 #[pg_extern(stable, parallel_safe)]
 fn routing_event_rejection(body: Option<&str>) -> Option<Vec<String>> {
     let limits: Limits = guc::limits();
