@@ -418,6 +418,10 @@ fn apply(client: &mut SpiClient<'_>, decisions: &[Decision]) -> SpiResult<()> {
         .iter()
         .filter(|d| matches!(d.step, Step::Learned { .. }))
         .collect();
+    // Decisions follow the chunk's cells, in key order: the first and last are its model range.
+    let (Some(first), Some(last)) = (learned.first(), learned.last()) else {
+        return Ok(());
+    };
     let column = |f: fn(&Evidence) -> i64| {
         learned
             .iter()
@@ -452,6 +456,8 @@ fn apply(client: &mut SpiClient<'_>, decisions: &[Decision]) -> SpiResult<()> {
                 .map(|d| d.changed().then(|| d.reason()))
                 .collect::<Vec<_>>()
                 .into(),
+            first.cell.model.as_str().into(),
+            last.cell.model.as_str().into(),
         ],
     )?;
     let changes: Vec<Change<'_>> = learned
