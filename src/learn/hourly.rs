@@ -171,6 +171,7 @@ pub fn read_window(
         let latency = row
             .get::<Vec<u8>>(9)?
             .and_then(|bytes| LatencySketch::from_bytes(&bytes).ok());
+        // The statement's places are 1..=cells.len(): nothing is skipped.
         let slices = usize::try_from(count(1)? - 1)
             .ok()
             .and_then(|cell| by_cell.get_mut(cell));
