@@ -162,30 +162,37 @@ pub fn read_window(
             model_range.1.into(),
         ],
     )?;
-    let mut by_cell: HashMap<(String, String), Vec<Slice>> = HashMap::new();
+    let mut by_cell: Vec<Vec<Slice>> = cells.iter().map(|_| Vec::new()).collect();
     // Columns by position (the statement's order): by name costs a lookup per column and row.
     for row in rows {
         let text =
             |n: usize| -> SpiResult<String> { Ok(row.get::<String>(n)?.unwrap_or_default()) };
         let count = |n: usize| -> SpiResult<i64> { Ok(row.get::<i64>(n)?.unwrap_or_default()) };
         let latency = row
-            .get::<Vec<u8>>(10)?
+            .get::<Vec<u8>>(9)?
             .and_then(|bytes| LatencySketch::from_bytes(&bytes).ok());
-        by_cell
-            .entry((text(1)?, text(2)?))
-            .or_default()
-            .push(Slice {
-                instance: text(3)?,
-                provider: text(4)?,
-                hour: count(5)?,
-                successes: count(6)?,
-                failures: count(7)?,
-                latency_count: count(8)?,
-                latency_sum_ms: count(9)?,
-                latency,
-            });
+        // The statement's places are 1..=cells.len(): nothing is skipped.
+        let slices = usize::try_from(count(1)? - 1)
+            .ok()
+            .and_then(|cell| by_cell.get_mut(cell));
+        let Some(slices) = slices else { continue };
+        slices.push(Slice {
+            instance: text(2)?,
+            provider: text(3)?,
+            hour: count(4)?,
+            successes: count(5)?,
+            failures: count(6)?,
+            latency_count: count(7)?,
+            latency_sum_ms: count(8)?,
+            latency,
+        });
     }
-    Ok(by_cell)
+    Ok(cells
+        .iter()
+        .zip(by_cell)
+        .filter(|(_, slices)| !slices.is_empty())
+        .map(|(c, slices)| ((c.model.clone(), c.complexity.clone()), slices))
+        .collect())
 }
 
 /// Records each detected change point and moves the cell's regime start to it (one statement

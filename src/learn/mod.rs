@@ -411,13 +411,17 @@ fn read_cells(client: &SpiClient<'_>, after: &(String, String)) -> SpiResult<Vec
         .collect()
 }
 
-/// Moves each learned cell's watermark past the evidence it consumed (one statement), then
-/// stores, records and publishes the changes.
+/// Moves each learned cell's watermark past the evidence it consumed and stores its new score
+/// if it changed (one statement), then publishes and records the changes.
 fn apply(client: &mut SpiClient<'_>, decisions: &[Decision]) -> SpiResult<()> {
     let learned: Vec<&Decision> = decisions
         .iter()
         .filter(|d| matches!(d.step, Step::Learned { .. }))
         .collect();
+    // Decisions follow the chunk's cells, in key order: the first and last are its model range.
+    let (Some(first), Some(last)) = (learned.first(), learned.last()) else {
+        return Ok(());
+    };
     let column = |f: fn(&Evidence) -> i64| {
         learned
             .iter()
@@ -425,15 +429,7 @@ fn apply(client: &mut SpiClient<'_>, decisions: &[Decision]) -> SpiResult<()> {
             .collect::<Vec<i64>>()
     };
     client.update(
-        "UPDATE centralcloud.model_complexity_scores AS s
-            SET learned_success_count = learned_success_count + u.successes,
-                learned_failure_count = learned_failure_count + u.failures,
-                learned_response_time_count = learned_response_time_count + u.latency_count,
-                learned_response_time_sum = learned_response_time_sum + u.latency_sum,
-                learned_at = now()
-           FROM unnest($1::text[], $2::text[], $3::int8[], $4::int8[], $5::int8[], $6::int8[])
-                AS u(model, complexity, successes, failures, latency_count, latency_sum)
-          WHERE s.model_name = u.model AND s.complexity_level = u.complexity",
+        include_str!("sql/store_learned.sql"),
         None,
         &[
             learned
@@ -450,6 +446,18 @@ fn apply(client: &mut SpiClient<'_>, decisions: &[Decision]) -> SpiResult<()> {
             column(|e| e.failures).into(),
             column(|e| e.latency_count).into(),
             column(|e| e.latency_sum_ms).into(),
+            learned
+                .iter()
+                .map(|d| d.changed().then(|| d.new_score()))
+                .collect::<Vec<_>>()
+                .into(),
+            learned
+                .iter()
+                .map(|d| d.changed().then(|| d.reason()))
+                .collect::<Vec<_>>()
+                .into(),
+            first.cell.model.as_str().into(),
+            last.cell.model.as_str().into(),
         ],
     )?;
     let changes: Vec<Change<'_>> = learned
@@ -465,7 +473,7 @@ fn apply(client: &mut SpiClient<'_>, decisions: &[Decision]) -> SpiResult<()> {
             decision: Some(d),
         })
         .collect();
-    record_changes(client, &changes)
+    publish_and_log(client, &changes)
 }
 
 /// A score change, however it came about.
@@ -481,30 +489,45 @@ struct Change<'a> {
     decision: Option<&'a Decision>,
 }
 
-/// Stores the new scores (one statement), publishes the seed's update events in batches, and
-/// appends the history rows (one statement), all in the given order: the history's ids and
-/// each instance's queue follow it. The cells of `changes` are distinct (one chunk of cells, or
-/// one operator change).
+/// Stores the new scores (one statement), then publishes and records them. The cells of
+/// `changes` are distinct.
 fn record_changes(client: &mut SpiClient<'_>, changes: &[Change<'_>]) -> SpiResult<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    client.update(
+        include_str!("sql/store_scores.sql"),
+        None,
+        &[
+            changes.iter().map(|c| c.model).collect::<Vec<_>>().into(),
+            changes
+                .iter()
+                .map(|c| c.complexity)
+                .collect::<Vec<_>>()
+                .into(),
+            changes
+                .iter()
+                .map(|c| c.new_score)
+                .collect::<Vec<_>>()
+                .into(),
+            changes.iter().map(|c| c.source).collect::<Vec<_>>().into(),
+            changes.iter().map(|c| c.reason).collect::<Vec<_>>().into(),
+        ],
+    )?;
+    publish_and_log(client, changes)
+}
+
+/// Publishes the update events of stored changes in batches and appends their history rows
+/// (one statement), all in the given order: the history's ids and each instance's queue
+/// follow it.
+fn publish_and_log(client: &mut SpiClient<'_>, changes: &[Change<'_>]) -> SpiResult<()> {
     if changes.is_empty() {
         return Ok(());
     }
     let models: Vec<&str> = changes.iter().map(|c| c.model).collect();
     let complexities: Vec<&str> = changes.iter().map(|c| c.complexity).collect();
     let new_scores: Vec<f64> = changes.iter().map(|c| c.new_score).collect();
-    let sources: Vec<&str> = changes.iter().map(|c| c.source).collect();
     let reasons: Vec<&str> = changes.iter().map(|c| c.reason).collect();
-    client.update(
-        include_str!("sql/store_scores.sql"),
-        None,
-        &[
-            models.clone().into(),
-            complexities.clone().into(),
-            new_scores.clone().into(),
-            sources.into(),
-            reasons.clone().into(),
-        ],
-    )?;
     let events: Vec<ScoreUpdate<'_>> = changes
         .iter()
         .map(|c| ScoreUpdate::new(c.model, c.complexity, c.old_score, c.new_score, c.reason))
