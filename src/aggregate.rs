@@ -141,18 +141,6 @@ fn combine(a: Option<i32>, b: Option<i32>, pick: fn(i32, i32) -> i32) -> Option<
     }
 }
 
-/// Per-key deltas of several batches, merged: what one transaction upserts.
-pub fn merge_cells<K: Ord>(total: &mut BTreeMap<K, CellDelta>, batch: BTreeMap<K, CellDelta>) {
-    for (key, delta) in batch {
-        match total.get_mut(&key) {
-            Some(existing) => existing.merge(&delta),
-            None => {
-                total.insert(key, delta);
-            }
-        }
-    }
-}
-
 /// Folds a batch into per-cell deltas, in key order.
 pub fn aggregate<'a>(events: impl IntoIterator<Item = &'a Sample>) -> BTreeMap<CellKey, CellDelta> {
     let mut cells = BTreeMap::new();
@@ -268,29 +256,6 @@ pub fn add_capabilities<'a>(
     }
 }
 
-/// Adds the per-key counts of a later batch.
-pub fn merge_outcomes(
-    total: &mut BTreeMap<PairKey, OutcomeDelta>,
-    batch: BTreeMap<PairKey, OutcomeDelta>,
-) {
-    for (key, d) in batch {
-        let t = total.entry(key).or_default();
-        t.routed += d.routed;
-        t.success += d.success;
-        t.failure += d.failure;
-    }
-}
-
-/// Adds the per-key counts of a later batch.
-pub fn merge_capabilities(
-    total: &mut BTreeMap<CapabilityKey, i64>,
-    batch: BTreeMap<CapabilityKey, i64>,
-) {
-    for (key, n) in batch {
-        *total.entry(key).or_default() += n;
-    }
-}
-
 fn fold_into<'a, K: Ord>(
     deltas: &mut BTreeMap<K, CellDelta>,
     events: impl IntoIterator<Item = &'a Sample>,
@@ -346,7 +311,7 @@ mod tests {
             &["vision"],
         )];
         let mut outcomes = aggregate_outcomes(&first);
-        merge_outcomes(&mut outcomes, aggregate_outcomes(&second));
+        add_outcomes(&mut outcomes, &second);
         let pair = |p: &str| PairKey {
             provider: p.into(),
             model: "gpt-4o".into(),
@@ -368,7 +333,7 @@ mod tests {
             }
         );
         let mut caps = aggregate_capabilities(&first);
-        merge_capabilities(&mut caps, aggregate_capabilities(&second));
+        add_capabilities(&mut caps, &second);
         let found: Vec<(&str, i64)> = caps
             .iter()
             .map(|(k, n)| (k.capability.as_str(), *n))
@@ -429,7 +394,7 @@ mod tests {
     }
 
     #[test]
-    fn merging_batches_equals_aggregating_them_at_once() {
+    fn adding_batches_one_by_one_equals_aggregating_them_at_once() {
         use Complexity::*;
         use Outcome::*;
         let first = vec![
@@ -443,7 +408,7 @@ mod tests {
             event("a", Simple, Routed, None),
         ];
         let mut merged = aggregate(&first);
-        merge_cells(&mut merged, aggregate(&second));
+        add_cells(&mut merged, &second);
         let all: Vec<Sample> = first.iter().chain(&second).cloned().collect();
         let at_once = aggregate(&all);
         assert_eq!(merged.len(), at_once.len());
