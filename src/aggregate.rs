@@ -141,13 +141,6 @@ fn combine(a: Option<i32>, b: Option<i32>, pick: fn(i32, i32) -> i32) -> Option<
     }
 }
 
-/// Folds a batch into per-cell deltas, in key order.
-pub fn aggregate<'a>(events: impl IntoIterator<Item = &'a Sample>) -> BTreeMap<CellKey, CellDelta> {
-    let mut cells = BTreeMap::new();
-    add_cells(&mut cells, events);
-    cells
-}
-
 /// Adds events to per-cell deltas.
 pub fn add_cells<'a>(
     cells: &mut BTreeMap<CellKey, CellDelta>,
@@ -157,15 +150,6 @@ pub fn add_cells<'a>(
         model: e.model.clone(),
         complexity: e.complexity.as_str(),
     })
-}
-
-/// Folds a batch into hourly rollup deltas, in key order.
-pub fn aggregate_rollups<'a>(
-    events: impl IntoIterator<Item = &'a Sample>,
-) -> BTreeMap<RollupKey, CellDelta> {
-    let mut rollups = BTreeMap::new();
-    add_rollups(&mut rollups, events);
-    rollups
 }
 
 /// Adds events to hourly rollup deltas.
@@ -202,15 +186,6 @@ pub fn fleet_of(rollups: &BTreeMap<RollupKey, CellDelta>) -> BTreeMap<FleetKey, 
     fleet
 }
 
-/// Folds a batch into per-pair outcome counts, in key order.
-pub fn aggregate_outcomes<'a>(
-    events: impl IntoIterator<Item = &'a Sample>,
-) -> BTreeMap<PairKey, OutcomeDelta> {
-    let mut out = BTreeMap::new();
-    add_outcomes(&mut out, events);
-    out
-}
-
 /// Adds events to per-pair outcome counts.
 pub fn add_outcomes<'a>(
     out: &mut BTreeMap<PairKey, OutcomeDelta>,
@@ -228,15 +203,6 @@ pub fn add_outcomes<'a>(
             Outcome::Failure => d.failure += 1,
         }
     }
-}
-
-/// Folds a batch into the number of successful requests per pair and capability, in key order.
-pub fn aggregate_capabilities<'a>(
-    events: impl IntoIterator<Item = &'a Sample>,
-) -> BTreeMap<CapabilityKey, i64> {
-    let mut out = BTreeMap::new();
-    add_capabilities(&mut out, events);
-    out
 }
 
 /// Adds the successful events to the counts per pair and capability.
@@ -269,6 +235,42 @@ fn fold_into<'a, K: Ord>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // One batch folded at once: what the tests compare ingest's incremental adds with.
+    /// Folds a batch into per-cell deltas, in key order.
+    fn aggregate<'a>(events: impl IntoIterator<Item = &'a Sample>) -> BTreeMap<CellKey, CellDelta> {
+        let mut cells = BTreeMap::new();
+        add_cells(&mut cells, events);
+        cells
+    }
+
+    /// Folds a batch into hourly rollup deltas, in key order.
+    fn aggregate_rollups<'a>(
+        events: impl IntoIterator<Item = &'a Sample>,
+    ) -> BTreeMap<RollupKey, CellDelta> {
+        let mut rollups = BTreeMap::new();
+        add_rollups(&mut rollups, events);
+        rollups
+    }
+
+    /// Folds a batch into per-pair outcome counts, in key order.
+    fn aggregate_outcomes<'a>(
+        events: impl IntoIterator<Item = &'a Sample>,
+    ) -> BTreeMap<PairKey, OutcomeDelta> {
+        let mut out = BTreeMap::new();
+        add_outcomes(&mut out, events);
+        out
+    }
+
+    /// Folds a batch into the number of successful requests per pair and capability, in key order.
+    fn aggregate_capabilities<'a>(
+        events: impl IntoIterator<Item = &'a Sample>,
+    ) -> BTreeMap<CapabilityKey, i64> {
+        let mut out = BTreeMap::new();
+        add_capabilities(&mut out, events);
+        out
+    }
+
     fn event(model: &str, complexity: Complexity, outcome: Outcome, ms: Option<i32>) -> Sample {
         Sample {
             hour: 0,
