@@ -26,6 +26,8 @@
 --   dead letters counted per reason (dead_letter_counts) for Prometheus.
 -- - Ingest's batch statement judges each message once and inserts the validator's values as
 --   typed columns (routing_event_check(), routing_event_rows(): internal, not PUBLIC).
+-- - The rollup summed over instances (routing_rollup_hourly_fleet), which fleet-wide time series
+--   read; ingest, learning and health evaluation run without JIT.
 \echo Use "ALTER EXTENSION centralcloud UPDATE TO '0.2.0'" to load this file. \quit
 
 -- ---------------------------------------------------------------------------------------
