@@ -37,13 +37,13 @@ pub struct CellConsensus {
 pub type Views = HashMap<(String, String), CellConsensus>;
 
 impl CellConsensus {
-    /// The window's rows that count: none of a source left out in this run.
-    pub fn kept_rows(&self) -> Vec<Slice> {
+    /// The window's rows that count: none of a source left out in this run. Borrowed: a
+    /// copy would clone each row's strings and sketch only to read them.
+    pub fn kept_rows(&self) -> Vec<&Slice> {
         let left_out: Vec<_> = self.left_out().collect();
         self.window
             .iter()
             .filter(|s| !is_left_out(s, &left_out))
-            .cloned()
             .collect()
     }
 
@@ -153,16 +153,11 @@ pub fn judge(
     cells: &[Cell],
     now_hour: i64,
 ) -> SpiResult<Views> {
-    let mut windows = hourly::read_window(client, cells, now_hour, policy.window_hours)?;
+    let windows = hourly::read_window(client, cells, now_hour, policy.window_hours)?;
     let mut open = read_open(client, cells)?;
     let mut views = Views::new();
-    for c in cells {
+    for (c, hourly::WindowRows { window, idle }) in cells.iter().zip(windows) {
         let key = (c.model.clone(), c.complexity.clone());
-        let (window, idle): (Vec<Slice>, Vec<Slice>) = windows
-            .remove(&key)
-            .unwrap_or_default()
-            .into_iter()
-            .partition(|s| s.successes + s.failures > 0);
         let open = open.remove(&key).unwrap_or_default();
         let sources: Vec<Source> = open.iter().map(|e| e.source.clone()).collect();
         let verdict = policy.judge(&window, &sources);

@@ -205,6 +205,18 @@ impl BayesPolicy {
         now_hour: i64,
         regime_start: Option<i64>,
     ) -> Assessment {
+        self.assess_owned(prior_score, hours.to_vec(), now_hour, regime_start)
+    }
+
+    /// `assess` of evidence the caller is done with: its sketches move into the regime's hours
+    /// instead of being copied.
+    pub fn assess_owned(
+        &self,
+        prior_score: f64,
+        hours: Vec<HourEvidence>,
+        now_hour: i64,
+        regime_start: Option<i64>,
+    ) -> Assessment {
         let p = self.sane();
         let prior = clamp_score(within(prior_score, MIN_SCORE, MAX_SCORE));
         let hours = regime_hours(hours, now_hour, regime_start);
@@ -467,12 +479,13 @@ impl BayesPolicy {
 }
 
 /// The hours in `[regime_start, now_hour]`, ascending, one per hour.
-fn regime_hours(hours: &[HourEvidence], now_hour: i64, regime_start: Option<i64>) -> Vec<Hour> {
+fn regime_hours(hours: Vec<HourEvidence>, now_hour: i64, regime_start: Option<i64>) -> Vec<Hour> {
     let start = regime_start.unwrap_or(i64::MIN);
-    let mut sorted: Vec<&HourEvidence> = hours
-        .iter()
+    let mut sorted: Vec<HourEvidence> = hours
+        .into_iter()
         .filter(|h| h.hour >= start && h.hour <= now_hour)
         .collect();
+    // Stable: an hour's rows merge in the order they came, as before the move.
     sorted.sort_by_key(|h| h.hour);
     let mut out: Vec<Hour> = Vec::with_capacity(sorted.len());
     for e in sorted {
@@ -488,7 +501,7 @@ fn regime_hours(hours: &[HourEvidence], now_hour: i64, regime_start: Option<i64>
             _ => out.push(Hour {
                 hour: e.hour,
                 counts,
-                latency: e.latency.clone(),
+                latency: e.latency,
             }),
         }
     }

@@ -36,6 +36,7 @@
 use super::bayes::{binomial_llr, merge_into, BayesPolicy};
 use super::policy::{Evidence, SeedPolicy, Step};
 use crate::sketch::LatencySketch;
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashSet};
 
 /// Failure rates an outlier's and the fleet's must differ by (absolute): with enough outcomes
@@ -109,6 +110,35 @@ impl Tally {
             t.first_hour = Some(t.first_hour.map_or(s.hour, |h| h.min(s.hour)));
         }
         t
+    }
+
+    /// Counts only, without merging sketches: what the outlier test reads of instances it
+    /// cannot test.
+    fn counts_of<'a>(slices: impl IntoIterator<Item = &'a Slice>) -> Tally {
+        let mut t = Tally::default();
+        for s in slices {
+            t.s = t.s.saturating_add(s.successes.max(0));
+            t.f = t.f.saturating_add(s.failures.max(0));
+            t.latency_count = t.latency_count.saturating_add(s.latency_count.max(0));
+            t.latency_sum_ms = t.latency_sum_ms.saturating_add(s.latency_sum_ms.max(0));
+            t.first_hour = Some(t.first_hour.map_or(s.hour, |h| h.min(s.hour)));
+        }
+        t
+    }
+
+    /// Adds another tally: the same counts as tallying both's rows at once (the sums are of
+    /// non-negative counts), and the same quantiles (a merge adds bin counts per key, in any
+    /// order).
+    fn add(&mut self, other: &Tally) {
+        self.s = self.s.saturating_add(other.s);
+        self.f = self.f.saturating_add(other.f);
+        self.latency_count = self.latency_count.saturating_add(other.latency_count);
+        self.latency_sum_ms = self.latency_sum_ms.saturating_add(other.latency_sum_ms);
+        merge_into(&mut self.latency, other.latency.as_ref());
+        self.first_hour = match (self.first_hour, other.first_hour) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
     }
 
     fn n(&self) -> i64 {
@@ -211,9 +241,10 @@ impl ConsensusPolicy {
                 .push(s);
         }
         for (provider, instances) in &by_provider {
+            // Counts first: the sketches are merged only for instances the test can run on.
             let tallies: Vec<(&str, Tally)> = instances
                 .iter()
-                .map(|(i, rows)| (*i, Tally::of(rows.iter().copied())))
+                .map(|(i, rows)| (*i, Tally::counts_of(rows.iter().copied())))
                 .collect();
             let open_here: HashSet<&str> = open
                 .iter()
@@ -221,7 +252,7 @@ impl ConsensusPolicy {
                 .map(|(i, _)| i.as_str())
                 .collect();
             let first = verdict.flagged.len();
-            self.judge_provider(provider, tallies, &open_here, &mut verdict);
+            self.judge_provider(provider, (tallies, instances), &open_here, &mut verdict);
             for o in &mut verdict.flagged[first..] {
                 let rows = &instances[o.instance.as_str()];
                 let rest: Vec<&Slice> = instances
@@ -249,7 +280,7 @@ impl ConsensusPolicy {
     fn judge_provider(
         &self,
         provider: &str,
-        tallies: Vec<(&str, Tally)>,
+        (tallies, rows): (Vec<(&str, Tally)>, &BTreeMap<&str, Vec<&Slice>>),
         open: &HashSet<&str>,
         verdict: &mut Verdict,
     ) {
@@ -264,6 +295,11 @@ impl ConsensusPolicy {
                 .map(|(i, _)| (i.to_string(), provider.to_string())),
         );
         let max_flagged = pool.len().saturating_sub(1) / 2;
+        if self.outlier_threshold > 0.0 && max_flagged > 0 {
+            for (i, t) in &mut pool {
+                t.latency = Tally::of(rows[*i].iter().copied()).latency;
+            }
+        }
         let mut flagged = 0;
         while self.outlier_threshold > 0.0 && flagged < max_flagged {
             let best = (0..pool.len())
@@ -467,9 +503,14 @@ impl ConsensusPolicy {
 /// instance's move is the change plus how far its own rate and penalty, over `slices` (the
 /// window's unflagged rows from the assessed regime on), lie from all of theirs together.
 /// The decay within the window is left out (6 hours weigh 0.84 to 1 at a 24 h half-life).
-pub fn bayes_votes(policy: &BayesPolicy, slices: &[Slice], change: f64) -> Vec<Vote> {
+pub fn bayes_votes<S: Borrow<Slice>>(policy: &BayesPolicy, slices: &[S], change: f64) -> Vec<Vote> {
     let policy = policy.sane();
-    let pooled = Tally::of(slices);
+    let instances = by_instance(slices);
+    // The instances' tallies added up: each row's sketch is merged once, not twice.
+    let mut pooled = Tally::default();
+    for t in instances.values() {
+        pooled.add(t);
+    }
     let utility = |t: &Tally| {
         let rate = if t.n() > 0 {
             t.s as f64 / t.n() as f64
@@ -480,7 +521,7 @@ pub fn bayes_votes(policy: &BayesPolicy, slices: &[Slice], change: f64) -> Vec<V
         rate - p95.map_or(0.0, |ms| policy.penalty(ms))
     };
     let fleet = utility(&pooled);
-    by_instance(slices)
+    instances
         .into_iter()
         .filter(|(_, t)| t.n() > 0)
         .map(|(instance, t)| Vote {
@@ -496,17 +537,17 @@ pub fn bayes_votes(policy: &BayesPolicy, slices: &[Slice], change: f64) -> Vec<V
 /// count), lie from all of theirs together. *Why shifted:* the counters have no instance, and
 /// the window is not the evidence since the last step; the shift puts each instance in the
 /// fleet's place on the same evidence, as `bayes_votes` does.
-pub fn seed_votes(
+pub fn seed_votes<S: Borrow<Slice>>(
     policy: &SeedPolicy,
     current: f64,
     evidence: &Evidence,
-    slices: &[Slice],
+    slices: &[S],
 ) -> Vec<Vote> {
     let any_size = SeedPolicy {
         min_samples: 0,
         ..*policy
     };
-    let fleet = Tally::of(slices);
+    let fleet = Tally::counts_of(slices.iter().map(Borrow::borrow));
     by_instance(slices)
         .into_iter()
         .filter(|(_, t)| t.n() > 0)
@@ -544,9 +585,9 @@ fn shifted(evidence: &Evidence, instance: &Tally, fleet: &Tally) -> Evidence {
     }
 }
 
-fn by_instance(slices: &[Slice]) -> BTreeMap<String, Tally> {
+fn by_instance<S: Borrow<Slice>>(slices: &[S]) -> BTreeMap<String, Tally> {
     let mut grouped: BTreeMap<&str, Vec<&Slice>> = BTreeMap::new();
-    for s in slices {
+    for s in slices.iter().map(Borrow::borrow) {
         grouped.entry(&s.instance).or_default().push(s);
     }
     grouped
@@ -561,8 +602,14 @@ fn by_instance(slices: &[Slice]) -> BTreeMap<String, Tally> {
 /// (and of latencies), at their rate and mean. `all` are the window's rows, `kept` those not
 /// left out. Approximate: the window is the last hours, not exactly the evidence since the
 /// last step.
-pub fn seed_evidence_without(delta: &Evidence, all: &[Slice], kept: &[Slice]) -> Evidence {
-    let (all, kept) = (Tally::of(all), Tally::of(kept));
+pub fn seed_evidence_without<S: Borrow<Slice>>(
+    delta: &Evidence,
+    all: &[Slice],
+    kept: &[S],
+) -> Evidence {
+    // Counts only: the seed reads no sketch.
+    let all = Tally::counts_of(all);
+    let kept = Tally::counts_of(kept.iter().map(Borrow::borrow));
     if all.n() == 0 || kept.n() == all.n() {
         return *delta;
     }

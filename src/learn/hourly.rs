@@ -139,16 +139,19 @@ pub struct LeftOut<'a> {
 }
 
 /// The consensus window of each cell, hours `window_first_hour ..= now_hour`: one slice per
-/// (hour, instance, provider), with outcomes or not, keyed by (model, complexity).
+/// (hour, instance, provider), in `cells`' order, split into the rows with outcomes and those
+/// without (each in the statement's order). Sorted into place as they are read: no map of the
+/// cells' keys and no second pass moving the rows.
 pub fn read_window(
     client: &SpiClient<'_>,
     cells: &[Cell],
     now_hour: i64,
     window_hours: i64,
-) -> SpiResult<HashMap<(String, String), Vec<Slice>>> {
+) -> SpiResult<Vec<WindowRows>> {
     let first_hour = window_first_hour(now_hour, window_hours);
+    let mut by_cell: Vec<WindowRows> = cells.iter().map(|_| WindowRows::default()).collect();
     let Some(model_range) = model_range(cells) else {
-        return Ok(HashMap::new());
+        return Ok(by_cell);
     };
     let rows = client.select(
         include_str!("sql/read_window.sql"),
@@ -162,7 +165,6 @@ pub fn read_window(
             model_range.1.into(),
         ],
     )?;
-    let mut by_cell: Vec<Vec<Slice>> = cells.iter().map(|_| Vec::new()).collect();
     // Columns by position (the statement's order): by name costs a lookup per column and row.
     for row in rows {
         let text =
@@ -172,27 +174,35 @@ pub fn read_window(
             .get::<Vec<u8>>(9)?
             .and_then(|bytes| LatencySketch::from_bytes(&bytes).ok());
         // The statement's places are 1..=cells.len(): nothing is skipped.
-        let slices = usize::try_from(count(1)? - 1)
+        let rows = usize::try_from(count(1)? - 1)
             .ok()
             .and_then(|cell| by_cell.get_mut(cell));
-        let Some(slices) = slices else { continue };
+        let Some(rows) = rows else { continue };
+        let (successes, failures) = (count(3)?, count(4)?);
+        let slices = if successes + failures > 0 {
+            &mut rows.window
+        } else {
+            &mut rows.idle
+        };
         slices.push(Slice {
-            instance: text(2)?,
-            provider: text(3)?,
-            hour: count(4)?,
-            successes: count(5)?,
-            failures: count(6)?,
-            latency_count: count(7)?,
-            latency_sum_ms: count(8)?,
+            instance: text(7)?,
+            provider: text(8)?,
+            hour: count(2)?,
+            successes,
+            failures,
+            latency_count: count(5)?,
+            latency_sum_ms: count(6)?,
             latency,
         });
     }
-    Ok(cells
-        .iter()
-        .zip(by_cell)
-        .filter(|(_, slices)| !slices.is_empty())
-        .map(|(c, slices)| ((c.model.clone(), c.complexity.clone()), slices))
-        .collect())
+    Ok(by_cell)
+}
+
+/// A cell's rows in the consensus window: with outcomes (what consensus tests) and without.
+#[derive(Default)]
+pub struct WindowRows {
+    pub window: Vec<Slice>,
+    pub idle: Vec<Slice>,
 }
 
 /// Records each detected change point and moves the cell's regime start to it (one statement

@@ -13,7 +13,7 @@ use crate::spi_util::{error_with_hint, raise, require_read_committed, FirstValue
 use crate::{event::Limits, guc};
 use anomalies::{CellConsensus, Views};
 use bayes::{BayesPolicy, ChangePoint};
-use consensus::{Agreement, ConsensusPolicy, Vote};
+use consensus::{Agreement, ConsensusPolicy, Slice, Vote};
 use pgrx::prelude::*;
 use pgrx::spi::{SpiClient, SpiResult};
 use policy::{clamp_score, Evidence, SeedPolicy, Step};
@@ -95,11 +95,11 @@ impl Decision {
         min_change: f64,
         consensus: &ConsensusPolicy,
         cell: Cell,
-        hours: &[bayes::HourEvidence],
+        hours: Vec<bayes::HourEvidence>,
         now_hour: i64,
         view: Option<&CellConsensus>,
     ) -> Self {
-        let mut a = policy.assess(cell.prior_score, hours, now_hour, cell.regime_start);
+        let mut a = policy.assess_owned(cell.prior_score, hours, now_hour, cell.regime_start);
         let suffix = view.map(CellConsensus::reason_suffix).unwrap_or_default();
         let step = if !a.sufficient {
             Step::Insufficient {
@@ -166,7 +166,7 @@ fn bayes_votes(
     view: &CellConsensus,
 ) -> (f64, Vec<Vote>) {
     let from = a.change.as_ref().map(|c| c.hour).or(cell.regime_start);
-    let rows: Vec<_> = view
+    let rows: Vec<&Slice> = view
         .kept_rows()
         .into_iter()
         .filter(|s| from.is_none_or(|h| s.hour >= h))
@@ -319,7 +319,7 @@ fn learn_chunk(
                         );
                         evidence.extend(v.hours_from(first));
                     }
-                    Decision::bayes(policy, *min_change, consensus, c, &evidence, now_hour, view)
+                    Decision::bayes(policy, *min_change, consensus, c, evidence, now_hour, view)
                 })
                 .collect()
         }

@@ -12,10 +12,12 @@
 -- statement's 8.5 ms per 1,000 cells).
 -- Each row names its cell by its place in $1/$2 (1-based): the names, read as text for each of
 -- a chunk's ~8,000 rows and hashed to find the cell, are in the arrays already.
-SELECT c.n AS cell, h.instance_id::text AS instance,
-       h.provider::text AS provider, (extract(epoch FROM h.hour) / 3600)::int8 AS hour,
+-- The fixed-width columns come first: a column after a variable-width one has no cached offset,
+-- and reading it walks the row from its start (each column of each row is read on its own).
+SELECT c.n AS cell, (extract(epoch FROM h.hour) / 3600)::int8 AS hour,
        h.success_count AS successes, h.failure_count AS failures,
        h.response_time_count AS latency_count, h.response_time_sum AS latency_sum,
+       h.instance_id::text AS instance, h.provider::text AS provider,
        h.latency_sketch AS sketch
   FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS c(model, complexity, n)
   JOIN centralcloud.routing_rollup_hourly h
