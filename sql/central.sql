@@ -25,13 +25,47 @@ BEGIN
     -- Ingest adds its deltas to the metrics under ROW EXCLUSIVE: it waits for this lock, and the
     -- recount (a statement after it, so a newer snapshot) includes every ingest committed before.
     LOCK TABLE model_routing_metrics IN SHARE ROW EXCLUSIVE MODE;
+    LOCK TABLE routing_rollup_hourly_fleet IN SHARE ROW EXCLUSIVE MODE;
+    -- The fleet rollup likewise (its lock second: ingest writes it after the metrics), recounted
+    -- first: the metrics are then merged from its rows, a twentieth of the rollup's with twenty
+    -- instances, instead of reading the rollup twice.
+    WITH recount AS (
+        SELECT r.model, r.complexity, r.hour, r.provider,
+               sum(r.usage_count)::bigint AS routed, sum(r.success_count)::bigint AS success,
+               sum(r.failure_count)::bigint AS failure, sum(r.response_time_count)::bigint AS lat_count,
+               sum(r.response_time_sum)::bigint AS lat_sum, min(r.response_time_min) AS lat_min,
+               max(r.response_time_max) AS lat_max, latency_sketch_union(r.latency_sketch) AS sketch
+          FROM routing_rollup_hourly r
+         GROUP BY r.model, r.complexity, r.hour, r.provider),
+    refreshed AS (
+        INSERT INTO routing_rollup_hourly_fleet AS f
+               (model, complexity, hour, provider, usage_count, success_count, failure_count,
+                response_time_count, response_time_sum, response_time_min, response_time_max,
+                latency_sketch, updated_at)
+        SELECT c.model, c.complexity, c.hour, c.provider, c.routed, c.success, c.failure, c.lat_count,
+               c.lat_sum, c.lat_min, c.lat_max, c.sketch, now()
+          FROM recount c
+         ORDER BY c.model, c.complexity, c.hour, c.provider
+        ON CONFLICT (model, complexity, hour, provider) DO UPDATE SET
+               usage_count = EXCLUDED.usage_count, success_count = EXCLUDED.success_count,
+               failure_count = EXCLUDED.failure_count, response_time_count = EXCLUDED.response_time_count,
+               response_time_sum = EXCLUDED.response_time_sum, response_time_min = EXCLUDED.response_time_min,
+               response_time_max = EXCLUDED.response_time_max, latency_sketch = EXCLUDED.latency_sketch,
+               updated_at = now()
+         WHERE (f.usage_count, f.success_count, f.failure_count, f.response_time_count, f.response_time_sum)
+               IS DISTINCT FROM (EXCLUDED.usage_count, EXCLUDED.success_count, EXCLUDED.failure_count,
+                                 EXCLUDED.response_time_count, EXCLUDED.response_time_sum))
+    -- Rows whose rollup rows were deleted (replicated deletes) go too.
+    DELETE FROM routing_rollup_hourly_fleet f
+     WHERE NOT EXISTS (SELECT 1 FROM recount c
+                        WHERE (c.model, c.complexity, c.hour, c.provider) = (f.model, f.complexity, f.hour, f.provider));
     WITH recount AS (
         SELECT r.model, r.complexity,
                sum(r.usage_count)::bigint AS routed, sum(r.success_count)::bigint AS success,
                sum(r.failure_count)::bigint AS failure, sum(r.response_time_count)::bigint AS lat_count,
                sum(r.response_time_sum)::bigint AS lat_sum, min(r.response_time_min) AS lat_min,
                max(r.response_time_max) AS lat_max, latency_sketch_union(r.latency_sketch) AS sketch
-          FROM routing_rollup_hourly r
+          FROM routing_rollup_hourly_fleet r
          GROUP BY r.model, r.complexity),
     refreshed AS (
         INSERT INTO model_routing_metrics AS m
@@ -63,39 +97,6 @@ BEGIN
         ON CONFLICT (model_name, complexity_level) DO NOTHING
         RETURNING 1)
     SELECT (SELECT count(*) FROM entered), (SELECT count(*) FROM refreshed) INTO added, changed;
-    -- The fleet rollup likewise, under the same kind of lock, taken second as ingest writes it
-    -- after the metrics.
-    LOCK TABLE routing_rollup_hourly_fleet IN SHARE ROW EXCLUSIVE MODE;
-    WITH recount AS (
-        SELECT r.model, r.complexity, r.hour, r.provider,
-               sum(r.usage_count)::bigint AS routed, sum(r.success_count)::bigint AS success,
-               sum(r.failure_count)::bigint AS failure, sum(r.response_time_count)::bigint AS lat_count,
-               sum(r.response_time_sum)::bigint AS lat_sum, min(r.response_time_min) AS lat_min,
-               max(r.response_time_max) AS lat_max, latency_sketch_union(r.latency_sketch) AS sketch
-          FROM routing_rollup_hourly r
-         GROUP BY r.model, r.complexity, r.hour, r.provider),
-    refreshed AS (
-        INSERT INTO routing_rollup_hourly_fleet AS f
-               (model, complexity, hour, provider, usage_count, success_count, failure_count,
-                response_time_count, response_time_sum, response_time_min, response_time_max,
-                latency_sketch, updated_at)
-        SELECT c.model, c.complexity, c.hour, c.provider, c.routed, c.success, c.failure, c.lat_count,
-               c.lat_sum, c.lat_min, c.lat_max, c.sketch, now()
-          FROM recount c
-         ORDER BY c.model, c.complexity, c.hour, c.provider
-        ON CONFLICT (model, complexity, hour, provider) DO UPDATE SET
-               usage_count = EXCLUDED.usage_count, success_count = EXCLUDED.success_count,
-               failure_count = EXCLUDED.failure_count, response_time_count = EXCLUDED.response_time_count,
-               response_time_sum = EXCLUDED.response_time_sum, response_time_min = EXCLUDED.response_time_min,
-               response_time_max = EXCLUDED.response_time_max, latency_sketch = EXCLUDED.latency_sketch,
-               updated_at = now()
-         WHERE (f.usage_count, f.success_count, f.failure_count, f.response_time_count, f.response_time_sum)
-               IS DISTINCT FROM (EXCLUDED.usage_count, EXCLUDED.success_count, EXCLUDED.failure_count,
-                                 EXCLUDED.response_time_count, EXCLUDED.response_time_sum))
-    -- Rows whose rollup rows were deleted (replicated deletes) go too.
-    DELETE FROM routing_rollup_hourly_fleet f
-     WHERE NOT EXISTS (SELECT 1 FROM recount c
-                        WHERE (c.model, c.complexity, c.hour, c.provider) = (f.model, f.complexity, f.hour, f.provider));
     RETURN QUERY SELECT added, changed;
 END
 $refresh$;
