@@ -386,7 +386,7 @@ fn routing_event_verdict(body: Option<&str>) -> Vec<Option<String>> {
     vec![
         None,
         None,
-        Some(event.timestamp),
+        Some(event.timestamp()),
         Some(event.score.to_string()),
         event.response_time_ms.map(|ms| ms.to_string()),
         Some(event.timestamp_without_offset.to_string()),
