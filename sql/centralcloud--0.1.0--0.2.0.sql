@@ -527,7 +527,7 @@ COMMENT ON FUNCTION routing_event_verdict(text) IS
 CREATE FUNCTION routing_event_check(
 	"msg_id" bigint,
 	"enqueued_at" timestamp with time zone,
-	"body" TEXT
+	"body" jsonb
 ) RETURNS TEXT[]
 VOLATILE PARALLEL UNSAFE
 LANGUAGE c
@@ -553,12 +553,12 @@ CREATE FUNCTION routing_event_rows(
 STRICT VOLATILE PARALLEL UNSAFE
 LANGUAGE c
 AS 'MODULE_PATHNAME', 'routing_event_rows_wrapper';
-COMMENT ON FUNCTION routing_event_check(bigint, timestamptz, text) IS
+COMMENT ON FUNCTION routing_event_check(bigint, timestamptz, jsonb) IS
   'Internal to ingest''s batch statement: NULL when the message is a valid routing event, otherwise {reason_code, reason} (as routing_event_verdict()); inside a batch it keeps the valid event in the backend for routing_event_rows(). Not executable by PUBLIC.';
 COMMENT ON FUNCTION routing_event_rows(bigint[]) IS
-  'Internal to ingest''s batch statement: the events routing_event_check() kept in this batch for these msg_ids, as the typed columns of routing_records (the validator''s values). Not executable by PUBLIC.';
+  'Internal to ingest''s batch statement: the events routing_event_check() kept in this batch for these msg_ids, as the typed columns of routing_records (the validator''s values; capabilities_required NULL for none). Not executable by PUBLIC.';
 -- Internal to ingest's batch statement (they keep and hand over this backend's judged events).
-REVOKE ALL ON FUNCTION routing_event_check(bigint, timestamptz, text), routing_event_rows(bigint[]) FROM PUBLIC;
+REVOKE ALL ON FUNCTION routing_event_check(bigint, timestamptz, jsonb), routing_event_rows(bigint[]) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------------------
 -- Learning policy bayes: each cell's prior (the reported or operator score) and regime start,
@@ -2145,6 +2145,8 @@ GRANT SELECT ON recommend_candidates, recommend_candidates_source TO centralclou
 ALTER FUNCTION ingest_routing_events(integer, integer) SET jit = off;
 ALTER FUNCTION learn_complexity_scores(boolean) SET jit = off;
 ALTER FUNCTION evaluate_model_health() SET jit = off;
+-- Ingest's batch statement keeps one generic plan per call (security.sql).
+ALTER FUNCTION ingest_routing_events(integer, integer) SET plan_cache_mode = force_generic_plan;
 -- What ingest writes, and how it judges events, changed.
 COMMENT ON FUNCTION ingest_routing_events(integer, integer) IS
   'Drains the routing-event queue (centralcloud.queue_name) batch by batch: valid events go to routing_records, model_routing_metrics, routing_rollup_hourly and routing_rollup_hourly_fleet, invalid ones to routing_events_rejected, all in the caller''s transaction (each batch in a subtransaction). batch_size NULL = centralcloud.batch_size; max_batches NULL = until the queue has no visible message. Returns what it did.';

@@ -11,7 +11,8 @@
 
 use crate::event::{Choice, Complexity, Outcome};
 use crate::sketch::LatencySketch;
-use std::collections::BTreeMap;
+use rustc_hash::FxHashMap;
+use std::collections::{BTreeMap, HashMap};
 
 /// A metrics cell. Ordered by (model, complexity): upserts run in this order in every session,
 /// so two concurrent ingests lock rows in the same order and cannot deadlock.
@@ -44,20 +45,20 @@ pub struct FleetKey {
     pub provider: String,
 }
 
-/// What aggregation needs of one recorded event.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Sample {
+/// What aggregation needs of one recorded event, borrowed from it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Sample<'a> {
     /// Start of the hour of the event's timestamp (UTC), in seconds since the Unix epoch.
     pub hour: i64,
-    pub instance_id: String,
-    pub provider: String,
-    pub model: String,
+    pub instance_id: &'a str,
+    pub provider: &'a str,
+    pub model: &'a str,
     pub complexity: Complexity,
     pub outcome: Outcome,
     pub response_time_ms: Option<i32>,
     pub score: f64,
-    /// `capabilities_required` of a successful outcome (empty otherwise): the pair supports them.
-    pub capabilities: Vec<String>,
+    /// `capabilities_required`; counted only for a success (the pair supports them).
+    pub capabilities: &'a [String],
 }
 
 /// A (provider, model) pair: what health judges and what the capability catalog describes.
@@ -73,6 +74,16 @@ pub struct OutcomeDelta {
     pub routed: i64,
     pub success: i64,
     pub failure: i64,
+}
+
+impl OutcomeDelta {
+    fn add(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Routed => self.routed += 1,
+            Outcome::Success => self.success += 1,
+            Outcome::Failure => self.failure += 1,
+        }
+    }
 }
 
 /// A capability of a pair, learned from a successful request that required it.
@@ -99,7 +110,7 @@ pub struct CellDelta {
 }
 
 impl CellDelta {
-    fn add(&mut self, e: &Sample) {
+    fn add(&mut self, e: &Sample<'_>) {
         match e.outcome {
             Outcome::Routed => self.routed += 1,
             Outcome::Success => self.success += 1,
@@ -141,29 +152,155 @@ fn combine(a: Option<i32>, b: Option<i32>, pick: fn(i32, i32) -> i32) -> Option<
     }
 }
 
-/// Adds events to per-cell deltas.
-pub fn add_cells<'a>(
-    cells: &mut BTreeMap<CellKey, CellDelta>,
-    events: impl IntoIterator<Item = &'a Sample>,
-) {
-    fold_into(cells, events, |e| CellKey {
-        model: e.model.clone(),
-        complexity: e.complexity.as_str(),
-    })
+/// A name of one call (instance, model, provider or capability), by its index in [`Names`].
+type NameId = u32;
+
+/// The names one call has seen, each stored once, so the call's keys are small integers:
+/// cheap to hash and compare, and no string is copied per event. Looked up by text with the
+/// standard library's keyed hash (publishers choose these strings).
+#[derive(Default)]
+struct Names {
+    ids: HashMap<Box<str>, NameId>,
+    names: Vec<Box<str>>,
 }
 
-/// Adds events to hourly rollup deltas.
-pub fn add_rollups<'a>(
-    rollups: &mut BTreeMap<RollupKey, CellDelta>,
-    events: impl IntoIterator<Item = &'a Sample>,
-) {
-    fold_into(rollups, events, |e| RollupKey {
-        hour: e.hour,
-        instance_id: e.instance_id.clone(),
-        model: e.model.clone(),
-        complexity: e.complexity.as_str(),
-        provider: e.provider.clone(),
-    })
+impl Names {
+    fn id(&mut self, name: &str) -> NameId {
+        if let Some(&id) = self.ids.get(name) {
+            return id;
+        }
+        let id = NameId::try_from(self.names.len()).expect("fewer than 2^32 names in one call");
+        self.names.push(name.into());
+        self.ids.insert(name.into(), id);
+        id
+    }
+
+    fn name(&self, id: NameId) -> String {
+        self.names[id as usize].to_string()
+    }
+}
+
+/// [`RollupKey`] with its names as [`NameId`]s.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+struct RollupId {
+    hour: i64,
+    instance: NameId,
+    model: NameId,
+    complexity: Complexity,
+    provider: NameId,
+}
+
+/// What one ingest call's events add to each metrics cell, hourly rollup row, pair and
+/// capability, summed as the events come (keys hashed, not ordered: ordering happens once, in
+/// [`CallTotals::into_sorted`]).
+#[derive(Default)]
+pub struct CallTotals {
+    names: Names,
+    cells: FxHashMap<(NameId, Complexity), CellDelta>,
+    rollups: FxHashMap<RollupId, CellDelta>,
+    /// By (provider, model).
+    outcomes: FxHashMap<(NameId, NameId), OutcomeDelta>,
+    /// By (provider, model, capability).
+    capabilities: FxHashMap<(NameId, NameId, NameId), i64>,
+}
+
+impl CallTotals {
+    pub fn add(&mut self, e: &Sample<'_>) {
+        let instance = self.names.id(e.instance_id);
+        let model = self.names.id(e.model);
+        let provider = self.names.id(e.provider);
+        self.cells.entry((model, e.complexity)).or_default().add(e);
+        let rollup = RollupId {
+            hour: e.hour,
+            instance,
+            model,
+            complexity: e.complexity,
+            provider,
+        };
+        self.rollups.entry(rollup).or_default().add(e);
+        self.outcomes
+            .entry((provider, model))
+            .or_default()
+            .add(e.outcome);
+        if e.outcome == Outcome::Success {
+            for capability in e.capabilities {
+                let capability = self.names.id(capability);
+                *self
+                    .capabilities
+                    .entry((provider, model, capability))
+                    .or_default() += 1;
+            }
+        }
+    }
+
+    /// Rows the totals would write: what bounds a call's memory.
+    pub fn pending_rows(&self) -> usize {
+        self.cells.len() + self.rollups.len() + self.outcomes.len() + self.capabilities.len()
+    }
+
+    /// The totals by their tables' keys, in the order upserts take.
+    pub fn into_sorted(self) -> SortedTotals {
+        let names = &self.names;
+        SortedTotals {
+            cells: self
+                .cells
+                .into_iter()
+                .map(|((model, complexity), d)| {
+                    let key = CellKey {
+                        model: names.name(model),
+                        complexity: complexity.as_str(),
+                    };
+                    (key, d)
+                })
+                .collect(),
+            rollups: self
+                .rollups
+                .into_iter()
+                .map(|(id, d)| {
+                    let key = RollupKey {
+                        hour: id.hour,
+                        instance_id: names.name(id.instance),
+                        model: names.name(id.model),
+                        complexity: id.complexity.as_str(),
+                        provider: names.name(id.provider),
+                    };
+                    (key, d)
+                })
+                .collect(),
+            outcomes: self
+                .outcomes
+                .into_iter()
+                .map(|((provider, model), d)| {
+                    let key = PairKey {
+                        provider: names.name(provider),
+                        model: names.name(model),
+                    };
+                    (key, d)
+                })
+                .collect(),
+            capabilities: self
+                .capabilities
+                .into_iter()
+                .map(|((provider, model, capability), n)| {
+                    let key = CapabilityKey {
+                        provider: names.name(provider),
+                        model: names.name(model),
+                        capability: names.name(capability),
+                    };
+                    (key, n)
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A call's totals in the key order upserts take (so concurrent callers cannot deadlock).
+#[derive(Default)]
+pub struct SortedTotals {
+    pub cells: BTreeMap<CellKey, CellDelta>,
+    pub rollups: BTreeMap<RollupKey, CellDelta>,
+    pub outcomes: BTreeMap<PairKey, OutcomeDelta>,
+    pub capabilities: BTreeMap<CapabilityKey, i64>,
 }
 
 /// Sums rollup deltas over instances, in the fleet rollup's key order.
@@ -186,93 +323,42 @@ pub fn fleet_of(rollups: &BTreeMap<RollupKey, CellDelta>) -> BTreeMap<FleetKey, 
     fleet
 }
 
-/// Adds events to per-pair outcome counts.
-pub fn add_outcomes<'a>(
-    out: &mut BTreeMap<PairKey, OutcomeDelta>,
-    events: impl IntoIterator<Item = &'a Sample>,
-) {
-    for e in events {
-        let key = PairKey {
-            provider: e.provider.clone(),
-            model: e.model.clone(),
-        };
-        let d = out.entry(key).or_default();
-        match e.outcome {
-            Outcome::Routed => d.routed += 1,
-            Outcome::Success => d.success += 1,
-            Outcome::Failure => d.failure += 1,
-        }
-    }
-}
-
-/// Adds the successful events to the counts per pair and capability.
-pub fn add_capabilities<'a>(
-    out: &mut BTreeMap<CapabilityKey, i64>,
-    events: impl IntoIterator<Item = &'a Sample>,
-) {
-    for e in events.into_iter().filter(|e| e.outcome == Outcome::Success) {
-        for capability in &e.capabilities {
-            let key = CapabilityKey {
-                provider: e.provider.clone(),
-                model: e.model.clone(),
-                capability: capability.clone(),
-            };
-            *out.entry(key).or_default() += 1;
-        }
-    }
-}
-
-fn fold_into<'a, K: Ord>(
-    deltas: &mut BTreeMap<K, CellDelta>,
-    events: impl IntoIterator<Item = &'a Sample>,
-    key: impl Fn(&Sample) -> K,
-) {
-    for e in events {
-        deltas.entry(key(e)).or_default().add(e);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    // One batch folded at once: what the tests compare ingest's incremental adds with.
-    /// Folds a batch into per-cell deltas, in key order.
-    fn aggregate<'a>(events: impl IntoIterator<Item = &'a Sample>) -> BTreeMap<CellKey, CellDelta> {
-        let mut cells = BTreeMap::new();
-        add_cells(&mut cells, events);
-        cells
+    /// An event the tests own; `sample()` is what ingest hands aggregation.
+    #[derive(Clone)]
+    struct Event {
+        hour: i64,
+        instance_id: String,
+        provider: String,
+        model: String,
+        complexity: Complexity,
+        outcome: Outcome,
+        response_time_ms: Option<i32>,
+        score: f64,
+        capabilities: Vec<String>,
     }
 
-    /// Folds a batch into hourly rollup deltas, in key order.
-    fn aggregate_rollups<'a>(
-        events: impl IntoIterator<Item = &'a Sample>,
-    ) -> BTreeMap<RollupKey, CellDelta> {
-        let mut rollups = BTreeMap::new();
-        add_rollups(&mut rollups, events);
-        rollups
+    impl Event {
+        fn sample(&self) -> Sample<'_> {
+            Sample {
+                hour: self.hour,
+                instance_id: &self.instance_id,
+                provider: &self.provider,
+                model: &self.model,
+                complexity: self.complexity,
+                outcome: self.outcome,
+                response_time_ms: self.response_time_ms,
+                score: self.score,
+                capabilities: &self.capabilities,
+            }
+        }
     }
 
-    /// Folds a batch into per-pair outcome counts, in key order.
-    fn aggregate_outcomes<'a>(
-        events: impl IntoIterator<Item = &'a Sample>,
-    ) -> BTreeMap<PairKey, OutcomeDelta> {
-        let mut out = BTreeMap::new();
-        add_outcomes(&mut out, events);
-        out
-    }
-
-    /// Folds a batch into the number of successful requests per pair and capability, in key order.
-    fn aggregate_capabilities<'a>(
-        events: impl IntoIterator<Item = &'a Sample>,
-    ) -> BTreeMap<CapabilityKey, i64> {
-        let mut out = BTreeMap::new();
-        add_capabilities(&mut out, events);
-        out
-    }
-
-    fn event(model: &str, complexity: Complexity, outcome: Outcome, ms: Option<i32>) -> Sample {
-        Sample {
+    fn event(model: &str, complexity: Complexity, outcome: Outcome, ms: Option<i32>) -> Event {
+        Event {
             hour: 0,
             instance_id: "i".into(),
             provider: "p".into(),
@@ -285,11 +371,141 @@ mod tests {
         }
     }
 
+    /// The oracle: the events folded one by one into ordered maps, the obvious way.
+    fn fold<'a>(events: impl IntoIterator<Item = &'a Event>) -> SortedTotals {
+        let mut t = SortedTotals::default();
+        for e in events {
+            let s = e.sample();
+            let cell = CellKey {
+                model: e.model.clone(),
+                complexity: e.complexity.as_str(),
+            };
+            t.cells.entry(cell).or_default().add(&s);
+            let rollup = RollupKey {
+                hour: e.hour,
+                instance_id: e.instance_id.clone(),
+                model: e.model.clone(),
+                complexity: e.complexity.as_str(),
+                provider: e.provider.clone(),
+            };
+            t.rollups.entry(rollup).or_default().add(&s);
+            let pair = PairKey {
+                provider: e.provider.clone(),
+                model: e.model.clone(),
+            };
+            t.outcomes.entry(pair).or_default().add(e.outcome);
+            if e.outcome == Outcome::Success {
+                for capability in &e.capabilities {
+                    let key = CapabilityKey {
+                        provider: e.provider.clone(),
+                        model: e.model.clone(),
+                        capability: capability.clone(),
+                    };
+                    *t.capabilities.entry(key).or_default() += 1;
+                }
+            }
+        }
+        t
+    }
+
+    /// What ingest does: each batch added to the call's totals, sorted at the end.
+    fn totals(batches: &[&[Event]]) -> SortedTotals {
+        let mut totals = CallTotals::default();
+        for batch in batches {
+            for e in batch.iter() {
+                totals.add(&e.sample());
+            }
+        }
+        totals.into_sorted()
+    }
+
+    fn assert_same_delta(got: &CellDelta, want: &CellDelta, key: &dyn std::fmt::Debug) {
+        let counters = |d: &CellDelta| {
+            (
+                d.routed,
+                d.success,
+                d.failure,
+                d.latency_count,
+                d.latency_sum,
+                d.latency_min,
+                d.latency_max,
+                d.first_score,
+            )
+        };
+        assert_eq!(counters(got), counters(want), "{key:?}");
+        assert_eq!(got.sketch.count(), want.sketch.count(), "{key:?}");
+        for q in [0.0, 0.5, 0.95, 0.99, 1.0] {
+            assert_eq!(
+                got.sketch.quantile(q),
+                want.sketch.quantile(q),
+                "{key:?} {q}"
+            );
+        }
+    }
+
+    fn assert_same_deltas<K: Ord + std::fmt::Debug>(
+        got: &BTreeMap<K, CellDelta>,
+        want: &BTreeMap<K, CellDelta>,
+    ) {
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>()
+        );
+        for (key, w) in want {
+            assert_same_delta(&got[key], w, key);
+        }
+    }
+
+    /// Events over several hours, instances, providers, models and capabilities.
+    fn varied(n: i64) -> Vec<Event> {
+        (0..n)
+            .map(|i| {
+                let mut e = event(
+                    &format!("m{}", i % 5),
+                    Complexity::ALL[(i % 3) as usize],
+                    Outcome::ALL[((i / 3) % 3) as usize],
+                    (i % 4 != 0).then_some((i * 37 % 5000) as i32),
+                );
+                e.hour = 3600 * (i % 7);
+                e.instance_id = format!("inst-{}", i % 11);
+                e.provider = format!("prov-{}", i % 2);
+                e.score = (i % 50) as f64 / 10.0;
+                e.capabilities = match i % 4 {
+                    0 => vec![],
+                    1 => vec!["vision".into()],
+                    2 => vec!["vision".into(), "tools".into()],
+                    _ => vec!["json".into(), "m1".into()],
+                };
+                e
+            })
+            .collect()
+    }
+
+    #[test]
+    fn call_totals_added_batch_by_batch_equal_the_fold_of_all_events() {
+        let events = varied(3000);
+        let batches: Vec<&[Event]> = events.chunks(256).collect();
+        let got = totals(&batches);
+        let want = fold(&events);
+        assert_same_deltas(&got.cells, &want.cells);
+        assert_same_deltas(&got.rollups, &want.rollups);
+        assert_eq!(got.outcomes, want.outcomes);
+        assert_eq!(got.capabilities, want.capabilities);
+        assert!(!got.capabilities.is_empty() && got.rollups.len() > 100);
+        // A name used as a model and as a capability ("m1") is one name, in both roles.
+        assert!(got.capabilities.keys().any(|k| k.capability == "m1"));
+        let mut pending = CallTotals::default();
+        events.iter().for_each(|e| pending.add(&e.sample()));
+        let rows =
+            want.cells.len() + want.rollups.len() + want.outcomes.len() + want.capabilities.len();
+        assert_eq!(pending.pending_rows(), rows);
+    }
+
     #[test]
     fn pairs_count_outcomes_and_capabilities_only_of_successes() {
         use Complexity::*;
         use Outcome::*;
-        let with = |mut e: Sample, provider: &str, caps: &[&str]| {
+        let with = |mut e: Event, provider: &str, caps: &[&str]| {
             e.provider = provider.into();
             e.capabilities = caps.iter().map(|c| c.to_string()).collect();
             e
@@ -312,14 +528,13 @@ mod tests {
             "openai",
             &["vision"],
         )];
-        let mut outcomes = aggregate_outcomes(&first);
-        add_outcomes(&mut outcomes, &second);
+        let t = totals(&[&first, &second]);
         let pair = |p: &str| PairKey {
             provider: p.into(),
             model: "gpt-4o".into(),
         };
         assert_eq!(
-            outcomes[&pair("openai")],
+            t.outcomes[&pair("openai")],
             OutcomeDelta {
                 routed: 0,
                 success: 2,
@@ -327,16 +542,15 @@ mod tests {
             }
         );
         assert_eq!(
-            outcomes[&pair("azure")],
+            t.outcomes[&pair("azure")],
             OutcomeDelta {
                 routed: 1,
                 success: 0,
                 failure: 0
             }
         );
-        let mut caps = aggregate_capabilities(&first);
-        add_capabilities(&mut caps, &second);
-        let found: Vec<(&str, i64)> = caps
+        let found: Vec<(&str, i64)> = t
+            .capabilities
             .iter()
             .map(|(k, n)| (k.capability.as_str(), *n))
             .collect();
@@ -359,7 +573,7 @@ mod tests {
             event("gpt-4o", Simple, Success, Some(100)),
             event("claude", Medium, Routed, Some(50)),
         ];
-        let cells = aggregate(&batch);
+        let cells = totals(&[&batch]).cells;
         let keys: Vec<_> = cells
             .keys()
             .map(|k| (k.model.as_str(), k.complexity))
@@ -396,57 +610,19 @@ mod tests {
     }
 
     #[test]
-    fn adding_batches_one_by_one_equals_aggregating_them_at_once() {
-        use Complexity::*;
-        use Outcome::*;
-        let first = vec![
-            event("a", Simple, Routed, None),
-            event("a", Simple, Success, Some(300)),
-            event("b", Complex, Failure, Some(50)),
-        ];
-        let second = vec![
-            event("a", Simple, Failure, Some(100)),
-            event("c", Medium, Routed, None),
-            event("a", Simple, Routed, None),
-        ];
-        let mut merged = aggregate(&first);
-        add_cells(&mut merged, &second);
-        let all: Vec<Sample> = first.iter().chain(&second).cloned().collect();
-        let at_once = aggregate(&all);
-        assert_eq!(merged.len(), at_once.len());
-        for (key, want) in &at_once {
-            let got = &merged[key];
-            assert_eq!(
-                (
-                    got.routed,
-                    got.success,
-                    got.failure,
-                    got.latency_count,
-                    got.latency_sum
-                ),
-                (
-                    want.routed,
-                    want.success,
-                    want.failure,
-                    want.latency_count,
-                    want.latency_sum
-                ),
-                "{key:?}"
-            );
-            assert_eq!(
-                (got.latency_min, got.latency_max),
-                (want.latency_min, want.latency_max)
-            );
-            assert_eq!(got.sketch.count(), want.sketch.count());
-            assert_eq!(got.sketch.quantile(0.5), want.sketch.quantile(0.5));
-            assert_eq!(got.first_score, want.first_score);
-        }
+    fn the_first_score_of_a_cell_is_its_first_event_s() {
+        let mut a = event("a", Complexity::Simple, Outcome::Routed, None);
+        a.score = 1.5;
+        let mut b = a.clone();
+        b.score = 4.0;
+        let t = totals(&[&[a], &[b]]);
+        assert_eq!(t.cells.values().next().unwrap().first_score, Some(1.5));
     }
 
     #[test]
     fn cell_without_latency_has_no_min_max() {
         let batch = vec![event("m", Complexity::Simple, Outcome::Routed, None)];
-        let c = aggregate(&batch).into_values().next().unwrap();
+        let c = totals(&[&batch]).cells.into_values().next().unwrap();
         assert_eq!(
             (c.latency_count, c.latency_min, c.latency_max),
             (0, None, None)
@@ -468,7 +644,7 @@ mod tests {
                 Some(i as i32),
             ));
         }
-        let cells = aggregate(&batch);
+        let cells = totals(&[&batch]).cells;
         let total: i64 = cells
             .values()
             .map(|c| c.routed + c.success + c.failure)
@@ -494,14 +670,14 @@ mod tests {
             e.provider = format!("prov-{}", i % 2);
             batch.push(e);
         }
-        let rollups = aggregate_rollups(&batch);
+        let t = totals(&[&batch]);
+        let (rollups, cells) = (&t.rollups, &t.cells);
         // Keys come in order; model and provider both follow i % 2; totals equal the cells'.
         let keys: Vec<&RollupKey> = rollups.keys().collect();
         assert!(keys.windows(2).all(|w| w[0] < w[1]));
         assert!(rollups
             .keys()
             .all(|k| k.model.ends_with(&k.provider[5..]) && k.hour % 3600 == 0));
-        let cells = aggregate(&batch);
         let count = |d: &CellDelta| {
             (
                 d.routed,
@@ -529,58 +705,23 @@ mod tests {
 
     #[test]
     fn the_fleet_rollup_equals_folding_the_events_without_the_instance() {
-        let batch: Vec<Sample> = (0..900_i64)
-            .map(|i| {
-                let mut e = event(
-                    &format!("m{}", i % 3),
-                    Complexity::ALL[(i % 2) as usize],
-                    Outcome::ALL[(i % 3) as usize],
-                    (i % 5 != 0).then_some((i * 7 % 1000) as i32),
-                );
-                e.hour = 3600 * (i % 4);
-                e.instance_id = format!("inst-{}", i % 7);
-                e.provider = format!("prov-{}", i % 2);
-                e
-            })
-            .collect();
-        let fleet = fleet_of(&aggregate_rollups(&batch));
-        let mut want = BTreeMap::new();
-        fold_into(&mut want, &batch, |e| FleetKey {
-            model: e.model.clone(),
-            complexity: e.complexity.as_str(),
-            hour: e.hour,
-            provider: e.provider.clone(),
-        });
-        assert_eq!(
-            fleet.keys().collect::<Vec<_>>(),
-            want.keys().collect::<Vec<_>>()
-        );
-        for (key, got) in &fleet {
-            let w = &want[key];
-            assert_eq!(
-                (
-                    got.routed,
-                    got.success,
-                    got.failure,
-                    got.latency_count,
-                    got.latency_sum
-                ),
-                (
-                    w.routed,
-                    w.success,
-                    w.failure,
-                    w.latency_count,
-                    w.latency_sum
-                )
-            );
-            assert_eq!(
-                (got.latency_min, got.latency_max),
-                (w.latency_min, w.latency_max)
-            );
-            assert_eq!(got.sketch.count(), w.sketch.count());
-            for q in [0.0, 0.5, 0.95, 0.99, 1.0] {
-                assert_eq!(got.sketch.quantile(q), w.sketch.quantile(q), "{key:?} {q}");
-            }
+        let batch = varied(900);
+        let mut fleet = fleet_of(&totals(&[&batch]).rollups);
+        let mut want: BTreeMap<FleetKey, CellDelta> = BTreeMap::new();
+        for e in &batch {
+            let key = FleetKey {
+                model: e.model.clone(),
+                complexity: e.complexity.as_str(),
+                hour: e.hour,
+                provider: e.provider.clone(),
+            };
+            want.entry(key).or_default().add(&e.sample());
         }
+        // Merged from the rollup rows in their key order, the first score is not the first
+        // event's; the fleet rollup stores no score.
+        for d in fleet.values_mut().chain(want.values_mut()) {
+            d.first_score = None;
+        }
+        assert_same_deltas(&fleet, &want);
     }
 }

@@ -9,6 +9,7 @@ use chrono::{DateTime, FixedOffset, SecondsFormat, Timelike, Utc};
 use serde_json::{Map, Value};
 use std::fmt;
 
+mod jsonb;
 mod typed;
 
 /// Task complexity as the router classifies it.
@@ -311,6 +312,19 @@ pub fn parse_event(body: Option<&str>, limits: &Limits) -> Result<RoutingEvent, 
     match typed::accept(text, limits) {
         Some(event) => Ok(event),
         None => parse_event_via_value(body, limits),
+    }
+}
+
+/// Validates a message stored as jsonb, from `stored`, the binary form PostgreSQL keeps (see
+/// [`jsonb`]); when that pass gives up, from the message's text, which `text` prints.
+pub fn parse_stored_event(
+    stored: &[u8],
+    text: impl FnOnce() -> String,
+    limits: &Limits,
+) -> Result<RoutingEvent, Rejection> {
+    match jsonb::accept(stored, limits) {
+        Some(event) => Ok(event),
+        None => parse_event(Some(&text()), limits),
     }
 }
 

@@ -8,9 +8,10 @@
 //! this call took), deletes them from the queue, judges each with `routing_event_check()`
 //! (which keeps the valid events in this backend), inserts the valid ones into
 //! `routing_records` as typed columns (`routing_event_rows()`) and dead-letters the others with
-//! their reason. Only the msg_ids come back; Rust aggregates the kept events of the recorded
-//! ones per (model, complexity) and per hourly rollup row, straight into the call's totals, and
-//! each metrics and rollup row is upserted once, in key order (so concurrent callers cannot
+//! their reason. Only counts and the dead letters come back; Rust aggregates the kept events of
+//! the recorded messages per (model, complexity) and per hourly rollup row, straight into the
+//! call's totals (`aggregate::CallTotals`), and each metrics and rollup row is upserted once, in
+//! key order (so concurrent callers cannot
 //! deadlock, and a long drain writes each metrics row once instead of once per batch): at the
 //! end of the call, or earlier when more than `centralcloud.ingest_max_pending_rows` rows are
 //! pending, which bounds the memory of one call. Records, dead letters, queue deletes and
@@ -33,11 +34,12 @@
 
 use crate::admission::Admission;
 use crate::aggregate::{
-    add_capabilities, add_cells, add_outcomes, add_rollups, fleet_of, CapabilityKey, CellDelta,
-    CellKey, FleetKey, OutcomeDelta, PairKey, RollupKey, Sample,
+    fleet_of, CallTotals, CapabilityKey, CellDelta, FleetKey, OutcomeDelta, PairKey, Sample,
+    SortedTotals,
 };
-use crate::event::{parse_event, Choice, Limits, Outcome, RoutingEvent};
+use crate::event::{parse_event, parse_stored_event, Choice, Limits, Rejection, RoutingEvent};
 use crate::spi_util::{error_with_hint, FirstValue};
+use crate::stored_jsonb::StoredJsonb;
 use crate::{guc, subxact};
 use pgrx::datum::DatumWithOid;
 use pgrx::prelude::*;
@@ -47,16 +49,19 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 /// The batch statement. `%1$I` is the queue table (quoted by `format()`); `%2$s` is one of the
-/// two claim clauses below, which yield the msg_ids to take; `%3$s` is the careful path's
+/// two claim clauses below, which yield the row addresses (ctid) of the messages to take, each
+/// row locked by this transaction, so its address cannot change; `%3$s` is the careful path's
 /// `ON CONFLICT (msg_id, received_at) DO NOTHING`, or nothing on the fast path (speculative
 /// insertion costs a third of the insert).
 ///
-/// The claimed rows are deleted by index (`= ANY`), whatever the plan's estimate of the claim:
-/// a join let a generic plan hash the whole queue. `routing_event_check()` judges each message
-/// and keeps the valid ones in this backend; `routing_event_rows()` hands them to the INSERT as
-/// typed columns (no text PostgreSQL parses again), once the last message is judged (its
-/// argument is the whole of `fresh`). Only msg_ids come back to Rust, which aggregates the
-/// events it kept.
+/// The claimed rows are deleted by address (a TID scan, `= ANY`), whatever the plan's estimate
+/// of the claim: a join let a generic plan hash the whole queue, and an address needs no probe
+/// of the msg_id index. `routing_event_check()` judges each message (reading the jsonb's
+/// stored form) and keeps the valid ones in this backend; `routing_event_rows()` hands them to
+/// the INSERT as typed columns (no text PostgreSQL parses again), once the last message is
+/// judged (its argument is the whole of `fresh`). What comes back to Rust is one row with the number of
+/// recorded messages and the highest msg_id claimed, and a row per dead letter: the recorded
+/// events are the ones it kept minus the duplicates.
 ///
 /// `received_at` is `now()`, the claim: the partition key comes from the server, never from a
 /// publisher. A message already recorded under the same (msg_id, enqueued_at), i.e. delivered
@@ -68,9 +73,9 @@ const BATCH_SQL: &str = r#"
 WITH claim AS (%2$s),
 claimed AS (
     DELETE FROM pgmq.%1$I AS q
-     WHERE q.msg_id = ANY (ARRAY(SELECT msg_id FROM claim))
+     WHERE q.ctid = ANY (ARRAY(SELECT ctid FROM claim))
     RETURNING q.msg_id, q.read_ct, q.enqueued_at, q.message,
-              centralcloud.routing_event_check(q.msg_id, q.enqueued_at, q.message::text) AS rejection
+              centralcloud.routing_event_check(q.msg_id, q.enqueued_at, q.message) AS rejection
 ),
 seen AS MATERIALIZED (
     SELECT r.msg_id, r.enqueued_at FROM centralcloud.routing_records r
@@ -87,7 +92,7 @@ recorded AS (
             response_time_ms, capabilities_required, preference, user_model_request, received_at,
             enqueued_at, timestamp_without_offset)
     SELECT e.msg_id, e."timestamp", e.instance_id, e.complexity, e.model, e.provider, e.score,
-           e.outcome, e.response_time_ms, e.capabilities_required, e.preference,
+           e.outcome, e.response_time_ms, COALESCE(e.capabilities_required, '{}'), e.preference,
            e.user_model_request, now(), e.enqueued_at, e.timestamp_without_offset
       FROM centralcloud.routing_event_rows(ARRAY(SELECT msg_id FROM fresh)) AS e
     %3$s
@@ -112,9 +117,10 @@ rejected AS (
            LATERAL centralcloud.dead_letter_body(d.message) AS b
     RETURNING x.msg_id, x.reason_code
 )
-SELECT msg_id, NULL::text AS reason_code FROM recorded
+SELECT NULL::bigint AS msg_id, NULL::text AS reason_code,
+       (SELECT count(*) FROM recorded) AS recorded, (SELECT max(msg_id) FROM claimed) AS last_msg_id
 UNION ALL
-SELECT msg_id, reason_code FROM rejected
+SELECT msg_id, reason_code, NULL, NULL FROM rejected
 "#;
 
 /// One upsert per cell: $1.. are parallel arrays in key order; counters add up, sketches merge.
@@ -234,43 +240,18 @@ const CAPABILITIES_SQL: &str = "INSERT INTO centralcloud.model_capabilities AS c
 /// (`%2$s`), skipping locked ones. The limit is a constant, not a parameter, so the statement
 /// can keep one generic plan for the whole call (planning it cost 0.6 ms a batch of 1,000):
 /// with `LIMIT $2` the generic plan assumed a tenth of the queue and deleted by scanning it.
-const CLAIM_NEXT: &str = "SELECT msg_id FROM pgmq.%1$I
+const CLAIM_NEXT: &str = "SELECT ctid FROM pgmq.%1$I
                            WHERE msg_id > $1 AND vt <= clock_timestamp()
                            ORDER BY msg_id LIMIT %2$s FOR UPDATE SKIP LOCKED";
 /// Careful path: exactly the messages $1, already read (and locked) with `pgmq.read`.
-const CLAIM_READ: &str = "SELECT unnest($1::int8[]) AS msg_id";
-
-/// What a call's batches add to the metrics cells and to the hourly rollups, in the key order
-/// upserts take.
-#[derive(Default)]
-struct Deltas {
-    cells: BTreeMap<CellKey, CellDelta>,
-    rollups: BTreeMap<RollupKey, CellDelta>,
-    outcomes: BTreeMap<PairKey, OutcomeDelta>,
-    capabilities: BTreeMap<CapabilityKey, i64>,
-}
-
-impl Deltas {
-    /// Adds a batch's recorded events (each sample straight into the call's sketches: no
-    /// per-batch maps to merge).
-    fn add(&mut self, samples: &[Sample]) {
-        add_cells(&mut self.cells, samples);
-        add_rollups(&mut self.rollups, samples);
-        add_outcomes(&mut self.outcomes, samples);
-        add_capabilities(&mut self.capabilities, samples);
-    }
-
-    fn pending_rows(&self) -> usize {
-        self.cells.len() + self.rollups.len() + self.outcomes.len() + self.capabilities.len()
-    }
-}
+const CLAIM_READ: &str = "SELECT ctid FROM pgmq.%1$I WHERE msg_id = ANY ($1::int8[])";
 
 /// Upserts the pending metrics and rollup rows (one statement each, in the caller's
 /// transaction) and starts over empty.
-fn flush(statements: &Statements, deltas: &mut Deltas) {
-    Spi::connect_mut(|client| upsert_deltas(client, statements, deltas))
+fn flush(statements: &Statements, totals: &mut CallTotals) {
+    let sorted = std::mem::take(totals).into_sorted();
+    Spi::connect_mut(|client| upsert_deltas(client, statements, &sorted))
         .unwrap_or_else(|e| error!("centralcloud: updating metrics: {e}"));
-    *deltas = Deltas::default();
 }
 
 /// Settings fixed for one call.
@@ -338,18 +319,18 @@ fn ingest_routing_events(
     let _admission = begin_admission();
 
     let mut total = Counts::default();
-    let mut deltas = Deltas::default();
+    let mut totals = CallTotals::default();
     while max_batches.is_none_or(|max| total.batches < max) {
-        let batch = ingest_batch(&config, &statements, total.last_msg_id, &mut deltas);
+        let batch = ingest_batch(&config, &statements, total.last_msg_id, &mut totals);
         total.add(batch);
         if batch.read < i64::from(config.batch_size) {
             break;
         }
-        if deltas.pending_rows() > config.max_pending_rows {
-            flush(&statements, &mut deltas);
+        if totals.pending_rows() > config.max_pending_rows {
+            flush(&statements, &mut totals);
         }
     }
-    flush(&statements, &mut deltas);
+    flush(&statements, &mut totals);
     crate::health::evaluate_after_ingest();
     let ms = crate::units::ms(started.elapsed().as_secs_f64() * 1000.0);
     TableIterator::once((
@@ -404,9 +385,21 @@ fn routing_event_verdict(body: Option<&str>) -> Vec<Option<String>> {
 /// The validator's judgement of one message, under the running ingest call's admission:
 /// the event, or `[reason_code, reason]`.
 fn judge(body: Option<&str>) -> Result<RoutingEvent, [String; 2]> {
-    let limits: Limits = guc::limits();
-    let event =
-        parse_event(body, &limits).map_err(|why| [why.code().to_string(), why.to_string()])?;
+    admit(parse_event(body, &guc::limits()))
+}
+
+/// [`judge`] of a message as the queue stores it (its jsonb's binary form first).
+fn judge_stored(body: Option<StoredJsonb<'_>>) -> Result<RoutingEvent, [String; 2]> {
+    let limits = guc::limits();
+    admit(match body {
+        Some(body) => parse_stored_event(body.bytes, || body.text(), &limits),
+        None => parse_event(None, &limits),
+    })
+}
+
+/// A validator's verdict under the running ingest call's admission.
+fn admit(verdict: Result<RoutingEvent, Rejection>) -> Result<RoutingEvent, [String; 2]> {
+    let event = verdict.map_err(|why| [why.code().to_string(), why.to_string()])?;
     ADMISSION
         .with_borrow_mut(|a| a.as_mut().map_or(Ok(()), |a| a.admit(&event.model)))
         .map_err(|why| ["too_many_models".to_string(), why])?;
@@ -421,9 +414,9 @@ fn judge(body: Option<&str>) -> Result<RoutingEvent, [String; 2]> {
 fn routing_event_check(
     msg_id: i64,
     enqueued_at: TimestampWithTimeZone,
-    body: Option<&str>,
+    body: Option<StoredJsonb<'_>>,
 ) -> Option<Vec<String>> {
-    match judge(body) {
+    match judge_stored(body) {
         Ok(event) => {
             if JUDGING.get() {
                 JUDGED.with_borrow_mut(|j| j.insert(msg_id, Judged { enqueued_at, event }));
@@ -435,7 +428,8 @@ fn routing_event_check(
 }
 
 /// The events `routing_event_check()` kept in this batch for these msg_ids, as the columns of
-/// `routing_records` (the validator's values, typed). A msg_id it did not keep is an error.
+/// `routing_records` (the validator's values, typed; `capabilities_required` NULL for none). A
+/// msg_id it did not keep is an error.
 #[pg_extern(volatile, parallel_unsafe)]
 fn routing_event_rows(
     msg_ids: Vec<i64>,
@@ -451,7 +445,7 @@ fn routing_event_rows(
         name!(score, f64),
         name!(outcome, &'static str),
         name!(response_time_ms, Option<i32>),
-        name!(capabilities_required, Vec<String>),
+        name!(capabilities_required, Option<Vec<String>>),
         name!(preference, Option<&'static str>),
         name!(user_model_request, Option<String>),
         name!(enqueued_at, TimestampWithTimeZone),
@@ -480,7 +474,7 @@ type RecordRow = (
     f64,
     &'static str,
     Option<i32>,
-    Vec<String>,
+    Option<Vec<String>>,
     Option<&'static str>,
     Option<String>,
     TimestampWithTimeZone,
@@ -499,7 +493,9 @@ fn row_of(msg_id: i64, judged: &Judged) -> RecordRow {
         e.score,
         e.outcome.as_str(),
         e.response_time_ms,
-        e.capabilities.clone(),
+        // NULL for none (most events): the INSERT writes the column's empty array, not one
+        // built per row.
+        (!e.capabilities.is_empty()).then(|| e.capabilities.clone()),
         e.prefer.map(|p| p.as_str()),
         e.user_model_request.clone(),
         judged.enqueued_at,
@@ -779,72 +775,81 @@ fn ingest_batch(
     config: &IngestConfig,
     statements: &Statements,
     after: i64,
-    deltas: &mut Deltas,
+    totals: &mut CallTotals,
 ) -> Counts {
     let args = [after.into()];
     match subxact::run_unless_transient(|| apply(&statements.next, &args)) {
-        Ok((counts, samples)) => {
-            deltas.add(&samples);
+        Ok((counts, events)) => {
+            add_events(totals, &events);
             counts
         }
         Err(failure) => {
             debug1!("centralcloud: batch failed ({failure}); taking the careful path");
-            ingest_carefully(config, statements, deltas)
+            ingest_carefully(config, statements, totals)
         }
+    }
+}
+
+/// Adds a batch's recorded events to the call's totals (once its subtransaction committed).
+fn add_events(totals: &mut CallTotals, events: &[RoutingEvent]) {
+    for event in events {
+        totals.add(&sample_of(event));
     }
 }
 
 /// Runs a batch statement; returns what it did and the events it recorded.
-fn apply(batch: &OwnedPreparedStatement, args: &[DatumWithOid<'_>]) -> (Counts, Vec<Sample>) {
+fn apply(batch: &OwnedPreparedStatement, args: &[DatumWithOid<'_>]) -> (Counts, Vec<RoutingEvent>) {
     let _judged = JudgedScope::begin();
-    Spi::connect_mut(|client| -> SpiResult<(Counts, Vec<Sample>)> {
+    Spi::connect_mut(|client| -> SpiResult<(Counts, Vec<RoutingEvent>)> {
         let mut counts = Counts::default();
-        let mut samples = Vec::new();
         for row in client.update(batch, None, args)? {
-            let msg_id = row.get::<i64>(1)?.unwrap_or_default();
-            counts.read += 1;
-            counts.last_msg_id = counts.last_msg_id.max(msg_id);
-            match row.get::<String>(2)? {
-                Some(code) if code == "duplicate" => counts.duplicates += 1,
-                Some(_) => counts.rejected += 1,
+            match row.get_by_name::<String, _>("reason_code")? {
                 None => {
-                    counts.ingested += 1;
-                    samples.push(recorded_sample(msg_id));
+                    counts.ingested = row.get_by_name("recorded")?.unwrap_or_default();
+                    counts.last_msg_id = row.get_by_name("last_msg_id")?.unwrap_or_default();
                 }
+                Some(code) if code == "duplicate" => {
+                    counts.duplicates += 1;
+                    let msg_id = row.get_by_name::<i64, _>("msg_id")?.unwrap_or_default();
+                    JUDGED.with_borrow_mut(|j| j.remove(&msg_id));
+                }
+                Some(_) => counts.rejected += 1,
             }
         }
+        counts.read = counts.ingested + counts.duplicates + counts.rejected;
         counts.batches = i32::from(counts.read > 0);
-        Ok((counts, samples))
+        Ok((counts, recorded_events(counts.ingested)))
     })
     .unwrap_or_else(|e| error!("centralcloud: {e}"))
 }
 
-/// The sample of a recorded message: the event routing_event_check() kept for it, i.e. the
-/// values routing_event_rows() gave the INSERT.
-fn recorded_sample(msg_id: i64) -> Sample {
-    let judged = JUDGED.with_borrow_mut(|j| j.remove(&msg_id));
-    match judged {
-        Some(judged) => sample_of(judged.event),
-        None => error!("centralcloud: msg_id {msg_id} was recorded but not judged in its batch"),
+/// The recorded events of the batch, in msg_id order (a new cell's first score is its first
+/// event's): what routing_event_check() kept, the duplicates taken out, i.e. the values
+/// routing_event_rows() gave the INSERT.
+fn recorded_events(recorded: i64) -> Vec<RoutingEvent> {
+    let mut kept: Vec<(i64, Judged)> = JUDGED.with_borrow_mut(|j| j.drain().collect());
+    if kept.len() as i64 != recorded {
+        error!(
+            "centralcloud: {recorded} messages recorded, but {} judged valid and not duplicates in their batch",
+            kept.len()
+        );
     }
+    kept.sort_unstable_by_key(|(msg_id, _)| *msg_id);
+    kept.into_iter().map(|(_, judged)| judged.event).collect()
 }
 
-/// What aggregation needs of a recorded event (the capabilities only of a success: the pair
-/// supports them).
-fn sample_of(event: RoutingEvent) -> Sample {
+/// What aggregation needs of a recorded event.
+fn sample_of(event: &RoutingEvent) -> Sample<'_> {
     Sample {
         hour: event.micros.div_euclid(MICROS_PER_HOUR) * 3600,
-        capabilities: match event.outcome {
-            Outcome::Success => event.capabilities,
-            _ => Vec::new(),
-        },
-        instance_id: event.instance_id,
-        provider: event.provider,
-        model: event.model,
+        instance_id: &event.instance_id,
+        provider: &event.provider,
+        model: &event.model,
         complexity: event.complexity,
         outcome: event.outcome,
         response_time_ms: event.response_time_ms,
         score: event.score,
+        capabilities: &event.capabilities,
     }
 }
 
@@ -861,12 +866,16 @@ struct ReadMessage {
 
 /// After a failed batch: `pgmq.read` (bumping `read_ct`), then the read messages together with
 /// duplicates tolerated; only if that fails too, each message alone.
-fn ingest_carefully(config: &IngestConfig, statements: &Statements, deltas: &mut Deltas) -> Counts {
+fn ingest_carefully(
+    config: &IngestConfig,
+    statements: &Statements,
+    totals: &mut CallTotals,
+) -> Counts {
     let messages = read_batch(config);
     let ids: Vec<i64> = messages.iter().map(|m| m.msg_id).collect();
     let all = [ids.into()];
-    if let Ok((counts, samples)) = subxact::run_unless_transient(|| apply(&statements.read, &all)) {
-        deltas.add(&samples);
+    if let Ok((counts, events)) = subxact::run_unless_transient(|| apply(&statements.read, &all)) {
+        add_events(totals, &events);
         return counts;
     }
     let mut counts = Counts {
@@ -876,8 +885,8 @@ fn ingest_carefully(config: &IngestConfig, statements: &Statements, deltas: &mut
     for message in &messages {
         let one = [vec![message.msg_id].into()];
         match subxact::run_unless_transient(|| apply(&statements.read, &one)) {
-            Ok((applied, samples)) => {
-                deltas.add(&samples);
+            Ok((applied, events)) => {
+                add_events(totals, &events);
                 counts.add(Counts {
                     batches: 0,
                     ..applied
@@ -1039,7 +1048,7 @@ impl CounterColumns {
 fn upsert_deltas(
     client: &mut SpiClient<'_>,
     statements: &Statements,
-    deltas: &Deltas,
+    deltas: &SortedTotals,
 ) -> SpiResult<()> {
     if deltas.cells.is_empty() {
         return Ok(());
@@ -1130,7 +1139,7 @@ fn upsert_fleet(
 fn upsert_pairs(
     client: &mut SpiClient<'_>,
     statements: &Statements,
-    deltas: &Deltas,
+    deltas: &SortedTotals,
 ) -> SpiResult<()> {
     if guc::HEALTH_WINDOW_S.get() > 0 {
         upsert_outcomes(client, statements, &deltas.outcomes)?;
@@ -1220,27 +1229,30 @@ mod tests {
         // 2025-10-27T06:59:59.999999Z and 06:00:00Z fall in the hour of 06:00:00Z.
         let six = 1_761_544_800;
         assert_eq!(
-            sample_of(event("2025-10-27T06:59:59.999999Z", "routed")).hour,
+            sample_of(&event("2025-10-27T06:59:59.999999Z", "routed")).hour,
             six
         );
-        assert_eq!(sample_of(event("2025-10-27T06:00:00Z", "routed")).hour, six);
         assert_eq!(
-            sample_of(event("2025-10-27T08:30:00+02:00", "routed")).hour,
+            sample_of(&event("2025-10-27T06:00:00Z", "routed")).hour,
             six
         );
-        assert_eq!(sample_of(event("1970-01-01T00:00:00Z", "routed")).hour, 0);
+        assert_eq!(
+            sample_of(&event("2025-10-27T08:30:00+02:00", "routed")).hour,
+            six
+        );
+        assert_eq!(sample_of(&event("1970-01-01T00:00:00Z", "routed")).hour, 0);
     }
 
     #[test]
-    fn sample_keeps_capabilities_of_successes_only() {
-        let success = sample_of(event("2025-10-27T06:00:00Z", "success"));
-        assert_eq!(success.capabilities, vec!["vision".to_string()]);
-        assert_eq!(success.response_time_ms, Some(120));
-        assert_eq!(success.score, 1.5);
-        for outcome in ["routed", "failure"] {
-            assert!(sample_of(event("2025-10-27T06:00:00Z", outcome))
-                .capabilities
-                .is_empty());
-        }
+    fn sample_carries_the_validated_fields() {
+        let success = event("2025-10-27T06:00:00Z", "success");
+        let sample = sample_of(&success);
+        assert_eq!(
+            (sample.instance_id, sample.model, sample.provider),
+            ("i-1", "m", "p")
+        );
+        assert_eq!(sample.capabilities, ["vision".to_string()]);
+        assert_eq!(sample.response_time_ms, Some(120));
+        assert_eq!(sample.score, 1.5);
     }
 }

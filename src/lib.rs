@@ -4,7 +4,8 @@
 //!
 //! Pure logic (no SPI, covered by plain unit tests): `event`, `aggregate`, `sketch`,
 //! `learn::policy`, and the queue naming in `publish`.
-//! SPI layer: `ingest`, `learn`, `publish`, `sketch_sql`, `subxact`. Schema and comments: `sql/`.
+//! SPI layer: `ingest`, `learn`, `publish`, `sketch_sql`, `stored_jsonb`, `subxact`. Schema and
+//! comments: `sql/`.
 
 use pgrx::prelude::*;
 
@@ -25,6 +26,7 @@ mod recommend;
 mod retention;
 mod sketch_sql;
 mod spi_util;
+mod stored_jsonb;
 mod subxact;
 mod units;
 mod version;

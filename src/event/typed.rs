@@ -33,7 +33,7 @@ pub(super) fn accept(text: &str, limits: &Limits) -> Option<RoutingEvent> {
 
 /// A known field's value: a string or a number (null is `None`, as absent: the schema treats
 /// them alike). Any other type stops the pass.
-enum Scalar<'a> {
+pub(super) enum Scalar<'a> {
     Str(Cow<'a, str>),
     Num(Number),
 }
@@ -64,29 +64,29 @@ impl<'a> Scalar<'a> {
 
 /// The root's known fields, last occurrence winning.
 #[derive(Default)]
-struct Root<'a> {
-    timestamp: Option<Scalar<'a>>,
-    instance_id: Option<Scalar<'a>>,
-    decision: Option<Decision<'a>>,
+pub(super) struct Root<'a> {
+    pub(super) timestamp: Option<Scalar<'a>>,
+    pub(super) instance_id: Option<Scalar<'a>>,
+    pub(super) decision: Option<Decision<'a>>,
 }
 
 /// `routing_decision`'s known fields, last occurrence winning.
 #[derive(Default)]
-struct Decision<'a> {
-    complexity: Option<Scalar<'a>>,
-    selected_model: Option<Scalar<'a>>,
-    selected_provider: Option<Scalar<'a>>,
-    complexity_score: Option<Scalar<'a>>,
-    outcome: Option<Scalar<'a>>,
-    response_time_ms: Option<Scalar<'a>>,
-    capabilities_required: Option<Vec<Cow<'a, str>>>,
-    prefer: Option<Scalar<'a>>,
-    user_model_request: Option<Scalar<'a>>,
+pub(super) struct Decision<'a> {
+    pub(super) complexity: Option<Scalar<'a>>,
+    pub(super) selected_model: Option<Scalar<'a>>,
+    pub(super) selected_provider: Option<Scalar<'a>>,
+    pub(super) complexity_score: Option<Scalar<'a>>,
+    pub(super) outcome: Option<Scalar<'a>>,
+    pub(super) response_time_ms: Option<Scalar<'a>>,
+    pub(super) capabilities_required: Option<Vec<Cow<'a, str>>>,
+    pub(super) prefer: Option<Scalar<'a>>,
+    pub(super) user_model_request: Option<Scalar<'a>>,
 }
 
 impl Root<'_> {
     /// `validate_event`'s checks, any failure giving up (the `Value` path then says why).
-    fn validate(self, limits: &Limits) -> Option<RoutingEvent> {
+    pub(super) fn validate(self, limits: &Limits) -> Option<RoutingEvent> {
         let d = self.decision?;
         let s = Strings { limits };
         // A bounded string, moved out of the copy serde_json made when it had escapes.
