@@ -170,18 +170,6 @@ mod tests {
         r#""2025-10-27""#,
     ];
 
-    const FIELDS: &[&str] = &[
-        "complexity",
-        "selected_model",
-        "selected_provider",
-        "complexity_score",
-        "outcome",
-        "response_time_ms",
-        "capabilities_required",
-        "prefer",
-        "user_model_request",
-    ];
-
     /// A small deterministic generator (xorshift), so the corpus is the same on every run.
     struct Draw(u64);
 
@@ -223,7 +211,7 @@ mod tests {
             (r#""user_model_request""#.into(), "null".into()),
         ];
         for _ in 0..[0, 0, 0, 1, 2, 3][draw.below(6)] {
-            let field = draw.below(FIELDS.len());
+            let field = draw.below(decision.len());
             match draw.below(4) {
                 0 => decision[field].1 = "null".into(),
                 _ => decision[field].1 = draw.pick(LITERALS).into(),
