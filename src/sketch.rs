@@ -9,6 +9,7 @@
 //! Encoded sketches come from callers (the SQL functions are PUBLIC), so `from_bytes` checks
 //! every decoded field before the crate uses it: see `wire`.
 
+mod feed;
 mod merged;
 mod wire;
 
@@ -119,10 +120,21 @@ impl LatencySketch {
         out
     }
 
-    /// Decodes what `to_bytes` wrote, refusing anything else before the crate uses it.
+    /// Decodes what `to_bytes` wrote, refusing anything else before the crate uses it. The
+    /// bytes are read once, into the checked mirror, and the crate's sketch is built from it.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, SketchError> {
+        let checked = wire::decode(body_of(bytes)?)?;
+        feed::ddsketch(&checked)
+            .map(|inner| LatencySketch { inner })
+            .map_err(|e| SketchError::Corrupt(e.to_string()))
+    }
+
+    /// `from_bytes` as it was before `feed`: checked, then parsed again by postcard into the
+    /// crate's sketch. What the property tests compare `from_bytes` with.
+    #[cfg(test)]
+    fn from_bytes_parsing_twice(bytes: &[u8]) -> Result<Self, SketchError> {
         let body = body_of(bytes)?;
-        wire::check(body)?;
+        wire::decode_with_postcard(body)?;
         Self::from_checked_body(body)
     }
 

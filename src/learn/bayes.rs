@@ -53,7 +53,7 @@
 //! parameters are brought into range by [`BayesPolicy::sane`] (documented there).
 
 use super::policy::{clamp_score, MAX_SCORE, MIN_SCORE};
-use crate::sketch::LatencySketch;
+use crate::sketch::MergedSketch;
 use crate::stats::{llr, pct, Counts};
 use chrono::{DateTime, Utc};
 
@@ -114,7 +114,7 @@ pub struct HourEvidence {
     pub hour: i64,
     pub successes: i64,
     pub failures: i64,
-    pub latency: Option<LatencySketch>,
+    pub latency: Option<MergedSketch>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,7 +162,7 @@ pub struct Assessment {
 struct Hour {
     hour: i64,
     counts: Counts,
-    latency: Option<LatencySketch>,
+    latency: Option<MergedSketch>,
 }
 
 /// A candidate change point: `index` is its first hour in the regime's hours.
@@ -557,7 +557,7 @@ fn medians_after(hours: &[Hour], splits: &[Split]) -> Vec<Median> {
     out
 }
 
-fn median(sketch: Option<&LatencySketch>) -> Median {
+fn median(sketch: Option<&MergedSketch>) -> Median {
     sketch.map_or(Median::default(), |s| Median {
         count: s.count(),
         p50: s.quantile(0.5),
@@ -565,7 +565,7 @@ fn median(sketch: Option<&LatencySketch>) -> Median {
 }
 
 /// Adds `other` to `acc`; a sketch that cannot be merged (over 2^53 samples) is left out.
-pub(crate) fn merge_into(acc: &mut Option<LatencySketch>, other: Option<&LatencySketch>) {
+pub(crate) fn merge_into(acc: &mut Option<MergedSketch>, other: Option<&MergedSketch>) {
     match (acc.as_mut(), other) {
         (_, None) => {}
         (None, Some(o)) => *acc = Some(o.clone()),
@@ -635,6 +635,7 @@ fn within(x: f64, lo: f64, hi: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sketch::LatencySketch;
     use rand::{Rng, SeedableRng};
 
     /// 2026-11-27T05:00Z, in hours since the Unix epoch.
@@ -649,10 +650,10 @@ mod tests {
         }
     }
 
-    fn sketch(values: impl IntoIterator<Item = i32>) -> LatencySketch {
+    fn sketch(values: impl IntoIterator<Item = i32>) -> MergedSketch {
         let mut s = LatencySketch::default();
         values.into_iter().for_each(|v| s.add(v));
-        s
+        MergedSketch::from_sketch(&s)
     }
 
     /// An hour whose s + f latencies are spread evenly over [lo, hi).
@@ -1086,13 +1087,13 @@ mod tests {
                 latency_weight: f64::INFINITY,
             },
         ];
-        let with = |h: i64, s: i64, f: i64, sk: LatencySketch| HourEvidence {
+        let with = |h: i64, s: i64, f: i64, sk: MergedSketch| HourEvidence {
             latency: Some(sk),
             ..hour(h, s, f)
         };
         let inputs = vec![
             vec![],
-            vec![hour(NOW, 0, 0), with(NOW, 0, 0, LatencySketch::default())],
+            vec![hour(NOW, 0, 0), with(NOW, 0, 0, MergedSketch::default())],
             vec![
                 hour(NOW, -5, -7),
                 hour(NOW - 1, i64::MAX, i64::MAX),

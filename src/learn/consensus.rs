@@ -35,7 +35,7 @@
 
 use super::bayes::{binomial_llr, merge_into, BayesPolicy};
 use super::policy::{Evidence, SeedPolicy, Step};
-use crate::sketch::LatencySketch;
+use crate::sketch::MergedSketch;
 use std::borrow::Borrow;
 use std::collections::{BTreeMap, HashSet};
 
@@ -84,7 +84,7 @@ pub struct Slice {
     pub failures: i64,
     pub latency_count: i64,
     pub latency_sum_ms: i64,
-    pub latency: Option<LatencySketch>,
+    pub latency: Option<MergedSketch>,
 }
 
 /// Evidence added up: over hours, providers or instances.
@@ -94,7 +94,7 @@ struct Tally {
     f: i64,
     latency_count: i64,
     latency_sum_ms: i64,
-    latency: Option<LatencySketch>,
+    latency: Option<MergedSketch>,
     first_hour: Option<i64>,
 }
 
@@ -422,12 +422,12 @@ impl Tally {
 /// comparison of the two shares is fair. None without `min` samples on each side.
 fn latency_statistic(inst: &Tally, rest: &Tally, min: i64) -> Option<LatencyTest> {
     let (a, b) = (inst.latency.as_ref()?, rest.latency.as_ref()?);
-    let enough = |s: &LatencySketch| i64::try_from(s.count()).unwrap_or(i64::MAX) >= min;
+    let enough = |s: &MergedSketch| i64::try_from(s.count()).unwrap_or(i64::MAX) >= min;
     if !enough(a) || !enough(b) {
         return None;
     }
     let (pa, pb) = (a.quantile(0.5)?.max(1.0), b.quantile(0.5)?.max(1.0));
-    let counts = |s: &LatencySketch, share: f64| {
+    let counts = |s: &MergedSketch, share: f64| {
         let n = s.count() as f64;
         let at_most = (share * n).round();
         (at_most as i64, (n - at_most) as i64)
@@ -448,7 +448,7 @@ struct LatencyTest {
 
 /// The share of a sketch's samples at or below `x` (within the sketch's accuracy), by
 /// bisection on its quantiles.
-fn share_at_most(sketch: &LatencySketch, x: f64) -> f64 {
+fn share_at_most(sketch: &MergedSketch, x: f64) -> f64 {
     let (mut lo, mut hi) = (0.0f64, 1.0f64);
     for _ in 0..40 {
         let mid = (lo + hi) / 2.0;
@@ -672,6 +672,7 @@ fn pct(rate: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sketch::LatencySketch;
     use rand::{Rng, SeedableRng};
 
     const NOW: i64 = 498_821;
@@ -852,7 +853,7 @@ mod tests {
             let mut sk = LatencySketch::default();
             (0..180).for_each(|i| sk.add(lo + (hi - lo) * i / 180));
             Slice {
-                latency: Some(sk),
+                latency: Some(MergedSketch::from_sketch(&sk)),
                 latency_count: 180,
                 ..slice(instance, "p", NOW, 176, 4)
             }
@@ -873,7 +874,7 @@ mod tests {
             (0..fast).for_each(|_| sk.add(10));
             (0..64 - fast).for_each(|_| sk.add(500));
             Slice {
-                latency: Some(sk),
+                latency: Some(MergedSketch::from_sketch(&sk)),
                 latency_count: 64,
                 ..slice(instance, "p", NOW, 60, 4)
             }

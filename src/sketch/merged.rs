@@ -55,6 +55,18 @@ impl MergedSketch {
         self.wire.count()
     }
 
+    /// `LatencySketch::quantile` of the same sketch, bit for bit: the q-quantile (q in [0, 1])
+    /// in ms, or None for an empty sketch or q outside [0, 1]; clamped to the exact min and
+    /// max. Learning reads its merged sketches' quantiles here, so the sketches it decodes
+    /// are never built into the crate's as well.
+    pub fn quantile(&self, q: f64) -> Option<f64> {
+        if q < 0.0 || q > 1.0 || self.count() == 0 {
+            return None;
+        }
+        let estimate = self.wire.quantile(q);
+        Some(estimate.clamp(self.wire.min, self.wire.max))
+    }
+
     /// The bytes `LatencySketch::to_bytes` writes for the same sketch (same fields, same order).
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut out = vec![FORMAT_V1];
@@ -89,6 +101,32 @@ impl WireSketch {
         self.store.count + self.negative_store.count + self.zero_count
     }
 
+    /// `DDSketch::quantile` of a sketch with samples, q in [0, 1], step for step (the same
+    /// float operations in the same order, so the same bits).
+    fn quantile(&self, q: f64) -> f64 {
+        if q == 0.0 {
+            return self.min;
+        } else if q == 1.0 {
+            return self.max;
+        }
+        let (negative, zero) = (self.negative_store.count, self.zero_count);
+        let rank = (q * (self.count() as usize as f64 - 1.0)) as u64;
+        if rank < negative {
+            let key = self.negative_store.key_at_rank(negative - rank - 1);
+            -self.value(key)
+        } else if rank < zero + negative {
+            0.0
+        } else {
+            self.value(self.store.key_at_rank(rank - zero - negative))
+        }
+    }
+
+    /// `Config::value`: the representative value of a key.
+    fn value(&self, key: i32) -> f64 {
+        let config = &self.config;
+        ((key as f64) * config.gamma_ln).exp() * (2.0 / (1.0 + config.gamma))
+    }
+
     /// `DDSketch::merge`.
     fn merge(&mut self, other: &WireSketch) {
         let was_empty = self.count() == 0;
@@ -112,6 +150,18 @@ impl WireSketch {
 }
 
 impl WireStore {
+    /// `Store::key_at_rank`: the key of the bin holding the sample of this rank (from 0).
+    fn key_at_rank(&self, rank: u64) -> i32 {
+        let mut n = 0;
+        for (i, bin) in self.bins.kept.iter().enumerate() {
+            n += *bin;
+            if n > rank {
+                return i as i32 + self.offset;
+            }
+        }
+        self.max_key
+    }
+
     /// `Store::merge`. Its first step, folding the other's keys below this store's lowest key
     /// into the lowest bin, never applies: `extend_range` leaves the lowest key at or below the
     /// other's, as checked stores never collapse (the bins always cover the key range).

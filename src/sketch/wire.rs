@@ -7,7 +7,7 @@
 //! restarts the cluster); inconsistent keys or counts make it index out of bounds or overflow.
 //! So `from_bytes` first decodes the same bytes into the mirror below (same fields, same order,
 //! same serde layout as the crate's `DDSketch`, `Config` and `Store`), checks every rule here,
-//! and only then lets postcard build the `DDSketch`.
+//! and only then builds the `DDSketch` from the checked mirror (`feed`).
 //!
 //! What the rules guarantee: both stores keep their keys in [0, key(2^31)] = [0, 1075], the
 //! keys i32 values map to, inside bins of at most `MAX_BINS`. So merging two checked sketches,
@@ -231,13 +231,19 @@ fn invalid(rule: Rule) -> SketchError {
     SketchError::Invalid(rule)
 }
 
-/// Decodes the body (the bytes after the format byte) into the mirror and checks every rule.
-pub(super) fn check(body: &[u8]) -> Result<(), SketchError> {
-    decode(body).map(drop)
+/// The mirror of a body (the bytes after the format byte) that passes every rule. Read by `parse` in one pass; what it leaves
+/// to postcard is read by postcard, so the result, error included, is postcard's.
+pub(super) fn decode(body: &[u8]) -> Result<WireSketch, SketchError> {
+    let sketch = match parse::parse(body) {
+        Some(sketch) => sketch,
+        None => return decode_with_postcard(body),
+    };
+    sketch.validate().map_err(invalid)?;
+    Ok(sketch)
 }
 
-/// The mirror of a body that passes every rule.
-pub(super) fn decode(body: &[u8]) -> Result<WireSketch, SketchError> {
+/// `decode` by postcard's serde path alone (what `decode` was before `parse`).
+pub(super) fn decode_with_postcard(body: &[u8]) -> Result<WireSketch, SketchError> {
     let (sketch, rest) = postcard::take_from_bytes::<WireSketch>(body)
         .map_err(|e| SketchError::Corrupt(e.to_string()))?;
     if !rest.is_empty() {
@@ -390,8 +396,8 @@ impl WireStore {
             return Err(Rule::KeyRange(side));
         }
         let (first, last) = ((lo - offset) as usize, (hi - offset) as usize);
-        let stray = |(i, &bin): (usize, &u64)| bin != 0 && (i < first || i > last);
-        match self.bins.kept.iter().enumerate().any(stray) {
+        let (below, above) = (&self.bins.kept[..first], &self.bins.kept[last + 1..]);
+        match below.iter().chain(above).any(|&bin| bin != 0) {
             true => Err(Rule::StrayBins(side)),
             false => Ok(()),
         }
@@ -414,5 +420,6 @@ impl WireStore {
     }
 }
 
+mod parse;
 #[cfg(test)]
 pub(super) mod tests;

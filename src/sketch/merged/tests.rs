@@ -26,9 +26,41 @@ fn assert_merges_like_the_crate(inputs: &[Vec<u8>]) {
             .unwrap();
         ours.merge_bytes(bytes).unwrap();
         assert_eq!(ours.to_bytes(), crate_merge.to_bytes(), "after input {i}");
+        assert_same_quantiles(&ours, &crate_merge, QUANTILES);
     }
     assert_eq!(ours.count(), crate_merge.count());
     assert_eq!(ours.to_sketch().to_bytes(), crate_merge.to_bytes());
+}
+
+/// Every rank region (negative store, zero bucket, positive store), the ends, and what is not
+/// a quantile (outside [0, 1], NaN).
+const QUANTILES: &[f64] = &[
+    0.0,
+    1e-9,
+    0.01,
+    0.1,
+    0.25,
+    0.3,
+    0.5,
+    0.7,
+    0.9,
+    0.95,
+    0.99,
+    0.999,
+    1.0,
+    -0.0,
+    -0.1,
+    1.1,
+    f64::NAN,
+    f64::INFINITY,
+];
+
+/// `MergedSketch::quantile` against the crate's (`LatencySketch::quantile`), bit for bit.
+fn assert_same_quantiles(ours: &MergedSketch, theirs: &LatencySketch, qs: &[f64]) {
+    for &q in qs {
+        let bits = |v: Option<f64>| v.map(f64::to_bits);
+        assert_eq!(bits(ours.quantile(q)), bits(theirs.quantile(q)), "q={q}");
+    }
 }
 
 #[test]
@@ -143,6 +175,22 @@ proptest! {
         assert_merges_like_the_crate(&inputs);
     }
 
+    /// Any q, on any sketch of any values in any accepted layout: the crate's quantile.
+    #[test]
+    fn quantiles_like_the_crate(
+        values in values(),
+        layout in any::<(Index, Index, Index, Index)>(),
+        qs in vec(prop_oneof![0.0..=1.0f64, any::<f64>()], 1..20),
+    ) {
+        let bytes = match values.is_empty() {
+            true => sketch_of(&values).to_bytes(),
+            false => laid_out(&values, &layout),
+        };
+        let ours = MergedSketch::from_bytes(&bytes).unwrap();
+        assert_same_quantiles(&ours, &LatencySketch::from_bytes(&bytes).unwrap(), &qs);
+        assert_same_quantiles(&ours, &LatencySketch::from_bytes(&bytes).unwrap(), QUANTILES);
+    }
+
     /// Partial merges merged (a parallel aggregate's combine): the crate's merge of the parts.
     #[test]
     fn merges_of_merges_like_the_crate(parts in vec(values(), 2..8), split in any::<Index>()) {
@@ -163,6 +211,7 @@ proptest! {
         let mut ours = our_part(left);
         ours.merge(&our_part(right)).unwrap();
         prop_assert_eq!(ours.to_bytes(), theirs.to_bytes());
+        assert_same_quantiles(&ours, &theirs, QUANTILES);
         let mut converted = MergedSketch::from_sketch(&crate_part(left));
         converted.merge(&MergedSketch::from_sketch(&crate_part(right))).unwrap();
         prop_assert_eq!(converted.to_bytes(), theirs.to_bytes());

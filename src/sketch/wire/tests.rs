@@ -522,7 +522,7 @@ pub(in crate::sketch) fn apply(bytes: &mut Vec<u8>, m: &Mutation) {
 }
 
 /// One field of the mirror set to an arbitrary value: reaches the rules past postcard.
-fn set_field(w: &mut WireSketch, field: u8, v: u64, at: &Index) {
+pub(in crate::sketch) fn set_field(w: &mut WireSketch, field: u8, v: u64, at: &Index) {
     let store = if field % 2 == 0 {
         &mut w.store
     } else {
