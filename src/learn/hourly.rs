@@ -99,11 +99,10 @@ pub fn read(
             row.get::<String>(1)?.unwrap_or_default(),
             row.get::<String>(2)?.unwrap_or_default(),
         );
-        // Stored sketches were checked when they were written and are checked again here,
-        // decoded from the row's own bytes (not copied out first).
+        // Stored sketches were checked when they were written and are checked again here.
         let latency = row
-            .get::<&[u8]>(6)?
-            .and_then(|bytes| MergedSketch::from_bytes(bytes).ok());
+            .get::<Vec<u8>>(6)?
+            .and_then(|bytes| MergedSketch::from_bytes(&bytes).ok());
         by_cell.entry(key).or_default().push(HourEvidence {
             hour: row.get::<i64>(3)?.unwrap_or_default(),
             successes: row.get::<i64>(4)?.unwrap_or_default(),
@@ -172,8 +171,8 @@ pub fn read_window(
             |n: usize| -> SpiResult<String> { Ok(row.get::<String>(n)?.unwrap_or_default()) };
         let count = |n: usize| -> SpiResult<i64> { Ok(row.get::<i64>(n)?.unwrap_or_default()) };
         let latency = row
-            .get::<&[u8]>(9)?
-            .and_then(|bytes| MergedSketch::from_bytes(bytes).ok());
+            .get::<Vec<u8>>(9)?
+            .and_then(|bytes| MergedSketch::from_bytes(&bytes).ok());
         // The statement's places are 1..=cells.len(): nothing is skipped.
         let rows = usize::try_from(count(1)? - 1)
             .ok()
