@@ -102,12 +102,8 @@ impl Tally {
     fn of<'a>(slices: impl IntoIterator<Item = &'a Slice>) -> Tally {
         let mut t = Tally::default();
         for s in slices {
-            t.s = t.s.saturating_add(s.successes.max(0));
-            t.f = t.f.saturating_add(s.failures.max(0));
-            t.latency_count = t.latency_count.saturating_add(s.latency_count.max(0));
-            t.latency_sum_ms = t.latency_sum_ms.saturating_add(s.latency_sum_ms.max(0));
+            t.add_counts(s);
             merge_into(&mut t.latency, s.latency.as_ref());
-            t.first_hour = Some(t.first_hour.map_or(s.hour, |h| h.min(s.hour)));
         }
         t
     }
@@ -116,14 +112,17 @@ impl Tally {
     /// cannot test.
     fn counts_of<'a>(slices: impl IntoIterator<Item = &'a Slice>) -> Tally {
         let mut t = Tally::default();
-        for s in slices {
-            t.s = t.s.saturating_add(s.successes.max(0));
-            t.f = t.f.saturating_add(s.failures.max(0));
-            t.latency_count = t.latency_count.saturating_add(s.latency_count.max(0));
-            t.latency_sum_ms = t.latency_sum_ms.saturating_add(s.latency_sum_ms.max(0));
-            t.first_hour = Some(t.first_hour.map_or(s.hour, |h| h.min(s.hour)));
-        }
+        slices.into_iter().for_each(|s| t.add_counts(s));
         t
+    }
+
+    /// Adds a slice's counts (negative ones as 0) and widens the first hour.
+    fn add_counts(&mut self, s: &Slice) {
+        self.s = self.s.saturating_add(s.successes.max(0));
+        self.f = self.f.saturating_add(s.failures.max(0));
+        self.latency_count = self.latency_count.saturating_add(s.latency_count.max(0));
+        self.latency_sum_ms = self.latency_sum_ms.saturating_add(s.latency_sum_ms.max(0));
+        self.first_hour = Some(self.first_hour.map_or(s.hour, |h| h.min(s.hour)));
     }
 
     /// Adds another tally: the same counts as tallying both's rows at once (the sums are of
